@@ -1,0 +1,104 @@
+# strata — build, test, install.
+#
+#   make                 lib/libstrata.{so,a}, lib/libstrata-api.{so,a}, bin/strata
+#   make demo            run a real program on strata and show that strata served it
+#   make test            every test (release and debug builds), ending "N passed, N failed"
+#   make install         PREFIX=/usr/local DESTDIR=
+#   make debug           build/debug: assertions and -fsanitize=undefined
+
+CC      ?= cc
+CXX     ?= c++
+PREFIX  ?= /usr/local
+DESTDIR ?=
+OPT     ?= -O2
+WERROR  ?=
+
+VERSION := $(shell sed -n 's/^\#define STRATA_VERSION_STRING "\(.*\)"/\1/p' include/strata.h)
+
+WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter $(if $(WERROR),-Werror)
+LIBFLAGS  := -std=gnu11 -g $(OPT) -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+             -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
+             -fno-semantic-interposition -Iinclude -Isrc $(WARN)
+DEBUGFLAGS := -std=gnu11 -g -O1 -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+             -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
+             -DSTRATA_DEBUG -fsanitize=undefined -fno-sanitize-recover=undefined \
+             -Iinclude -Isrc $(WARN)
+
+LIB_SRC  := $(filter-out src/api/api.c,$(wildcard src/*/*.c))
+LIB_HDR  := $(wildcard src/*.h src/*/*.h include/*.h)
+
+REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(LIB_SRC))
+DBG_OBJ  := $(patsubst src/%.c,build/debug/%.o,$(LIB_SRC))
+
+.PHONY: all debug test demo install uninstall clean check-warnings bench
+all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a bin/strata
+
+build/rel/%.o: src/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAGS) -c $< -o $@
+build/rel/api/override.o: src/api/api.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAGS) -DSTRATA_OVERRIDE -c $< -o $@
+build/rel/api/prefixed.o: src/api/api.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBFLAGS) -c $< -o $@
+
+build/debug/%.o: src/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(DEBUGFLAGS) -c $< -o $@
+build/debug/api/override.o: src/api/api.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(DEBUGFLAGS) -DSTRATA_OVERRIDE -c $< -o $@
+
+lib/libstrata.so: $(REL_OBJ) build/rel/api/override.o
+	@mkdir -p lib
+	$(CC) -shared -Wl,-soname,libstrata.so -Wl,-z,now -o $@ $^ -lpthread
+lib/libstrata.a: $(REL_OBJ) build/rel/api/override.o
+	@mkdir -p lib
+	rm -f $@ && ar rcs $@ $^
+lib/libstrata-api.so: $(REL_OBJ) build/rel/api/prefixed.o
+	@mkdir -p lib
+	$(CC) -shared -Wl,-soname,libstrata-api.so -Wl,-z,now -o $@ $^ -lpthread
+lib/libstrata-api.a: $(REL_OBJ) build/rel/api/prefixed.o
+	@mkdir -p lib
+	rm -f $@ && ar rcs $@ $^
+
+debug: build/debug/lib/libstrata.so
+build/debug/lib/libstrata.so: $(DBG_OBJ) build/debug/api/override.o
+	@mkdir -p $(dir $@)
+	$(CC) -shared -fsanitize=undefined -Wl,-soname,libstrata.so -o $@ $^ -lpthread
+
+bin/strata: tools/strata.c include/strata.h
+	@mkdir -p bin
+	$(CC) -std=gnu11 -g $(OPT) $(WARN) -Iinclude \
+	    -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ $<
+
+# ---- install ----
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 755 lib/libstrata.so lib/libstrata-api.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 lib/libstrata.a lib/libstrata-api.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/strata.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 bin/strata $(DESTDIR)$(PREFIX)/bin/
+	for pc in strata strata-api; do \
+	  sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e "s|@LIB@|$$pc|g" \
+	      strata.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; done
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libstrata.so $(DESTDIR)$(PREFIX)/lib/libstrata-api.so \
+	    $(DESTDIR)$(PREFIX)/lib/libstrata.a $(DESTDIR)$(PREFIX)/lib/libstrata-api.a \
+	    $(DESTDIR)$(PREFIX)/include/strata.h $(DESTDIR)$(PREFIX)/bin/strata \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata-api.pc
+
+# ---- demo: a real program on strata ----
+demo: all
+	@echo '$$ bin/strata run -- python3 -c "..."   (STRATA_OPTIONS=verbose=1 shows strata at work)'
+	@STRATA_OPTIONS=verbose=1 bin/strata run -- python3 -c \
+	  'import collections; w = collections.Counter(str(i % 1000) for i in range(300000)); print("python3 counted", sum(w.values()), "words,", len(w), "distinct")'
+	@echo '$$ bin/strata run -- sort (50000 lines)'
+	@seq 50000 | STRATA_OPTIONS=verbose=1 bin/strata run -- sort -r | head -n 1
+
+include tests/tests.mk
+
+clean:
+	rm -rf build lib bin

@@ -1,0 +1,80 @@
+/*
+ * alloc.h — the fast paths of malloc, calloc and free, inlined into every entry point.
+ *
+ * malloc of up to 1 KiB: read the thread's heap, index its direct table by size/16, pop the page's
+ * free list. No lock, no atomic read-modify-write, no search. Anything else (an empty list, a
+ * bigger size, a thread with no heap yet) goes to sx_malloc_slow.
+ *
+ * free: the segment is the address rounded down to 4 MiB; the segment map says whether strata owns
+ * it (so a foreign pointer is never dereferenced); the slice descriptor gives the page; one
+ * multiply checks that the pointer is the start of a block that exists; the free key in the
+ * block's second word catches a double free. A block of the thread's own heap goes on its page's
+ * local free list; another heap's block goes to that heap (remote.c).
+ */
+#ifndef STRATA_ALLOC_H
+#define STRATA_ALLOC_H
+
+#include <string.h>
+
+#include "../internal.h"
+
+static inline void *sx_malloc_inline(size_t size) {
+    if (sx_likely(size <= sx_load_relaxed(&sx_fast_limit))) {
+        sx_heap *h = sx_tls_heap;
+        sx_page *pg = h->direct[(size + 15) >> 4];
+        sx_block *b = pg->free;
+        if (sx_likely(b != NULL)) {
+            pg->free = b->next;
+            pg->used++;
+            b->key = 0;
+            return b;
+        }
+    }
+    return sx_malloc_slow(size);
+}
+
+static inline void *sx_calloc_inline(size_t count, size_t size) {
+    size_t total;
+    if (sx_unlikely(__builtin_mul_overflow(count, size, &total))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (sx_likely(total <= sx_load_relaxed(&sx_fast_limit))) {
+        void *p = sx_malloc_inline(total);
+        if (sx_likely(p != NULL)) memset(p, 0, total);
+        return p;
+    }
+    return sx_alloc(total, 0, true);
+}
+
+/* Is p the start of a block of page pg that has been made available? (see page.c) */
+static inline bool sx_block_valid(const sx_page *pg, const void *p) {
+    uint64_t x = (uint64_t)((uintptr_t)p - (uintptr_t)pg->start) * pg->inv;
+    uint64_t q = (x >> pg->shift) | (x << ((64 - pg->shift) & 63));
+    return q < __atomic_load_n(&pg->capacity, __ATOMIC_RELAXED);
+}
+
+static inline void sx_free_inline(void *p) {
+    if (sx_unlikely(p == NULL)) return;
+    sx_segment *seg = sx_segment_of(p);
+    if (sx_unlikely(!sx_segmap_contains(seg))) {
+        sx_free_foreign(p, "free");
+        return;
+    }
+    sx_page *pg = sx_page_of(seg, p);
+    if (sx_unlikely(!sx_block_valid(pg, p))) {
+        sx_free_invalid(p, "free", seg, pg);
+        return;
+    }
+    sx_block *b = (sx_block *)p;
+    uintptr_t key = sx_secret ^ (uintptr_t)p;
+    if (sx_unlikely(b->key == key)) sx_double_free(p, "free");
+    b->key = key;
+    sx_heap *h = sx_tls_heap;
+    if (sx_likely(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h))
+        sx_page_free_block(h, pg, b);
+    else
+        sx_free_remote(seg, pg, b);
+}
+
+#endif

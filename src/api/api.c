@@ -1,0 +1,112 @@
+/*
+ * api.c — the public entry points: the strata_ functions, and (built with STRATA_OVERRIDE, as in
+ * libstrata) the glibc names as aliases of them, listed in override.h.
+ *
+ * Semantics follow glibc and the man pages: malloc(0) returns a unique pointer; failures return
+ * NULL with errno ENOMEM; calloc and reallocarray fail on overflow; realloc(p, 0) frees p and
+ * returns NULL; posix_memalign reports errors by return value and leaves errno alone;
+ * aligned_alloc rejects an alignment that is not a power of two (EINVAL), memalign rounds it up.
+ */
+#include "alloc.h"
+#include "compat.h"
+#include "strata.h"
+
+/* Exported despite -fvisibility=hidden. */
+#define SX_API sx_public
+
+SX_API void *strata_malloc(size_t size) { return sx_malloc_inline(size); }
+
+SX_API void strata_free(void *ptr) { sx_free_inline(ptr); }
+
+SX_API void *strata_calloc(size_t count, size_t size) { return sx_calloc_inline(count, size); }
+
+SX_API void *strata_realloc(void *ptr, size_t size) { return sx_realloc(ptr, size, "realloc"); }
+
+SX_API void *strata_reallocarray(void *ptr, size_t count, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return sx_realloc(ptr, total, "reallocarray");
+}
+
+SX_API int strata_posix_memalign(void **out, size_t alignment, size_t size) {
+    if (!sx_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+    return sx_memalign(out, alignment, size);
+}
+
+static void *aligned(size_t alignment, size_t size) {
+    void *p;
+    int err = sx_memalign(&p, alignment, size);
+    if (err) {
+        errno = err;
+        return NULL;
+    }
+    return p;
+}
+
+SX_API void *strata_aligned_alloc(size_t alignment, size_t size) {
+    if (!sx_is_pow2(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return aligned(alignment, size);
+}
+
+SX_API void *strata_memalign(size_t alignment, size_t size) {
+    if (alignment > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!sx_is_pow2(alignment)) alignment = alignment <= 1 ? 1 : (size_t)1 << (64 - __builtin_clzl(alignment - 1));
+    return aligned(alignment, size);
+}
+
+SX_API void *strata_valloc(size_t size) { return aligned(sx_os_page, size); }
+
+SX_API void *strata_pvalloc(size_t size) {
+    if (size > SIZE_MAX - sx_os_page) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return aligned(sx_os_page, sx_align_up(size, sx_os_page));
+}
+
+SX_API size_t strata_malloc_usable_size(void *ptr) { return sx_usable_size(ptr); }
+
+/* glibc's cfree: an old alias of free, no longer declared in any header. */
+SX_API void strata_cfree(void *ptr) { sx_free_inline(ptr); }
+
+/* ---- tuning and introspection (compat.c) ---- */
+
+SX_API int strata_mallopt(int param, int value) { return sx_mallopt(param, value); }
+
+SX_API struct mallinfo2 strata_mallinfo2(void) { return sx_mallinfo2(); }
+
+static int clamp_int(size_t v) { return v > INT32_MAX ? INT32_MAX : (int)v; }
+
+SX_API struct mallinfo strata_mallinfo(void) {
+    struct mallinfo2 m = sx_mallinfo2();
+    struct mallinfo r = {
+        .arena = clamp_int(m.arena), .ordblks = clamp_int(m.ordblks), .smblks = clamp_int(m.smblks),
+        .hblks = clamp_int(m.hblks), .hblkhd = clamp_int(m.hblkhd), .usmblks = clamp_int(m.usmblks),
+        .fsmblks = clamp_int(m.fsmblks), .uordblks = clamp_int(m.uordblks),
+        .fordblks = clamp_int(m.fordblks), .keepcost = clamp_int(m.keepcost),
+    };
+    return r;
+}
+
+SX_API int strata_malloc_trim(size_t pad) { return sx_malloc_trim(pad); }
+
+SX_API void strata_malloc_stats(void) { sx_stats_print(2, "malloc_stats"); }
+
+SX_API int strata_malloc_info(int options, FILE *stream) { return sx_malloc_info(options, stream); }
+
+SX_API void strata_get_stats(struct strata_stats *out) { sx_stats_snapshot(out); }
+
+SX_API const char *strata_version(void) { return STRATA_VERSION_STRING; }
+
+#ifdef STRATA_OVERRIDE
+#include "override.h"
+#endif

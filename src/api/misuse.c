@@ -1,0 +1,79 @@
+/*
+ * misuse.c — what strata does with pointers it should never have been given.
+ *
+ * A pointer into strata's memory that is not a live block (an interior pointer, one into free or
+ * header memory) and a block freed twice are heap corruption in the making: strata says so in one
+ * line naming the call and the address, and aborts, as glibc does.
+ *
+ * A pointer outside strata's segments is "foreign": a stack or global address, or a block from
+ * another allocator living in the same process (a statically linked jemalloc, a custom pool). The
+ * option foreign_free decides: abort (the default), forward it to the next allocator in link
+ * order (dlsym(RTLD_NEXT)), or ignore it. realloc and malloc_usable_size cannot ignore a block,
+ * so with ignore they forward as well.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+
+#include "../internal.h"
+#include "strata.h"
+
+void sx_free_invalid(void *p, const char *fn, sx_segment *seg, sx_page *pg) {
+    (void)seg;
+    if (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE || pg->kind == SX_SPAN_HUGE) {
+        uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
+        size_t bsize = pg->kind == SX_SPAN_PAGE ? pg->block_size : 0;
+        if (bsize && off < (uintptr_t)pg->reserved * bsize) {
+            void *blk = pg->start + off / bsize * bsize;
+            sx_fatal("%s(): invalid pointer %p (%zu bytes into a %zu-byte block at %p)", fn, p,
+                     (size_t)((uintptr_t)p - (uintptr_t)blk), bsize, blk);
+        }
+        if (!bsize && (uintptr_t)p > (uintptr_t)pg->start)
+            sx_fatal("%s(): invalid pointer %p (%zu bytes into the block at %p)", fn, p,
+                     (size_t)off, (void *)pg->start);
+    }
+    if (pg->kind == SX_SPAN_FREE)
+        sx_fatal("%s(): double free or invalid pointer %p (no block is allocated there)", fn, p);
+    sx_fatal("%s(): invalid pointer %p (not the start of an allocated block)", fn, p);
+}
+
+_Noreturn void sx_double_free(void *p, const char *fn) {
+    sx_fatal("%s(): double free of %p detected", fn, p);
+}
+
+static void *next_symbol(const char *name, const char *fn, void *p, void *self) {
+    void *sym = dlsym(RTLD_NEXT, name);
+    if (!sym || sym == self) sx_fatal("%s(): pointer %p is not strata's and no other allocator provides %s()", fn, p, name);
+    return sym;
+}
+
+void sx_free_foreign(void *p, const char *fn) {
+    static void (*next_free)(void *);
+    switch (sx_opt.foreign_free) {
+    case SX_FOREIGN_IGNORE: return;
+    case SX_FOREIGN_FORWARD:
+        if (!next_free) next_free = (void (*)(void *))next_symbol("free", fn, p, (void *)strata_free);
+        next_free(p);
+        return;
+    default:
+        sx_fatal("%s(): invalid pointer %p (not allocated by strata; foreign_free=forward passes "
+                 "such pointers on)", fn, p);
+    }
+}
+
+void *sx_foreign_realloc(void *p, size_t size) {
+    static void *(*next_realloc)(void *, size_t);
+    if (sx_opt.foreign_free == SX_FOREIGN_ABORT)
+        sx_fatal("realloc(): invalid pointer %p (not allocated by strata)", p);
+    if (!next_realloc) next_realloc = (void *(*)(void *, size_t))next_symbol("realloc", "realloc", p, (void *)strata_realloc);
+    return next_realloc(p, size);
+}
+
+size_t sx_foreign_usable_size(void *p) {
+    static size_t (*next_usable)(void *);
+    if (sx_opt.foreign_free == SX_FOREIGN_ABORT)
+        sx_fatal("malloc_usable_size(): invalid pointer %p (not allocated by strata)", p);
+    if (!next_usable)
+        next_usable = (size_t (*)(void *))next_symbol("malloc_usable_size", "malloc_usable_size", p,
+                                                       (void *)strata_malloc_usable_size);
+    return next_usable(p);
+}

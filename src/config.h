@@ -1,0 +1,55 @@
+/*
+ * config.h — the geometry of strata's memory, in one place.
+ *
+ * Memory comes from the OS in segments: 4 MiB regions aligned to 4 MiB, so that the segment of any
+ * pointer is found by masking its address. A segment is cut into 64 slices of 64 KiB; slice 0 holds
+ * the segment header (the slice descriptors), the other 63 are handed out in runs ("spans") that
+ * become pages of one block size, or one large block. Blocks too big for a segment, or at least as
+ * big as the mmap threshold, get a mapping of their own ("huge" blocks).
+ */
+#ifndef STRATA_CONFIG_H
+#define STRATA_CONFIG_H
+
+#include <stddef.h>
+
+#define SX_SEG_SHIFT 22
+#define SX_SEG_SIZE ((size_t)1 << SX_SEG_SHIFT)
+#define SX_SEG_MASK (SX_SEG_SIZE - 1)
+
+#define SX_SLICE_SHIFT 16
+#define SX_SLICE_SIZE ((size_t)1 << SX_SLICE_SHIFT)
+#define SX_SLICES ((unsigned)(SX_SEG_SIZE / SX_SLICE_SIZE)) /* 64 */
+#define SX_SPAN_MAX (SX_SLICES - 1)                         /* longest span: all but the header */
+
+/* User space addresses on x86-64 and arm64 (without 5-level paging hints) fit in 47 bits. */
+#define SX_ADDR_BITS 47
+#define SX_SEGMAP_BITS ((size_t)1 << (SX_ADDR_BITS - SX_SEG_SHIFT))
+
+/* Size classes: 16-byte steps up to 128 bytes, then 8 classes per doubling (waste under 12.5%). */
+#define SX_BINS 88                           /* classes 16 B .. 128 KiB */
+#define SX_SMALL_MAX ((size_t)8 << 10)       /* classes up to here live in 1-slice pages */
+#define SX_MEDIUM_MAX ((size_t)128 << 10)    /* classes up to here live in 8-slice pages */
+#define SX_MEDIUM_SLICES 8
+#define SX_DIRECT_MAX 1024                   /* sizes served by the direct page table */
+#define SX_DIRECT_SLOTS (SX_DIRECT_MAX / 16 + 1)
+#define SX_LARGE_MAX (SX_SPAN_MAX * SX_SLICE_SIZE)
+
+/* A page's free list is extended lazily, at most this many bytes of new blocks at a time, so a
+ * program that uses a few blocks of a class touches only the memory it uses. */
+#define SX_EXTEND_BYTES 4096
+
+/* glibc's defaults for the mmap threshold and its dynamic ceiling, the trim threshold and top pad. */
+#define SX_MMAP_THRESHOLD_DEFAULT ((size_t)128 << 10)
+#define SX_MMAP_THRESHOLD_MAX ((size_t)32 << 20)
+#define SX_TRIM_THRESHOLD_DEFAULT ((size_t)128 << 10)
+#define SX_TOP_PAD_DEFAULT ((size_t)128 << 10)
+
+/* Empty segments kept (decommitted) for reuse before mmap'd ones are unmapped. */
+#define SX_SEGCACHE_MAX 16
+
+/* Cross-thread frees are batched per destination heap before one atomic push. */
+#define SX_OUT_SLOTS 8
+#define SX_OUT_BATCH 64
+#define SX_OUT_BYTES ((size_t)256 << 10)
+
+#endif

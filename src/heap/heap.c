@@ -1,0 +1,179 @@
+/*
+ * heap.c — a thread's heap: which page serves each size class, and what happens when a page runs
+ * out of blocks or has all of them back.
+ *
+ * Each size class has a queue of pages; the first page of the queue is the one malloc uses, and
+ * the direct table points every size up to 1 KiB straight at it. When that page runs dry, the slow
+ * path swaps in its local free list, or extends it, or moves it to the heap's "full" queue and
+ * tries the next page, or carves a new page from a free span. A full page comes back to its
+ * class's queue on its first free; a page whose blocks are all back returns its span to the heap,
+ * except the last page of a class, which is kept so that a malloc/free loop does not make and
+ * unmake a page each time.
+ */
+#include <string.h>
+
+#include "sizeclass.h"
+
+sx_heap sx_heap_empty = {.direct = {[0 ... SX_DIRECT_SLOTS - 1] = &sx_page_empty}};
+
+sx_heap *sx_heap_new(void) {
+    sx_heap *h = sx_meta_alloc(sizeof(sx_heap));
+    if (!h) return NULL;
+    for (unsigned d = 0; d < SX_DIRECT_SLOTS; d++) h->direct[d] = &sx_page_empty;
+    sx_lock(&sx_pool_lock);
+    h->id = (uint32_t)atomic_fetch_add(&sx_count.heaps, 1);
+    h->all_next = sx_all_heaps;
+    sx_all_heaps = h;
+    sx_unlock(&sx_pool_lock);
+    return h;
+}
+
+/* ---- page queues ---- */
+
+static void queue_push_back(sx_page_queue *q, sx_page *pg) {
+    pg->next = NULL;
+    pg->prev = q->last;
+    if (q->last) q->last->next = pg;
+    else q->first = pg;
+    q->last = pg;
+}
+
+static void queue_push_front(sx_page_queue *q, sx_page *pg) {
+    pg->prev = NULL;
+    pg->next = q->first;
+    if (q->first) q->first->prev = pg;
+    else q->last = pg;
+    q->first = pg;
+}
+
+static void queue_remove(sx_page_queue *q, sx_page *pg) {
+    if (pg->prev) pg->prev->next = pg->next;
+    else q->first = pg->next;
+    if (pg->next) pg->next->prev = pg->prev;
+    else q->last = pg->prev;
+    pg->next = pg->prev = NULL;
+}
+
+/* Point the direct-table slots of a class at the first page of its queue. */
+static void direct_update(sx_heap *h, unsigned bin) {
+    if (bin > sx_bin_of(SX_DIRECT_MAX)) return;
+    sx_page *pg = h->bins[bin].first ? h->bins[bin].first : &sx_page_empty;
+    for (unsigned d = sx_bin_direct_lo(bin), hi = sx_bin_direct_hi(bin); d <= hi; d++)
+        h->direct[d] = pg;
+}
+
+static void to_full(sx_heap *h, sx_page *pg) {
+    queue_remove(&h->bins[pg->bin], pg);
+    pg->flags |= SX_PAGE_FULL;
+    queue_push_back(&h->full, pg);
+}
+
+static void from_full(sx_heap *h, sx_page *pg) {
+    queue_remove(&h->full, pg);
+    pg->flags &= (uint8_t)~SX_PAGE_FULL;
+    sx_page_queue *q = &h->bins[pg->bin];
+    queue_push_back(q, pg);
+    if (q->first == pg) direct_update(h, pg->bin);
+}
+
+static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
+    sx_page_queue *q = &h->bins[pg->bin];
+    if (keep_last && q->first == pg && pg->next == NULL) return;
+    bool was_first = q->first == pg;
+    queue_remove(q, pg);
+    if (was_first) direct_update(h, pg->bin);
+    sx_span_free(h, sx_segment_of_desc(pg), sx_slice_index(pg), pg->slice_count);
+}
+
+void sx_page_free_slow(sx_heap *h, sx_page *pg) {
+    if (pg->kind == SX_SPAN_LARGE) {
+        if (pg->used == 0)
+            sx_span_free(h, sx_segment_of_desc(pg), sx_slice_index(pg), pg->slice_count);
+        return;
+    }
+    if (pg->flags & SX_PAGE_FULL) from_full(h, pg);
+    if (pg->used == 0) page_retire(h, pg, true);
+}
+
+/* ---- allocation ---- */
+
+/* The first page of a class that has a free block, making one if none has. Pages found full move
+ * to the full queue, so each is looked at once per time it fills: no repeated scanning. */
+static sx_page *page_for_bin(sx_heap *h, unsigned bin) {
+    sx_page_queue *q = &h->bins[bin];
+    sx_page *pg = q->first;
+    while (pg) {
+        sx_page *next = pg->next;
+        if (pg->free) break;
+        if (pg->local_free) {
+            pg->free = pg->local_free;
+            pg->local_free = NULL;
+            break;
+        }
+        if (pg->capacity < pg->reserved) {
+            sx_page_extend(pg);
+            break;
+        }
+        to_full(h, pg);
+        pg = next;
+    }
+    if (!pg) {
+        size_t slices = sx_bin_slices(bin);
+        pg = sx_span_alloc(h, slices);
+        if (!pg) return NULL;
+        sx_page_init(h, pg, bin, slices);
+        sx_page_extend(pg);
+        queue_push_front(q, pg);
+    }
+    direct_update(h, bin);
+    return pg;
+}
+
+void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
+    if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
+    if (h->out_pending) sx_outbox_flush(h);
+    sx_page *pg = page_for_bin(h, bin);
+    if (!pg) return NULL;
+    sx_block *b = pg->free;
+    pg->free = b->next;
+    pg->used++;
+    b->key = 0;
+    return b;
+}
+
+void *sx_heap_alloc_small(sx_heap *h, size_t size) { return sx_heap_alloc_bin(h, sx_bin_of(size)); }
+
+void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align) {
+    if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
+    size_t lead = align > SX_SLICE_SIZE ? align - SX_SLICE_SIZE : 0;
+    size_t n = (size + lead + SX_SLICE_SIZE - 1) >> SX_SLICE_SHIFT;
+    SX_ASSERT(n >= 1 && n <= SX_SPAN_MAX);
+    sx_page *pg = sx_span_alloc(h, n);
+    if (!pg) return NULL;
+    sx_segment *seg = sx_segment_of_desc(pg);
+    uint8_t *base = sx_slice_addr(seg, sx_slice_index(pg));
+    uint8_t *start = align > SX_SLICE_SIZE ? (uint8_t *)sx_align_up((uintptr_t)base, align) : base;
+    pg->free = pg->local_free = NULL;
+    pg->used = pg->reserved = 1;
+    __atomic_store_n(&pg->capacity, 1, __ATOMIC_RELEASE);
+    pg->start = start;
+    pg->inv = 1; /* one block: the block-start test reduces to offset == 0 */
+    pg->shift = 0;
+    pg->flags = 0;
+    pg->kind = SX_SPAN_LARGE;
+    pg->bin = 0;
+    pg->block_size = (uint32_t)(base + n * SX_SLICE_SIZE - start);
+    ((sx_block *)start)->key = 0;
+    return start;
+}
+
+/* Give back every page with no block in use, and every segment left empty. */
+void sx_heap_release_pages(sx_heap *h) {
+    for (unsigned bin = 0; bin < SX_BINS; bin++) {
+        for (sx_page *pg = h->bins[bin].first, *next; pg; pg = next) {
+            next = pg->next;
+            if (pg->used == 0) page_retire(h, pg, false);
+        }
+    }
+    sx_heap_release_empty(h);
+}

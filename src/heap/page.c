@@ -1,0 +1,58 @@
+/*
+ * page.c — a page: a span of slices cut into blocks of one size class.
+ *
+ * A page keeps two free lists, as mimalloc does: `free`, which malloc pops, and `local_free`,
+ * which the owner's frees push. When `free` runs dry malloc takes the slow path, swaps the lists,
+ * and gets a regular moment to do deferred work (collect other threads' frees). A new page's free
+ * list is built lazily, SX_EXTEND_BYTES at a time, so only memory that is used becomes resident.
+ *
+ * To tell a block's start from an interior pointer without dividing, each page keeps the inverse of
+ * the odd part of its block size: for offset o, rotr(o * inv, shift) equals o / size when size
+ * divides o and is enormous otherwise, so one compare with the page's capacity checks both that o
+ * is a block start and that the block exists (Granlund and Montgomery's divisibility test).
+ */
+#include "sizeclass.h"
+
+sx_page sx_page_empty; /* free == NULL: the fast path falls through to the slow path */
+
+void sx_page_set_block_size(sx_page *pg, size_t bsize) {
+    unsigned s = (unsigned)__builtin_ctzl(bsize);
+    uint64_t odd = bsize >> s, inv = odd; /* odd * odd == 1 mod 8: 3 bits right */
+    for (int i = 0; i < 5; i++) inv *= 2 - odd * inv; /* each step doubles them: 96 > 64 */
+    pg->block_size = (uint32_t)bsize;
+    pg->inv = inv;
+    pg->shift = (uint8_t)s;
+}
+
+void sx_page_init(sx_heap *h, sx_page *pg, unsigned bin, size_t slices) {
+    (void)h;
+    sx_segment *seg = sx_segment_of_desc(pg);
+    size_t bsize = sx_bin_size(bin);
+    pg->free = pg->local_free = NULL;
+    pg->used = 0;
+    __atomic_store_n(&pg->capacity, 0, __ATOMIC_RELAXED);
+    pg->start = sx_slice_addr(seg, sx_slice_index(pg));
+    sx_page_set_block_size(pg, bsize);
+    pg->flags = 0;
+    pg->kind = SX_SPAN_PAGE;
+    pg->bin = (uint8_t)bin;
+    pg->reserved = (uint32_t)(slices * SX_SLICE_SIZE / bsize);
+    pg->slice_count = (uint8_t)slices;
+    pg->next = pg->prev = NULL;
+}
+
+void sx_page_extend(sx_page *pg) {
+    size_t bsize = pg->block_size;
+    uint32_t n = pg->reserved - pg->capacity;
+    uint32_t step = (uint32_t)(SX_EXTEND_BYTES / bsize);
+    if (step == 0) step = 1;
+    if (n > step) n = step;
+    if (n == 0) return;
+    uint8_t *first = pg->start + (size_t)pg->capacity * bsize;
+    uint8_t *b = first;
+    for (uint32_t i = 1; i < n; i++, b += bsize) ((sx_block *)b)->next = (sx_block *)(b + bsize);
+    ((sx_block *)b)->next = pg->free;
+    pg->free = (sx_block *)first;
+    /* Other threads read capacity when they check a pointer they free. */
+    __atomic_store_n(&pg->capacity, pg->capacity + n, __ATOMIC_RELEASE);
+}

@@ -1,0 +1,146 @@
+/*
+ * thread.c — a heap per thread: made on a thread's first allocation, handed back when it exits,
+ * and what fork does to them.
+ *
+ * The thread-local heap pointer starts at sx_heap_empty, whose direct table points at a page with
+ * no blocks, so the first malloc of every thread falls into the slow path, which gives the thread a
+ * heap: one left by an exited thread if there is one (its pages and cached memory are reused as
+ * they are), a new one otherwise. The TLS variable uses the initial-exec model so that reading it
+ * never calls __tls_get_addr, which may allocate.
+ *
+ * At thread exit (a pthread key destructor) the heap sends its pending remote frees, takes in the
+ * ones sent to it, gives back its empty pages and segments, and joins the pool. Other destructors
+ * may still allocate after that: such a thread borrows a pooled heap for each call. Blocks of a
+ * pooled heap can still be freed by anyone (they travel to its remote list), and live threads that
+ * need a new segment first collect pooled heaps, so memory freed after its thread exited is
+ * reclaimed for the others.
+ */
+#include "../internal.h"
+
+__thread sx_heap *sx_tls_heap __attribute__((tls_model("initial-exec"))) = &sx_heap_empty;
+static __thread bool tls_exited __attribute__((tls_model("initial-exec")));
+
+sx_lock_t sx_pool_lock = SX_LOCK_INIT;
+sx_heap *sx_all_heaps;
+static sx_heap *pool_first, *pool_last;
+
+static pthread_key_t thread_key;
+static _Atomic bool key_ready;
+
+static sx_heap *pool_pop(void) {
+    sx_lock(&sx_pool_lock);
+    sx_heap *h = pool_first;
+    if (h) {
+        pool_first = h->pool_next;
+        if (!pool_first) pool_last = NULL;
+        h->pool_next = NULL;
+        atomic_store(&h->state, SX_HEAP_CLAIMED);
+    }
+    sx_unlock(&sx_pool_lock);
+    return h;
+}
+
+/* Adopting threads take from the front; collected heaps go to the back, so collection visits
+ * every pooled heap in turn. */
+static void pool_push(sx_heap *h, bool front) {
+    sx_lock(&sx_pool_lock);
+    atomic_store(&h->state, SX_HEAP_POOLED);
+    h->pool_next = NULL;
+    if (!pool_first) pool_first = pool_last = h;
+    else if (front) h->pool_next = pool_first, pool_first = h;
+    else pool_last->pool_next = h, pool_last = h;
+    sx_unlock(&sx_pool_lock);
+}
+
+static sx_heap *heap_claim(void) {
+    sx_heap *h = pool_pop();
+    if (!h) h = sx_heap_new();
+    return h;
+}
+
+sx_heap *sx_thread_heap_slow(void) {
+    sx_heap *h = sx_tls_heap;
+    if (h != &sx_heap_empty) return h;
+    if (tls_exited) return NULL;
+    sx_process_init();
+    h = heap_claim();
+    if (!h) return NULL;
+    atomic_store(&h->state, SX_HEAP_LIVE);
+    sx_tls_heap = h;
+    if (atomic_load_explicit(&key_ready, memory_order_acquire)) pthread_setspecific(thread_key, h);
+    return h;
+}
+
+void *sx_alloc_exiting(size_t size, size_t align, bool zero) {
+    sx_heap *h = heap_claim();
+    if (!h) return NULL;
+    atomic_store(&h->state, SX_HEAP_CLAIMED);
+    sx_tls_heap = h;
+    void *p = sx_heap_alloc(h, size, align, zero);
+    sx_outbox_flush(h);
+    sx_tls_heap = &sx_heap_empty;
+    pool_push(h, true);
+    return p;
+}
+
+static void heap_abandon(sx_heap *h) {
+    sx_outbox_flush(h);
+    sx_remote_collect(h);
+    sx_heap_release_pages(h);
+    pool_push(h, true);
+}
+
+static void thread_exit(void *arg) {
+    sx_heap *h = arg;
+    if (h == NULL || h == &sx_heap_empty) return;
+    sx_tls_heap = &sx_heap_empty;
+    tls_exited = true;
+    heap_abandon(h);
+}
+
+void sx_pool_collect(unsigned max) {
+    if (!__atomic_load_n(&pool_first, __ATOMIC_RELAXED)) return;
+    for (unsigned i = 0; i < max; i++) {
+        sx_heap *h = pool_pop();
+        if (!h) return;
+        sx_remote_collect(h);
+        sx_heap_release_pages(h);
+        pool_push(h, false);
+    }
+}
+
+void sx_thread_key_init(void) {
+    if (pthread_key_create(&thread_key, thread_exit) != 0) {
+        sx_message("pthread_key_create failed: memory of exiting threads will not be reused");
+        return;
+    }
+    atomic_store_explicit(&key_ready, true, memory_order_release);
+    /* The thread that ran the initialisation may have made its heap before the key existed. */
+    if (sx_tls_heap != &sx_heap_empty) pthread_setspecific(thread_key, sx_tls_heap);
+}
+
+/* fork: take every allocator lock so that the child starts with consistent shared state. In the
+ * child only the forking thread exists; the heaps of the other threads may have been halfway
+ * through an update when fork copied them, so they are set aside for good. */
+static void fork_prepare(void) {
+    sx_lock(&sx_pool_lock);
+    sx_lock(&sx_region_lock);
+    sx_lock(&sx_meta_lock);
+}
+
+static void fork_parent(void) {
+    sx_unlock(&sx_meta_lock);
+    sx_unlock(&sx_region_lock);
+    sx_unlock(&sx_pool_lock);
+}
+
+static void fork_child(void) {
+    for (sx_heap *h = sx_all_heaps; h; h = h->all_next) {
+        int st = atomic_load(&h->state);
+        if (h != sx_tls_heap && (st == SX_HEAP_LIVE || st == SX_HEAP_CLAIMED))
+            atomic_store(&h->state, SX_HEAP_ORPHAN);
+    }
+    fork_parent();
+}
+
+void sx_fork_init(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }

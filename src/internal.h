@@ -1,0 +1,264 @@
+/*
+ * internal.h — declarations shared by strata's layers, bottom to top:
+ *
+ *   support/  messages, options, process start-up, internal metadata, statistics
+ *   os/       the only code that makes memory system calls (mmap, munmap, mremap, madvise,
+ *             mprotect, brk)
+ *   region/   segments: where they come from (the brk heap or mmap), the segment map, the cache of
+ *             empty segments, spans inside a segment, huge blocks with their own mapping
+ *   heap/     size classes, pages, per-thread heaps, cross-thread frees, thread start and exit
+ *   api/      malloc, free and the rest of the glibc interface
+ */
+#ifndef STRATA_INTERNAL_H
+#define STRATA_INTERNAL_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "types.h"
+
+#define sx_likely(x) __builtin_expect(!!(x), 1)
+#define sx_unlikely(x) __builtin_expect(!!(x), 0)
+#define sx_noinline __attribute__((noinline))
+#define sx_cold __attribute__((cold, noinline))
+#define sx_public __attribute__((visibility("default")))
+
+#define sx_load_relaxed(p) atomic_load_explicit((p), memory_order_relaxed)
+#define sx_store_relaxed(p, v) atomic_store_explicit((p), (v), memory_order_relaxed)
+
+static inline size_t sx_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static inline uintptr_t sx_align_down(uintptr_t n, size_t a) { return n & ~(uintptr_t)(a - 1); }
+static inline bool sx_is_pow2(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
+
+#ifdef STRATA_DEBUG
+#define SX_ASSERT(c) ((c) ? (void)0 : sx_assert_fail(#c, __FILE__, __LINE__))
+#else
+#define SX_ASSERT(c) ((void)0)
+#endif
+
+/* ---- support/fmt.c: formatting without malloc or stdio ---- */
+size_t sx_vfmt(char *buf, size_t cap, const char *fmt, va_list ap);
+size_t sx_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void sx_write(int fd, const char *s, size_t n);
+void sx_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One line on stderr, prefixed "strata: ". */
+void sx_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void sx_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void sx_assert_fail(const char *cond, const char *file, int line);
+/* "12.0 MiB"-style rendering of a byte count into buf. */
+const char *sx_fmt_bytes(char *buf, size_t cap, size_t n);
+
+/* ---- support/options.c ---- */
+enum { SX_FOREIGN_ABORT = 0, SX_FOREIGN_FORWARD, SX_FOREIGN_IGNORE };
+typedef struct sx_options {
+    size_t mmap_threshold;
+    size_t trim_threshold;
+    size_t top_pad;
+    size_t mmap_max;
+    size_t arena_max;
+    bool brk;
+    int verbose;
+    int foreign_free;
+    bool mmap_threshold_set, trim_threshold_set, top_pad_set;
+} sx_options;
+extern sx_options sx_opt;
+void sx_options_init(void);
+
+/* ---- support/init.c: process start-up ---- */
+extern _Atomic int sx_init_state; /* 0 none, 1 running, 2 done */
+extern uintptr_t sx_secret;       /* random per process: free keys */
+void sx_process_init_slow(void);
+static inline void sx_process_init(void) {
+    if (sx_unlikely(atomic_load_explicit(&sx_init_state, memory_order_acquire) != 2))
+        sx_process_init_slow();
+}
+
+/* ---- support/lock.h-like helpers (pthread mutexes: no allocation, fork-safe via atfork) ---- */
+typedef pthread_mutex_t sx_lock_t;
+#define SX_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
+static inline void sx_lock(sx_lock_t *l) { pthread_mutex_lock(l); }
+static inline void sx_unlock(sx_lock_t *l) { pthread_mutex_unlock(l); }
+
+/* ---- support/meta.c: allocator-internal memory (heap structs); never freed ---- */
+void *sx_meta_alloc(size_t size);
+extern sx_lock_t sx_meta_lock;
+
+/* ---- support/stats.c ---- */
+typedef struct sx_counters {
+    _Atomic size_t brk_bytes;        /* committed bytes below the break that strata holds */
+    _Atomic size_t mapped_bytes;     /* bytes of mmap'd normal segments */
+    _Atomic size_t huge_bytes, huge_count;
+    _Atomic size_t huge_max_bytes, huge_max_count;
+    _Atomic size_t segments;         /* normal segments owned by heaps */
+    _Atomic size_t cached_segments;
+    _Atomic size_t heaps;
+    _Atomic size_t brk_calls, mmap_calls, munmap_calls, mremap_calls, madvise_calls;
+    _Atomic size_t purged_bytes;
+} sx_counters;
+extern sx_counters sx_count;
+/* A walk over every live segment (racy reads of other threads' pages: approximate by nature). */
+typedef struct sx_snapshot {
+    size_t brk_bytes, mapped_bytes, huge_bytes, huge_count, huge_max_bytes, huge_max_count;
+    size_t segments, cached_segments, heaps;
+    size_t segment_bytes;   /* committed bytes of live normal segments */
+    size_t in_use, blocks;  /* bytes and blocks handed out, huge ones included */
+    size_t huge_in_use;
+    size_t large_count, large_bytes;
+    size_t free_spans, free_span_bytes;
+    size_t top_free;        /* committed free bytes at the top of the brk heap */
+    size_t bin_pages[SX_BINS], bin_used[SX_BINS], bin_capacity[SX_BINS];
+} sx_snapshot;
+void sx_snapshot_take(sx_snapshot *s);
+struct strata_stats;
+void sx_stats_snapshot(struct strata_stats *out);
+/* title NULL: the one-line exit summary of verbose=1; otherwise malloc_stats' report. */
+void sx_stats_print(int fd, const char *title);
+
+/* ---- os/os.c: memory system calls; errno is preserved by all of them ---- */
+extern size_t sx_os_page;
+void sx_os_init(void);
+void *sx_os_map(size_t size);
+/* A mapping of `size` bytes at base B with B % SX_SEG_SIZE == 0 and (B + offset) % align == 0
+ * (align is raised to SX_SEG_SIZE if smaller; pass offset 0 unless align is bigger). */
+void *sx_os_map_aligned(size_t size, size_t align, size_t offset);
+void sx_os_unmap(void *p, size_t size);
+void sx_os_decommit(void *p, size_t size);
+/* Resize a mapping in place; false if the address range after it is taken. */
+bool sx_os_remap_inplace(void *p, size_t old_size, size_t new_size);
+/* Move a mapping's pages (no copy) onto `dest`, which must be a mapping of new_size bytes. */
+bool sx_os_remap_to(void *p, size_t old_size, size_t new_size, void *dest);
+bool sx_os_protect(void *p, size_t size, int prot);
+uintptr_t sx_os_brk_get(void);
+bool sx_os_brk_set(uintptr_t end);
+bool sx_os_getrandom(void *buf, size_t n);
+
+/* ---- region/segmap.c: which 4 MiB chunks are segment bases ---- */
+extern _Atomic uint64_t sx_segmap[SX_SEGMAP_BITS / 64];
+void sx_segmap_set(const sx_segment *seg);
+void sx_segmap_clear(const sx_segment *seg);
+static inline bool sx_segmap_contains(const void *seg) {
+    uintptr_t i = (uintptr_t)seg >> SX_SEG_SHIFT;
+    if (sx_unlikely(i >= SX_SEGMAP_BITS)) return false;
+    return (sx_load_relaxed(&sx_segmap[i >> 6]) >> (i & 63)) & 1;
+}
+/* The segment of a block. A block is never at offset 0 of its segment (the header is there), but
+ * a huge block with an alignment of 4 MiB or more sits exactly one segment after its header. */
+static inline sx_segment *sx_segment_of(const void *p) {
+    return (sx_segment *)(((uintptr_t)p - 1) & ~(uintptr_t)SX_SEG_MASK);
+}
+/* The segment whose header holds descriptor d. */
+static inline sx_segment *sx_segment_of_desc(const sx_page *d) {
+    return (sx_segment *)((uintptr_t)d & ~(uintptr_t)SX_SEG_MASK);
+}
+static inline sx_page *sx_page_of(sx_segment *seg, const void *p) {
+    sx_page *s = &seg->slices[((uintptr_t)p - (uintptr_t)seg) >> SX_SLICE_SHIFT];
+    return s - s->slice_back;
+}
+static inline size_t sx_slice_index(const sx_page *d) {
+    return (size_t)(d - sx_segment_of_desc(d)->slices);
+}
+static inline uint8_t *sx_slice_addr(sx_segment *seg, size_t idx) {
+    return (uint8_t *)seg + idx * SX_SLICE_SIZE;
+}
+
+/* ---- region/segment.c: segments, the registry and the cache ---- */
+extern sx_lock_t sx_region_lock;
+extern sx_segment *sx_all_segments;
+sx_segment *sx_segment_acquire(void);
+void sx_segment_release(sx_segment *seg);
+/* Make memory up to `end` of a brk segment usable; false if the break cannot move there. */
+bool sx_segment_commit(sx_segment *seg, uintptr_t end);
+void sx_registry_add(sx_segment *seg);    /* region lock held */
+void sx_registry_remove(sx_segment *seg); /* region lock held */
+size_t sx_segcache_purge(void);           /* release cached segments; returns bytes */
+void sx_segcache_unlink(sx_segment *seg); /* region lock held */
+
+/* ---- region/brkheap.c: the [heap] region grown and shrunk with the program break ---- */
+sx_segment *sx_brk_segment_new(size_t commit);       /* region lock held */
+bool sx_brk_commit(sx_segment *seg, uintptr_t end);  /* region lock held */
+bool sx_brk_release(sx_segment *seg);                /* region lock held */
+bool sx_brk_trim(sx_segment *seg, uintptr_t keep_end);
+bool sx_brk_is_top(const sx_segment *seg);
+
+/* ---- region/span.c: free spans of a heap's segments ---- */
+sx_page *sx_span_alloc(struct sx_heap *h, size_t n);
+void sx_span_free(struct sx_heap *h, sx_segment *seg, size_t idx, size_t n);
+void sx_span_mark(sx_segment *seg, size_t idx, size_t n, uint8_t kind);
+bool sx_span_grow(struct sx_heap *h, sx_page *pg, size_t n);
+void sx_span_shrink(struct sx_heap *h, sx_page *pg, size_t n);
+bool sx_heap_segment_add(struct sx_heap *h);
+size_t sx_span_purge(struct sx_heap *h);
+void sx_span_trim_top(struct sx_heap *h, size_t pad);
+
+/* ---- region/huge.c: blocks with a mapping of their own ---- */
+extern _Atomic size_t sx_mmap_threshold;
+extern _Atomic size_t sx_trim_threshold;
+extern _Atomic size_t sx_top_pad;
+extern _Atomic bool sx_threshold_fixed;
+extern _Atomic size_t sx_fast_limit;
+void sx_thresholds_init(void);
+void sx_threshold_set_mmap(size_t v);
+void *sx_huge_alloc(size_t size, size_t align, bool zero);
+void sx_huge_free(sx_segment *seg);
+void *sx_huge_realloc(sx_segment *seg, void *p, size_t size);
+size_t sx_huge_usable(sx_segment *seg, const void *p);
+
+/* ---- heap/page.c, heap/heap.c ---- */
+extern sx_page sx_page_empty;
+extern sx_heap sx_heap_empty;
+void sx_page_init(sx_heap *h, sx_page *pg, unsigned bin, size_t slices);
+void sx_page_extend(sx_page *pg);
+void sx_page_set_block_size(sx_page *pg, size_t bsize);
+sx_heap *sx_heap_new(void);
+void *sx_heap_alloc_small(sx_heap *h, size_t size);
+void *sx_heap_alloc_bin(sx_heap *h, unsigned bin);
+void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align);
+void sx_page_free_slow(sx_heap *h, sx_page *pg);
+void sx_heap_release_empty(sx_heap *h);
+void sx_heap_release_pages(sx_heap *h);
+
+/* Put a block back on its page; the owner heap does this, for its own frees and for frees that
+ * other threads sent it. */
+static inline void sx_page_free_block(sx_heap *h, sx_page *pg, sx_block *b) {
+    b->next = pg->local_free;
+    pg->local_free = b;
+    if (sx_unlikely(--pg->used == 0 || pg->flags != 0)) sx_page_free_slow(h, pg);
+}
+
+/* ---- heap/remote.c: frees of blocks that belong to another thread's heap ---- */
+void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b);
+void sx_remote_collect(sx_heap *h);
+void sx_outbox_flush(sx_heap *h);
+
+/* ---- heap/thread.c: thread heaps, thread exit, fork ---- */
+extern __thread sx_heap *sx_tls_heap __attribute__((tls_model("initial-exec")));
+extern sx_lock_t sx_pool_lock;
+extern sx_heap *sx_all_heaps;
+sx_heap *sx_thread_heap_slow(void); /* the thread's heap, made on first use; NULL if exiting */
+void *sx_alloc_exiting(size_t size, size_t align, bool zero);
+void sx_thread_key_init(void);
+void sx_fork_init(void);
+void sx_pool_collect(unsigned max);
+
+/* ---- api/alloc.c: slow paths ---- */
+void *sx_malloc_slow(size_t size);
+void *sx_alloc(size_t size, size_t align, bool zero);
+void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero);
+void *sx_realloc(void *p, size_t size, const char *fn);
+size_t sx_usable_size(void *p);
+int sx_memalign(void **out, size_t align, size_t size);
+
+/* ---- api/misuse.c: invalid, double and foreign frees ---- */
+void sx_free_invalid(void *p, const char *fn, sx_segment *seg, sx_page *pg);
+_Noreturn void sx_double_free(void *p, const char *fn);
+void sx_free_foreign(void *p, const char *fn);
+void *sx_foreign_realloc(void *p, size_t size);
+size_t sx_foreign_usable_size(void *p);
+
+#endif

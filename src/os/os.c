@@ -1,0 +1,115 @@
+/*
+ * os.c — the OS layer: the only place in strata that makes memory system calls.
+ *
+ * Every function here handles its own failures and leaves errno as it found it; callers decide
+ * what a failure means (fall back to mmap when brk fails, return NULL with ENOMEM when mmap fails).
+ * Anonymous private mappings are demand-zero: nothing is resident until touched, which is why a
+ * 1.2 GiB malloc succeeds on a small machine (overcommit) and costs nothing until used.
+ */
+#define _GNU_SOURCE
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../internal.h"
+
+size_t sx_os_page = 4096;
+
+void sx_os_init(void) {
+    unsigned long ps = getauxval(AT_PAGESZ);
+    if (ps >= 4096 && ps <= SX_SLICE_SIZE && sx_is_pow2(ps)) sx_os_page = ps;
+}
+
+void *sx_os_map(size_t size) {
+    int saved = errno;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count.mmap_calls, 1, memory_order_relaxed);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void sx_os_unmap(void *p, size_t size) {
+    if (size == 0) return;
+    int saved = errno;
+    if (munmap(p, size) != 0) sx_message("munmap(%p, %zu) failed (errno %d)", p, size, errno);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count.munmap_calls, 1, memory_order_relaxed);
+}
+
+void *sx_os_map_aligned(size_t size, size_t align, size_t offset) {
+    if (align < SX_SEG_SIZE) align = SX_SEG_SIZE;
+    if (size > SIZE_MAX - align) return NULL;
+    /* Most kernels place a new mapping right below the previous one; try the exact size first and
+     * keep it when it happens to be aligned, which saves two munmap calls. */
+    uint8_t *p = sx_os_map(size);
+    if (!p) return NULL;
+    if (((uintptr_t)p + offset) % align == 0) return p;
+    sx_os_unmap(p, size);
+    p = sx_os_map(size + align);
+    if (!p) return NULL;
+    uintptr_t base = (uintptr_t)p, want = base + offset;
+    want = ((want + align - 1) / align) * align - offset;
+    if (want < base) want += align;
+    size_t head = want - base, tail = align - head;
+    if (head) sx_os_unmap(p, head);
+    if (tail) sx_os_unmap((uint8_t *)want + size, tail);
+    return (void *)want;
+}
+
+void sx_os_decommit(void *p, size_t size) {
+    if (size == 0) return;
+    int saved = errno;
+    /* MADV_DONTNEED, not MADV_FREE: resident memory must fall when strata gives memory back. */
+    if (madvise(p, size, MADV_DONTNEED) == 0)
+        atomic_fetch_add_explicit(&sx_count.purged_bytes, size, memory_order_relaxed);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count.madvise_calls, 1, memory_order_relaxed);
+}
+
+bool sx_os_remap_inplace(void *p, size_t old_size, size_t new_size) {
+    int saved = errno;
+    void *q = mremap(p, old_size, new_size, 0);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count.mremap_calls, 1, memory_order_relaxed);
+    return q == p;
+}
+
+bool sx_os_remap_to(void *p, size_t old_size, size_t new_size, void *dest) {
+    int saved = errno;
+    void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count.mremap_calls, 1, memory_order_relaxed);
+    return q == dest;
+}
+
+bool sx_os_protect(void *p, size_t size, int prot) {
+    int saved = errno;
+    int r = mprotect(p, size, prot);
+    errno = saved;
+    return r == 0;
+}
+
+/* The program break, through glibc's brk/sbrk so that glibc's cached copy of the break stays
+ * right for any other code in the process that calls sbrk. */
+uintptr_t sx_os_brk_get(void) {
+    int saved = errno;
+    void *cur = sbrk(0);
+    errno = saved;
+    return cur == (void *)-1 ? 0 : (uintptr_t)cur;
+}
+
+bool sx_os_brk_set(uintptr_t end) {
+    int saved = errno;
+    int r = brk((void *)end);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count.brk_calls, 1, memory_order_relaxed);
+    return r == 0;
+}
+
+bool sx_os_getrandom(void *buf, size_t n) {
+    int saved = errno;
+    long r = syscall(SYS_getrandom, buf, n, 1 /* GRND_NONBLOCK */);
+    errno = saved;
+    return r == (long)n;
+}

@@ -1,0 +1,124 @@
+/*
+ * brkheap.c — the brk heap: segments carved from the program break, which is why strata's memory
+ * shows as [heap] in /proc/self/maps just as glibc's main arena does.
+ *
+ * The first segment starts at the break rounded up to 4 MiB. The segment that contains the break
+ * (the "top", ptmalloc's top chunk) is only committed as far as it is used: its commit_end is the
+ * break, moved up by at least top_pad when a span past it is needed, and moved down again when the
+ * free memory at its end exceeds the trim threshold. When the top segment empties the break drops
+ * to where it was before the segment was made, and on through empty segments below it.
+ *
+ * Any library may move the break too. Before each move strata checks that the break is where it
+ * left it; if not, the old top keeps what it has and new segments start above the foreign memory.
+ * When brk fails (RLIMIT_DATA, a mapping in the way, brk=0) segments come from mmap instead.
+ * Everything here runs with the region lock held, except sx_brk_trim which takes it.
+ */
+#include "../internal.h"
+
+static uintptr_t brk_end;    /* where strata last left the break; 0 before first use */
+static sx_segment *brk_top;  /* the segment containing brk_end, if it may still grow */
+
+bool sx_brk_is_top(const sx_segment *seg) { return seg == brk_top; }
+
+static void set_commit(sx_segment *seg, uintptr_t end) {
+    atomic_store_explicit(&seg->commit_end, end, memory_order_release);
+}
+
+/* Is the break still where strata left it? If not, stop growing the old top. */
+static bool brk_unmoved(uintptr_t cur) {
+    if (brk_end != 0 && cur != brk_end) {
+        if (sx_opt.verbose >= 2) sx_message("program break moved by someone else (%p)", (void *)cur);
+        brk_top = NULL;
+        brk_end = 0;
+        return false;
+    }
+    return true;
+}
+
+sx_segment *sx_brk_segment_new(size_t commit) {
+    uintptr_t cur = sx_os_brk_get();
+    if (cur == 0) return NULL;
+    sx_segment *below = NULL;
+    if (brk_unmoved(cur) && brk_top) {
+        /* Segments are contiguous: fill the old top to its end before starting a new one. */
+        uintptr_t end = (uintptr_t)brk_top + SX_SEG_SIZE;
+        if (brk_end < end) {
+            if (!sx_os_brk_set(end)) return NULL;
+            atomic_fetch_add_explicit(&sx_count.brk_bytes, end - brk_end, memory_order_relaxed);
+            set_commit(brk_top, end);
+            brk_end = cur = end;
+        }
+        below = brk_top;
+    }
+    uintptr_t base = sx_align_up(cur, SX_SEG_SIZE);
+    uintptr_t end = base + commit;
+    if (base < cur || end < base || (end >> SX_ADDR_BITS) != 0) return NULL;
+    if (!sx_os_brk_set(end)) return NULL;
+    sx_segment *seg = (sx_segment *)base;
+    seg->source = SX_SRC_BRK;
+    seg->brk_floor = cur;
+    seg->brk_prev = below;
+    set_commit(seg, end);
+    brk_top = seg;
+    brk_end = end;
+    atomic_fetch_add_explicit(&sx_count.brk_bytes, commit, memory_order_relaxed);
+    if (sx_opt.verbose >= 2) sx_message("brk segment %p (break %p)", (void *)seg, (void *)end);
+    return seg;
+}
+
+bool sx_brk_commit(sx_segment *seg, uintptr_t end) {
+    if (atomic_load_explicit(&seg->commit_end, memory_order_relaxed) >= end) return true;
+    if (seg != brk_top || !brk_unmoved(sx_os_brk_get())) return false;
+    uintptr_t seg_end = (uintptr_t)seg + SX_SEG_SIZE;
+    uintptr_t want = sx_align_up(end + atomic_load(&sx_top_pad), SX_SLICE_SIZE);
+    if (want > seg_end || want < end) want = seg_end;
+    if (!sx_os_brk_set(want)) {
+        want = end; /* without the pad, in case only that much is left */
+        if (!sx_os_brk_set(want)) return false;
+    }
+    atomic_fetch_add_explicit(&sx_count.brk_bytes, want - brk_end, memory_order_relaxed);
+    brk_end = want;
+    set_commit(seg, want);
+    return true;
+}
+
+bool sx_brk_trim(sx_segment *seg, uintptr_t keep_end) {
+    bool done = false;
+    sx_lock(&sx_region_lock);
+    keep_end = sx_align_up(keep_end, SX_SLICE_SIZE);
+    if (seg == brk_top && keep_end < brk_end && keep_end > (uintptr_t)seg &&
+        brk_unmoved(sx_os_brk_get()) && sx_os_brk_set(keep_end)) {
+        atomic_fetch_sub_explicit(&sx_count.brk_bytes, brk_end - keep_end, memory_order_relaxed);
+        if (sx_opt.verbose >= 2)
+            sx_message("break lowered by %zu KiB to %p", (brk_end - keep_end) >> 10, (void *)keep_end);
+        brk_end = keep_end;
+        set_commit(seg, keep_end);
+        done = true;
+    }
+    sx_unlock(&sx_region_lock);
+    return done;
+}
+
+bool sx_brk_release(sx_segment *seg) {
+    if (seg != brk_top || !brk_unmoved(sx_os_brk_get())) return false;
+    if (brk_end - (uintptr_t)seg < atomic_load(&sx_trim_threshold)) return false;
+    /* Lower the break through this segment and every empty segment right below it. */
+    for (;;) {
+        uintptr_t floor = seg->brk_floor;
+        sx_segment *below = seg->brk_prev;
+        if (!sx_os_brk_set(floor)) return false;
+        atomic_fetch_sub_explicit(&sx_count.brk_bytes, brk_end - (uintptr_t)seg,
+                                  memory_order_relaxed);
+        if (sx_opt.verbose >= 2) sx_message("break lowered to %p", (void *)floor);
+        brk_end = floor;
+        brk_top = NULL;
+        if (!below) break;
+        if (!below->cached) { /* still in use: it becomes the top, and may be trimmed later */
+            brk_top = below;
+            break;
+        }
+        sx_segcache_unlink(below);
+        seg = below;
+    }
+    return true;
+}

@@ -1,0 +1,166 @@
+/*
+ * huge.c — blocks with a mapping of their own, and the mmap threshold that decides which blocks
+ * get one.
+ *
+ * As in glibc, a request at or above the mmap threshold (default 128 KiB) is mmap'd on its own and
+ * munmap'd when freed, so its memory returns to the kernel at once. The threshold adapts upward:
+ * freeing such a block raises it to the block's size (up to 32 MiB), and the trim threshold to
+ * twice that, so a program that keeps allocating blocks of that size gets them from its heap
+ * instead of paying for mmap, munmap and page faults every time. Setting either threshold (mallopt
+ * or STRATA_OPTIONS) fixes both. Blocks bigger than a segment's spans always get their own mapping.
+ *
+ * A huge mapping starts with a segment header so that free() finds it like any other block; its
+ * size changes with mremap, in place when the address space after it is free, otherwise by moving
+ * its page tables (no copy) to a new aligned place.
+ */
+#include <string.h>
+
+#include "../internal.h"
+
+_Atomic size_t sx_mmap_threshold = SX_MMAP_THRESHOLD_DEFAULT;
+_Atomic size_t sx_trim_threshold = SX_TRIM_THRESHOLD_DEFAULT;
+_Atomic size_t sx_top_pad = SX_TOP_PAD_DEFAULT;
+_Atomic bool sx_threshold_fixed;
+_Atomic size_t sx_fast_limit = SX_DIRECT_MAX;
+
+/* The malloc fast path serves sizes up to sx_fast_limit from the direct page table; a threshold
+ * below 1 KiB must send the sizes above it to the slow path, which knows about huge blocks. */
+static void update_fast_limit(size_t threshold) {
+    size_t lim = threshold > SX_DIRECT_MAX ? SX_DIRECT_MAX : (threshold ? threshold - 1 : 0);
+    atomic_store_explicit(&sx_fast_limit, lim, memory_order_relaxed);
+}
+
+void sx_threshold_set_mmap(size_t v) {
+    atomic_store(&sx_mmap_threshold, v);
+    update_fast_limit(v);
+}
+
+void sx_thresholds_init(void) {
+    sx_threshold_set_mmap(sx_opt.mmap_threshold);
+    atomic_store(&sx_trim_threshold, sx_opt.trim_threshold);
+    atomic_store(&sx_top_pad, sx_opt.top_pad);
+    atomic_store(&sx_threshold_fixed,
+                 sx_opt.mmap_threshold_set || sx_opt.trim_threshold_set || sx_opt.top_pad_set);
+}
+
+/* Offset of the block from the mapping's start: after the header, or exactly one segment in for
+ * alignments of a segment or more (sx_segment_of maps that address back to the header). */
+static size_t block_offset(size_t align) {
+    if (align >= SX_SEG_SIZE) return SX_SEG_SIZE;
+    size_t a = align < 64 ? 64 : align;
+    return sx_align_up(sizeof(sx_segment), a);
+}
+
+static void account(sx_segment *seg, bool add) {
+    size_t bytes = seg->size;
+    if (add) {
+        size_t b = atomic_fetch_add(&sx_count.huge_bytes, bytes) + bytes;
+        size_t c = atomic_fetch_add(&sx_count.huge_count, 1) + 1;
+        if (b > atomic_load(&sx_count.huge_max_bytes)) atomic_store(&sx_count.huge_max_bytes, b);
+        if (c > atomic_load(&sx_count.huge_max_count)) atomic_store(&sx_count.huge_max_count, c);
+    } else {
+        atomic_fetch_sub(&sx_count.huge_bytes, bytes);
+        atomic_fetch_sub(&sx_count.huge_count, 1);
+    }
+}
+
+static void publish(sx_segment *seg) {
+    sx_lock(&sx_region_lock);
+    sx_segmap_set(seg);
+    sx_registry_add(seg);
+    account(seg, true);
+    sx_unlock(&sx_region_lock);
+}
+
+static void unpublish(sx_segment *seg) {
+    sx_lock(&sx_region_lock);
+    sx_segmap_clear(seg);
+    sx_registry_remove(seg);
+    account(seg, false);
+    sx_unlock(&sx_region_lock);
+}
+
+/* Describe the mapping: every slice points back to slice 0, the block's page. */
+static void set_block(sx_segment *seg, size_t size, size_t off, unsigned align_log) {
+    seg->size = size;
+    atomic_store_explicit(&seg->commit_end, (uintptr_t)seg + size, memory_order_relaxed);
+    for (unsigned i = 0; i <= SX_SLICES; i++) seg->slices[i].slice_back = (uint8_t)i;
+    sx_page *pg = &seg->slices[0];
+    pg->start = (uint8_t *)seg + off;
+    pg->bin = (uint8_t)align_log;
+}
+
+void *sx_huge_alloc(size_t size, size_t align, bool zero) {
+    (void)zero; /* a fresh mapping is zero-filled by the kernel */
+    if (align < 16) align = 16;
+    size_t off = block_offset(align);
+    if (size > SIZE_MAX - off - sx_os_page) return NULL;
+    size_t total = sx_align_up(off + size, sx_os_page);
+    sx_segment *seg = sx_os_map_aligned(total, align, align > SX_SEG_SIZE ? off : 0);
+    if (!seg) return NULL;
+    if (((uintptr_t)seg + total - 1) >> SX_ADDR_BITS) {
+        sx_os_unmap(seg, total);
+        return NULL;
+    }
+    atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
+    seg->kind = SX_SEG_HUGE;
+    seg->source = SX_SRC_MMAP;
+    seg->cached = 0;
+    seg->used_slices = 0;
+    seg->reserved_slices = 0;
+    seg->next = seg->prev = NULL;
+    sx_page *pg = &seg->slices[0];
+    memset(pg, 0, sizeof *pg);
+    pg->kind = SX_SPAN_HUGE;
+    pg->used = pg->capacity = pg->reserved = 1;
+    pg->inv = 1;
+    pg->slice_count = 1;
+    set_block(seg, total, off, (unsigned)__builtin_ctzl(align));
+    publish(seg);
+    return pg->start;
+}
+
+size_t sx_huge_usable(sx_segment *seg, const void *p) {
+    return (uintptr_t)seg + seg->size - (uintptr_t)p;
+}
+
+void sx_huge_free(sx_segment *seg) {
+    size_t size = seg->size;
+    unpublish(seg);
+    if (!atomic_load_explicit(&sx_threshold_fixed, memory_order_relaxed) &&
+        size > atomic_load(&sx_mmap_threshold) && size <= SX_MMAP_THRESHOLD_MAX) {
+        sx_threshold_set_mmap(size);
+        atomic_store(&sx_trim_threshold, 2 * size);
+        if (sx_opt.verbose >= 2) sx_message("mmap threshold raised to %zu", size);
+    }
+    sx_os_unmap(seg, size);
+}
+
+void *sx_huge_realloc(sx_segment *seg, void *p, size_t size) {
+    size_t off = (uintptr_t)p - (uintptr_t)seg, old = seg->size;
+    if (size > SIZE_MAX - off - sx_os_page) return NULL;
+    size_t total = sx_align_up(off + size, sx_os_page);
+    if (total == old) return p;
+    if (sx_os_remap_inplace(seg, old, total)) {
+        sx_lock(&sx_region_lock);
+        account(seg, false);
+        seg->size = total;
+        atomic_store_explicit(&seg->commit_end, (uintptr_t)seg + total, memory_order_relaxed);
+        account(seg, true);
+        sx_unlock(&sx_region_lock);
+        return p;
+    }
+    if (total < old) return p; /* could not shrink: keep the bigger block */
+    size_t align = (size_t)1 << seg->slices[0].bin;
+    sx_segment *dest = sx_os_map_aligned(total, align, align > SX_SEG_SIZE ? off : 0);
+    if (!dest) return NULL;
+    unpublish(seg);
+    if (!sx_os_remap_to(seg, old, total, dest)) {
+        sx_os_unmap(dest, total);
+        publish(seg);
+        return NULL;
+    }
+    set_block(dest, total, off, dest->slices[0].bin);
+    publish(dest);
+    return (uint8_t *)dest + off;
+}

@@ -1,0 +1,150 @@
+/*
+ * segment.c — where segments come from and where they go.
+ *
+ * A heap that needs memory takes a whole segment: first from the cache of empty segments, then
+ * from the brk heap (the [heap] region, grown with the program break while it can be moved
+ * contiguously, as glibc's main arena does), then from mmap. An empty segment goes back: the one
+ * at the top of the brk heap lowers the break (ptmalloc's "top chunk" trimming), others are
+ * decommitted with madvise and cached, and mmap'd ones beyond the cache's size are unmapped.
+ *
+ * All of this runs under one lock; it happens once per 4 MiB, never per malloc.
+ */
+#include "../internal.h"
+
+sx_lock_t sx_region_lock = SX_LOCK_INIT;
+sx_segment *sx_all_segments;
+
+static sx_segment *cache_first; /* empty segments, doubly linked through next/prev */
+static unsigned cache_mmap_count;
+
+/* Reset a segment's header to "only the header slice is in use". */
+static void header_reset(sx_segment *seg) {
+    atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
+    seg->kind = SX_SEG_NORMAL;
+    seg->cached = 0;
+    seg->used_slices = 1;
+    seg->reserved_slices = 0;
+    seg->size = SX_SEG_SIZE;
+    seg->next = seg->prev = NULL;
+    sx_span_mark(seg, 0, 1, SX_SPAN_HEADER);
+    /* The descriptor past the last slice answers for an address exactly at the segment's end. */
+    seg->slices[SX_SLICES].slice_back = 0;
+    seg->slices[SX_SLICES].kind = SX_SPAN_HEADER;
+    seg->slices[SX_SLICES].capacity = 0;
+    seg->slices[SX_SLICES].inv = 1;
+    seg->slices[SX_SLICES].shift = 0;
+    seg->slices[SX_SLICES].start = (uint8_t *)seg + SX_SEG_SIZE;
+}
+
+static void cache_push(sx_segment *seg) {
+    seg->cached = 1;
+    seg->prev = NULL;
+    seg->next = cache_first;
+    if (cache_first) cache_first->prev = seg;
+    cache_first = seg;
+    if (seg->source == SX_SRC_MMAP) cache_mmap_count++;
+    atomic_fetch_add_explicit(&sx_count.cached_segments, 1, memory_order_relaxed);
+}
+
+/* Take a segment out of the cache (region lock held). */
+void sx_segcache_unlink(sx_segment *seg) {
+    if (seg->prev) seg->prev->next = seg->next;
+    else cache_first = seg->next;
+    if (seg->next) seg->next->prev = seg->prev;
+    seg->next = seg->prev = NULL;
+    seg->cached = 0;
+    if (seg->source == SX_SRC_MMAP) cache_mmap_count--;
+    atomic_fetch_sub_explicit(&sx_count.cached_segments, 1, memory_order_relaxed);
+}
+
+static sx_segment *map_segment(void) {
+    sx_segment *seg = sx_os_map_aligned(SX_SEG_SIZE, SX_SEG_SIZE, 0);
+    if (!seg) return NULL;
+    if (((uintptr_t)seg >> SX_ADDR_BITS) != 0) { /* beyond the segment map: not usable */
+        sx_os_unmap(seg, SX_SEG_SIZE);
+        return NULL;
+    }
+    seg->source = SX_SRC_MMAP;
+    seg->brk_floor = 0;
+    seg->brk_prev = NULL;
+    atomic_store_explicit(&seg->commit_end, (uintptr_t)seg + SX_SEG_SIZE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count.mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
+    if (sx_opt.verbose >= 2) sx_message("mmap segment %p", (void *)seg);
+    return seg;
+}
+
+void sx_registry_add(sx_segment *seg) {
+    seg->all_prev = NULL;
+    seg->all_next = sx_all_segments;
+    if (sx_all_segments) sx_all_segments->all_prev = seg;
+    sx_all_segments = seg;
+}
+
+void sx_registry_remove(sx_segment *seg) {
+    if (seg->all_prev) seg->all_prev->all_next = seg->all_next;
+    else sx_all_segments = seg->all_next;
+    if (seg->all_next) seg->all_next->all_prev = seg->all_prev;
+    seg->all_next = seg->all_prev = NULL;
+}
+
+sx_segment *sx_segment_acquire(void) {
+    sx_lock(&sx_region_lock);
+    sx_segment *seg = cache_first;
+    if (seg) sx_segcache_unlink(seg);
+    else {
+        if (sx_opt.brk) seg = sx_brk_segment_new(2 * SX_SLICE_SIZE);
+        if (!seg) seg = map_segment();
+    }
+    if (seg) {
+        header_reset(seg);
+        sx_segmap_set(seg);
+        sx_registry_add(seg);
+        atomic_fetch_add_explicit(&sx_count.segments, 1, memory_order_relaxed);
+    }
+    sx_unlock(&sx_region_lock);
+    return seg;
+}
+
+void sx_segment_release(sx_segment *seg) {
+    sx_lock(&sx_region_lock);
+    sx_registry_remove(seg);
+    sx_segmap_clear(seg);
+    atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&sx_count.segments, 1, memory_order_relaxed);
+    if (seg->source == SX_SRC_BRK && sx_brk_release(seg)) {
+        /* the break went down: the segment no longer exists */
+    } else if (seg->source == SX_SRC_MMAP && cache_mmap_count >= SX_SEGCACHE_MAX) {
+        sx_os_unmap(seg, SX_SEG_SIZE);
+        atomic_fetch_sub_explicit(&sx_count.mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
+    } else {
+        uintptr_t from = (uintptr_t)seg + SX_SLICE_SIZE;
+        uintptr_t to = atomic_load_explicit(&seg->commit_end, memory_order_relaxed);
+        if (to > from) sx_os_decommit((void *)from, to - from);
+        cache_push(seg);
+    }
+    sx_unlock(&sx_region_lock);
+}
+
+bool sx_segment_commit(sx_segment *seg, uintptr_t end) {
+    if (atomic_load_explicit(&seg->commit_end, memory_order_acquire) >= end) return true;
+    if (seg->source != SX_SRC_BRK) return false;
+    sx_lock(&sx_region_lock);
+    bool ok = sx_brk_commit(seg, end);
+    sx_unlock(&sx_region_lock);
+    return ok;
+}
+
+size_t sx_segcache_purge(void) {
+    size_t released = 0;
+    sx_lock(&sx_region_lock);
+    for (sx_segment *seg = cache_first, *next; seg; seg = next) {
+        next = seg->next;
+        if (seg->source != SX_SRC_MMAP) continue;
+        sx_segcache_unlink(seg);
+        sx_os_unmap(seg, SX_SEG_SIZE);
+        atomic_fetch_sub_explicit(&sx_count.mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
+        released += SX_SEG_SIZE;
+    }
+    sx_unlock(&sx_region_lock);
+    return released;
+}

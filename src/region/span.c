@@ -1,0 +1,230 @@
+/*
+ * span.c — spans: runs of slices inside a heap's segments, split and coalesced.
+ *
+ * Free spans sit in the heap's span bins, one list per exact length (1..63 slices) with a bit mask
+ * of the non-empty lists, so "a span of at least n slices" is one bit scan: no search. Taking a
+ * span splits off the rest as a new free span; giving one back merges it with free neighbours on
+ * both sides (the slice before it records how far back its own span starts). This is the medium
+ * block allocator: pages of small blocks, large blocks and their in-place realloc all come from
+ * here. Only the owning heap's thread touches its spans.
+ */
+#include "../internal.h"
+
+void sx_span_mark(sx_segment *seg, size_t idx, size_t n, uint8_t kind) {
+    for (size_t i = 0; i < n; i++) seg->slices[idx + i].slice_back = (uint8_t)i;
+    sx_page *s = &seg->slices[idx];
+    s->free = s->local_free = NULL;
+    s->used = s->capacity = s->reserved = 0;
+    s->block_size = 0;
+    s->start = sx_slice_addr(seg, idx);
+    s->inv = 1;
+    s->shift = 0;
+    s->flags = 0;
+    s->kind = kind;
+    s->bin = 0;
+    s->slice_count = (uint8_t)n;
+    s->next = s->prev = NULL;
+}
+
+static void bin_insert(sx_heap *h, sx_page *s) {
+    unsigned n = s->slice_count;
+    s->prev = NULL;
+    s->next = h->spans[n];
+    if (s->next) s->next->prev = s;
+    h->spans[n] = s;
+    h->span_mask |= (uint64_t)1 << n;
+}
+
+static void bin_remove(sx_heap *h, sx_page *s) {
+    unsigned n = s->slice_count;
+    if (s->prev) s->prev->next = s->next;
+    else h->spans[n] = s->next;
+    if (s->next) s->next->prev = s->prev;
+    if (!h->spans[n]) h->span_mask &= ~((uint64_t)1 << n);
+    s->next = s->prev = NULL;
+}
+
+static void free_span_insert(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
+    sx_span_mark(seg, idx, n, SX_SPAN_FREE);
+    bin_insert(h, &seg->slices[idx]);
+}
+
+/* The break above this segment cannot move any more: set aside the slices past it for good. */
+static void reserve_uncommitted(sx_heap *h, sx_segment *seg) {
+    uintptr_t ce = atomic_load_explicit(&seg->commit_end, memory_order_acquire);
+    size_t c = (ce - (uintptr_t)seg) >> SX_SLICE_SHIFT;
+    if (c >= SX_SLICES) return;
+    if (c < 1) c = 1;
+    sx_page *f = &seg->slices[c];
+    f -= f->slice_back;
+    SX_ASSERT(f->kind == SX_SPAN_FREE);
+    size_t fi = sx_slice_index(f);
+    bin_remove(h, f);
+    if (fi < c) free_span_insert(h, seg, fi, c - fi);
+    sx_span_mark(seg, c, SX_SLICES - c, SX_SPAN_RESERVED);
+    seg->reserved_slices = (uint16_t)(SX_SLICES - c);
+    seg->used_slices = (uint16_t)(seg->used_slices + (SX_SLICES - c));
+}
+
+sx_page *sx_span_alloc(sx_heap *h, size_t n) {
+    SX_ASSERT(n >= 1 && n <= SX_SPAN_MAX);
+    for (;;) {
+        uint64_t m = h->span_mask & (~(uint64_t)0 << n);
+        if (!m) {
+            if (!sx_heap_segment_add(h)) return NULL;
+            continue;
+        }
+        unsigned len = (unsigned)__builtin_ctzll(m);
+        sx_page *s = h->spans[len];
+        sx_segment *seg = sx_segment_of_desc(s);
+        size_t idx = sx_slice_index(s);
+        uintptr_t end = (uintptr_t)sx_slice_addr(seg, idx + n);
+        if (!sx_segment_commit(seg, end)) {
+            reserve_uncommitted(h, seg);
+            continue;
+        }
+        bin_remove(h, s);
+        if (len > n) free_span_insert(h, seg, idx + n, len - n);
+        seg->used_slices = (uint16_t)(seg->used_slices + n);
+        s->slice_count = (uint8_t)n;
+        return s;
+    }
+}
+
+static void segment_remove(sx_heap *h, sx_segment *seg) {
+    if (seg->prev) seg->prev->next = seg->next;
+    else h->segments = seg->next;
+    if (seg->next) seg->next->prev = seg->prev;
+    seg->next = seg->prev = NULL;
+    h->nsegments--;
+    sx_segment_release(seg);
+}
+
+static bool segment_empty(const sx_segment *seg) {
+    return seg->used_slices == 1 + seg->reserved_slices;
+}
+
+/* After a span at the end of the brk top segment is freed, give the memory past the top pad back
+ * to the kernel by lowering the break, if there is more of it than the trim threshold. */
+static void maybe_trim(sx_segment *seg, size_t idx) {
+    if (seg->source != SX_SRC_BRK || !sx_brk_is_top(seg)) return;
+    uintptr_t from = (uintptr_t)sx_slice_addr(seg, idx);
+    uintptr_t ce = atomic_load_explicit(&seg->commit_end, memory_order_relaxed);
+    if (ce > from && ce - from >= atomic_load(&sx_trim_threshold) + atomic_load(&sx_top_pad))
+        sx_brk_trim(seg, from + atomic_load(&sx_top_pad));
+}
+
+void sx_span_free(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
+    seg->used_slices = (uint16_t)(seg->used_slices - n);
+    if (idx > 1) {
+        sx_page *l = &seg->slices[idx - 1];
+        l -= l->slice_back;
+        if (l->kind == SX_SPAN_FREE) {
+            bin_remove(h, l);
+            size_t li = sx_slice_index(l);
+            n += idx - li;
+            idx = li;
+        }
+    }
+    if (idx + n < SX_SLICES) {
+        sx_page *r = &seg->slices[idx + n];
+        if (r->kind == SX_SPAN_FREE) {
+            bin_remove(h, r);
+            n += r->slice_count;
+        }
+    }
+    free_span_insert(h, seg, idx, n);
+    /* An empty segment goes back to the region layer, but a heap keeps its last one so that a
+     * loop of malloc and free of one big block does not map and unmap a segment each time. */
+    if (segment_empty(seg) && h->nsegments > 1) {
+        bin_remove(h, &seg->slices[idx]);
+        segment_remove(h, seg);
+        return;
+    }
+    if (idx + n == SX_SLICES) maybe_trim(seg, idx);
+}
+
+bool sx_span_grow(sx_heap *h, sx_page *pg, size_t n) {
+    sx_segment *seg = sx_segment_of_desc(pg);
+    size_t idx = sx_slice_index(pg), have = pg->slice_count;
+    if (n <= have) return true;
+    if (idx + have >= SX_SLICES) return false;
+    sx_page *r = &seg->slices[idx + have];
+    size_t rlen = r->slice_count, extra = n - have;
+    if (r->kind != SX_SPAN_FREE || rlen < extra) return false;
+    if (!sx_segment_commit(seg, (uintptr_t)sx_slice_addr(seg, idx + n))) return false;
+    bin_remove(h, r);
+    if (rlen > extra) free_span_insert(h, seg, idx + n, rlen - extra);
+    for (size_t i = have; i < n; i++) seg->slices[idx + i].slice_back = (uint8_t)i;
+    pg->slice_count = (uint8_t)n;
+    seg->used_slices = (uint16_t)(seg->used_slices + extra);
+    return true;
+}
+
+void sx_span_shrink(sx_heap *h, sx_page *pg, size_t n) {
+    size_t have = pg->slice_count;
+    if (n >= have) return;
+    pg->slice_count = (uint8_t)n;
+    sx_span_free(h, sx_segment_of_desc(pg), sx_slice_index(pg) + n, have - n);
+}
+
+bool sx_heap_segment_add(sx_heap *h) {
+    /* Exited threads' heaps may hold emptied segments; let them go back first. */
+    sx_pool_collect(2);
+    sx_segment *seg = sx_segment_acquire();
+    if (!seg) return false;
+    atomic_store_explicit(&seg->heap, h, memory_order_release);
+    seg->prev = NULL;
+    seg->next = h->segments;
+    if (h->segments) h->segments->prev = seg;
+    h->segments = seg;
+    h->nsegments++;
+    size_t c = SX_SLICES;
+    if (seg->source == SX_SRC_BRK && !sx_brk_is_top(seg)) {
+        uintptr_t ce = atomic_load_explicit(&seg->commit_end, memory_order_acquire);
+        c = (ce - (uintptr_t)seg) >> SX_SLICE_SHIFT;
+    }
+    if (c > 1) free_span_insert(h, seg, 1, c - 1);
+    if (c < SX_SLICES) {
+        sx_span_mark(seg, c, SX_SLICES - c, SX_SPAN_RESERVED);
+        seg->reserved_slices = (uint16_t)(SX_SLICES - c);
+        seg->used_slices = (uint16_t)(seg->used_slices + (SX_SLICES - c));
+    }
+    return true;
+}
+
+void sx_heap_release_empty(sx_heap *h) {
+    for (sx_segment *seg = h->segments, *next; seg; seg = next) {
+        next = seg->next;
+        if (!segment_empty(seg)) continue;
+        sx_page *s = &seg->slices[1];
+        if (s->kind == SX_SPAN_FREE) bin_remove(h, s);
+        segment_remove(h, seg);
+    }
+}
+
+size_t sx_span_purge(sx_heap *h) {
+    size_t purged = 0;
+    for (unsigned n = 1; n < SX_SLICES; n++) {
+        for (sx_page *s = h->spans[n]; s; s = s->next) {
+            sx_segment *seg = sx_segment_of_desc(s);
+            uintptr_t from = (uintptr_t)s->start, to = from + n * SX_SLICE_SIZE;
+            uintptr_t ce = atomic_load_explicit(&seg->commit_end, memory_order_relaxed);
+            if (to > ce) to = ce;
+            if (to > from) {
+                sx_os_decommit((void *)from, to - from);
+                purged += to - from;
+            }
+        }
+    }
+    return purged;
+}
+
+void sx_span_trim_top(sx_heap *h, size_t pad) {
+    for (sx_segment *seg = h->segments; seg; seg = seg->next) {
+        if (seg->source != SX_SRC_BRK || !sx_brk_is_top(seg)) continue;
+        sx_page *s = &seg->slices[SX_SLICES - 1];
+        s -= s->slice_back;
+        if (s->kind == SX_SPAN_FREE) sx_brk_trim(seg, (uintptr_t)s->start + pad);
+    }
+}

@@ -1,0 +1,197 @@
+/*
+ * options.c — STRATA_OPTIONS, the one environment variable that configures strata.
+ *
+ * A comma-separated list of name=value pairs, e.g. "mmap_threshold=256k,brk=0,verbose=1". Sizes
+ * take k, m and g suffixes (powers of 1024); booleans take 1/0, yes/no, on/off, true/false. An
+ * unknown name or a bad value is reported in one line and ignored, keeping the default. "help"
+ * prints the table. Set-user-ID programs ignore the variable.
+ *
+ * Parsing happens on the first allocation, possibly before libc has set up `environ`; then the
+ * variable is read from /proc/self/environ instead.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "../internal.h"
+
+sx_options sx_opt = {
+    .mmap_threshold = SX_MMAP_THRESHOLD_DEFAULT,
+    .trim_threshold = SX_TRIM_THRESHOLD_DEFAULT,
+    .top_pad = SX_TOP_PAD_DEFAULT,
+    .brk = true,
+    .verbose = 0,
+    .foreign_free = SX_FOREIGN_ABORT,
+};
+
+enum { OPT_SIZE, OPT_BOOL, OPT_INT, OPT_FOREIGN };
+
+typedef struct {
+    const char *name;
+    int type;
+    void *value;
+    bool *set;        /* marks that the user chose the value */
+    size_t max;       /* for sizes and integers */
+    const char *help;
+} option_t;
+
+static const option_t options[] = {
+    {"mmap_threshold", OPT_SIZE, &sx_opt.mmap_threshold, &sx_opt.mmap_threshold_set,
+     SX_MMAP_THRESHOLD_MAX,
+     "blocks this big or bigger get their own mapping (fixes the threshold: no adapting)"},
+    {"trim_threshold", OPT_SIZE, &sx_opt.trim_threshold, &sx_opt.trim_threshold_set, SIZE_MAX,
+     "free memory at the top of [heap] beyond this is returned by lowering the break"},
+    {"top_pad", OPT_SIZE, &sx_opt.top_pad, &sx_opt.top_pad_set, (size_t)1 << 30,
+     "extra memory the break is moved by, and kept when trimming"},
+    {"brk", OPT_BOOL, &sx_opt.brk, NULL, 1,
+     "grow the heap with the program break ([heap]) before using mmap"},
+    {"foreign_free", OPT_FOREIGN, &sx_opt.foreign_free, NULL, 0,
+     "pointers strata did not allocate: abort, forward (to the next allocator) or ignore"},
+    {"verbose", OPT_INT, &sx_opt.verbose, NULL, 3,
+     "1: start-up and exit summary; 2: also segment, brk and threshold events"},
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+static const char *const foreign_names[] = {"abort", "forward", "ignore"};
+
+static void describe(const option_t *o, char *buf, size_t cap) {
+    switch (o->type) {
+    case OPT_SIZE: sx_fmt(buf, cap, "%zu", *(size_t *)o->value); break;
+    case OPT_BOOL: sx_fmt(buf, cap, "%d", *(bool *)o->value ? 1 : 0); break;
+    case OPT_INT: sx_fmt(buf, cap, "%d", *(int *)o->value); break;
+    case OPT_FOREIGN: sx_fmt(buf, cap, "%s", foreign_names[*(int *)o->value]); break;
+    }
+}
+
+static void print_help(void) {
+    sx_printf(2, "strata: options (STRATA_OPTIONS=name=value,...), with current values:\n");
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        char v[32];
+        describe(&options[i], v, sizeof v);
+        sx_printf(2, "  %s=%s\n      %s\n", options[i].name, v, options[i].help);
+    }
+}
+
+static bool eq(const char *a, size_t n, const char *b) { return strlen(b) == n && !memcmp(a, b, n); }
+
+static bool parse_size(const char *s, size_t n, size_t *out) {
+    if (n == 0) return false;
+    size_t v = 0, i = 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        if (v > (SIZE_MAX - 9) / 10) return false;
+        v = v * 10 + (size_t)(s[i] - '0');
+    }
+    if (i == 0) return false;
+    if (i < n) {
+        unsigned shift = 0;
+        switch (s[i] | 0x20) {
+        case 'k': shift = 10; break;
+        case 'm': shift = 20; break;
+        case 'g': shift = 30; break;
+        default: return false;
+        }
+        i++;
+        if (i < n && (s[i] | 0x20) == 'b') i++; /* "64kb" */
+        if (i != n || v > (SIZE_MAX >> shift)) return false;
+        v <<= shift;
+    }
+    *out = v;
+    return true;
+}
+
+static bool parse_value(const option_t *o, const char *s, size_t n) {
+    size_t v;
+    switch (o->type) {
+    case OPT_SIZE:
+        if (!parse_size(s, n, &v) || v > o->max) return false;
+        *(size_t *)o->value = v;
+        return true;
+    case OPT_INT:
+        if (!parse_size(s, n, &v) || v > o->max) return false;
+        *(int *)o->value = (int)v;
+        return true;
+    case OPT_BOOL:
+        if (eq(s, n, "1") || eq(s, n, "yes") || eq(s, n, "on") || eq(s, n, "true"))
+            *(bool *)o->value = true;
+        else if (eq(s, n, "0") || eq(s, n, "no") || eq(s, n, "off") || eq(s, n, "false"))
+            *(bool *)o->value = false;
+        else return false;
+        return true;
+    case OPT_FOREIGN:
+        for (int i = 0; i < 3; i++)
+            if (eq(s, n, foreign_names[i])) {
+                *(int *)o->value = i;
+                return true;
+            }
+        return false;
+    }
+    return false;
+}
+
+static void parse_item(const char *s, size_t n) {
+    const char *eqs = memchr(s, '=', n);
+    size_t nlen = eqs ? (size_t)(eqs - s) : n;
+    if (eq(s, nlen, "help")) {
+        print_help();
+        return;
+    }
+    for (size_t i = 0; i < NOPTIONS; i++) {
+        const option_t *o = &options[i];
+        if (!eq(s, nlen, o->name)) continue;
+        const char *val = eqs ? eqs + 1 : "1";
+        size_t vlen = eqs ? n - nlen - 1 : 1;
+        if (!eqs && o->type != OPT_BOOL && o->type != OPT_INT) vlen = 0;
+        if (parse_value(o, val, vlen)) {
+            if (o->set) *o->set = true;
+        } else {
+            char cur[32];
+            describe(o, cur, sizeof cur);
+            sx_message("bad value '%.*s' for option %s in STRATA_OPTIONS (keeping %s)", (int)vlen,
+                       val, o->name, cur);
+        }
+        return;
+    }
+    sx_message("unknown option '%.*s' in STRATA_OPTIONS (ignored; STRATA_OPTIONS=help lists them)",
+               (int)nlen, s);
+}
+
+/* Early in start-up `environ` may not be set yet: read the variable from /proc instead. */
+static const char *env_from_proc(const char *name) {
+    static char buf[16384];
+    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return NULL;
+    buf[n] = '\0';
+    size_t len = strlen(name);
+    for (char *p = buf; p < buf + n; p += strlen(p) + 1)
+        if (!strncmp(p, name, len) && p[len] == '=') return p + len + 1;
+    return NULL;
+}
+
+static const char *env_get(const char *name) {
+    extern char **environ;
+    if (!environ) return env_from_proc(name);
+    size_t len = strlen(name);
+    for (char **e = environ; *e; e++)
+        if (!strncmp(*e, name, len) && (*e)[len] == '=') return *e + len + 1;
+    return NULL;
+}
+
+void sx_options_init(void) {
+    if (getauxval(AT_SECURE)) return;
+    const char *s = env_get("STRATA_OPTIONS");
+    if (!s) return;
+    while (*s) {
+        const char *end = strchr(s, ',');
+        size_t n = end ? (size_t)(end - s) : strlen(s);
+        while (n && *s == ' ') s++, n--;
+        while (n && s[n - 1] == ' ') n--;
+        if (n) parse_item(s, n);
+        if (!end) break;
+        s = end + 1;
+    }
+}

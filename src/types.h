@@ -1,0 +1,119 @@
+/*
+ * types.h — the data structures of strata, and what owns each of them.
+ *
+ *   segment  4 MiB aligned region; header = array of slice descriptors (sx_page). Owned by one heap
+ *            (thread); only the owner changes its spans and pages. Huge blocks have a segment of
+ *            their own with no owner.
+ *   page     a span of slices holding blocks of one size class (or one large block). Its descriptor
+ *            is the descriptor of its first slice; every slice of a span records how far back the
+ *            first one is, so any address finds its page in O(1).
+ *   heap     per-thread allocator state: the direct page table used by the malloc fast path, page
+ *            queues per size class, free spans by length, the queue of blocks other threads freed.
+ *   block    a free block; its first word links the free list, its second holds the free key
+ *            (secret ^ address) that identifies a block as already freed.
+ */
+#ifndef STRATA_TYPES_H
+#define STRATA_TYPES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef struct sx_block {
+    struct sx_block *next;
+    uintptr_t key;
+} sx_block;
+
+/* What a span of slices is used for (sx_page.kind). */
+enum {
+    SX_SPAN_FREE = 0,  /* free: in its heap's span bins */
+    SX_SPAN_HEADER,    /* slice 0 of a segment */
+    SX_SPAN_PAGE,      /* blocks of one size class, in a page queue */
+    SX_SPAN_LARGE,     /* one block that is a whole span */
+    SX_SPAN_HUGE,      /* one block with a mapping of its own */
+    SX_SPAN_RESERVED,  /* beyond a program break that can no longer grow: never handed out */
+};
+
+/* sx_page.flags */
+#define SX_PAGE_FULL 0x1u /* in the heap's full queue: no free block at last look */
+
+typedef struct sx_page {
+    /* Hot: the malloc and free fast paths touch only these. */
+    sx_block *free;          /* blocks malloc hands out */
+    sx_block *local_free;    /* blocks the owner freed since; become `free` when it runs dry */
+    uint32_t used;           /* blocks handed out and not returned to this page */
+    uint32_t capacity;       /* blocks made available so far (the page is extended lazily) */
+    uint8_t *start;          /* address of block 0 */
+    uint64_t inv;            /* inverse of the odd part of block_size, for the block-start test */
+    uint8_t shift;           /* log2 of the power-of-two part of block_size */
+    uint8_t flags;
+    uint8_t kind;
+    uint8_t bin;
+    uint32_t block_size;     /* 0 for spans that hold no blocks */
+    /* Cold. */
+    uint32_t reserved;       /* blocks that fit in the page */
+    uint8_t slice_count;     /* span length, in the first slice of a span */
+    uint8_t slice_back;      /* in every slice: distance back to the first slice of its span */
+    uint16_t pad_;
+    struct sx_page *next, *prev; /* page queue, or span bin */
+} sx_page;
+
+/* Where a segment's memory came from. */
+enum { SX_SRC_MMAP = 0, SX_SRC_BRK = 1 };
+enum { SX_SEG_NORMAL = 0, SX_SEG_HUGE = 1 };
+
+struct sx_heap;
+
+typedef struct sx_segment {
+    _Atomic(struct sx_heap *) heap; /* owner, NULL for huge blocks and cached segments */
+    uint8_t kind;
+    uint8_t source;
+    uint8_t cached;                 /* in the segment cache */
+    uint8_t pad_;
+    uint16_t used_slices;           /* slices not in free spans, header and reserved ones included */
+    uint16_t reserved_slices;
+    size_t size;                    /* bytes mapped from the segment's base */
+    _Atomic uintptr_t commit_end;   /* end of usable memory (below base+size only at the brk top) */
+    struct sx_segment *next, *prev;         /* owner heap's segments, or the cache */
+    struct sx_segment *all_next, *all_prev; /* registry of live segments, for statistics */
+    uintptr_t brk_floor;            /* brk segments: the break before this segment was made */
+    struct sx_segment *brk_prev;    /* brk segments: the one right below, if contiguous */
+    sx_page slices[SX_SLICES + 1];  /* +1: a block exactly at the segment end maps to the last */
+} sx_segment;
+
+typedef struct sx_page_queue {
+    sx_page *first, *last;
+} sx_page_queue;
+
+/* Blocks of other heaps freed by this thread, waiting to be sent to their owner in one push. */
+typedef struct sx_out_slot {
+    struct sx_heap *dest;
+    sx_block *head, *tail;
+    uint32_t count;
+    size_t bytes;
+} sx_out_slot;
+
+enum { SX_HEAP_LIVE = 0, SX_HEAP_POOLED, SX_HEAP_CLAIMED, SX_HEAP_ORPHAN };
+
+typedef struct sx_heap {
+    sx_page *direct[SX_DIRECT_SLOTS]; /* (size+15)/16 -> page with free blocks, for size <= 1 KiB */
+    sx_page_queue bins[SX_BINS];      /* pages per size class; the first is the one in use */
+    sx_page_queue full;               /* pages found without free blocks */
+    sx_page *spans[SX_SLICES];        /* free spans by exact length (index 0 unused) */
+    uint64_t span_mask;               /* bit n set: spans[n] is not empty */
+    sx_segment *segments;             /* normal segments this heap owns */
+    unsigned nsegments;
+    sx_out_slot out[SX_OUT_SLOTS];
+    uint32_t out_pending;
+    uint32_t id;
+    _Atomic int state;
+    struct sx_heap *all_next;         /* every heap ever made; heaps are never freed */
+    struct sx_heap *pool_next;        /* heaps of exited threads waiting for a new owner */
+    /* Written by other threads: keep it off the owner's cache lines. */
+    _Alignas(64) _Atomic(sx_block *) remote_in;
+    char pad_[64 - sizeof(void *)];
+} sx_heap;
+
+#endif
