@@ -1,0 +1,214 @@
+/*
+ * harness.h — a small test harness for strata's test programs.
+ *
+ * A test program defines test functions and runs them from main with RUN(fn). Each prints one
+ * line for tests/runner: "ok NAME", "not ok NAME: file:line: what failed" or "skip NAME: why".
+ * CHECK stops the current test at the first failed condition.
+ *
+ * Helpers: run a function in a forked child and collect its exit status and stderr (misuse tests
+ * expect an abort with a message); re-execute the test program with other STRATA_OPTIONS; read
+ * the resident set size; fill and verify block contents.
+ */
+#ifndef STRATA_TEST_HARNESS_H
+#define STRATA_TEST_HARNESS_H
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *th_test;
+static int th_failed, th_skipped;
+static char th_why[512];
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            th_fail(__FILE__, __LINE__, "%s", #cond);                                \
+            return;                                                                  \
+        }                                                                            \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                            \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            th_fail(__FILE__, __LINE__, __VA_ARGS__);                                \
+            return;                                                                  \
+        }                                                                            \
+    } while (0)
+
+#define SKIP(...)                                                                    \
+    do {                                                                             \
+        th_skipped = 1;                                                              \
+        snprintf(th_why, sizeof th_why, __VA_ARGS__);                                \
+        return;                                                                      \
+    } while (0)
+
+#define RUN(fn) th_run(#fn, fn)
+
+__attribute__((format(printf, 3, 4))) static void th_fail(const char *file, int line,
+                                                           const char *fmt, ...) {
+    th_failed = 1;
+    const char *base = strrchr(file, '/');
+    int n = snprintf(th_why, sizeof th_why, "%s:%d: ", base ? base + 1 : file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(th_why + n, sizeof th_why - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static void th_run(const char *name, void (*fn)(void)) {
+    th_test = name;
+    th_failed = th_skipped = 0;
+    th_why[0] = '\0';
+    fn();
+    if (th_failed) printf("not ok %s: %s\n", name, th_why);
+    else if (th_skipped) printf("skip %s: %s\n", name, th_why);
+    else printf("ok %s\n", name);
+    fflush(stdout);
+}
+
+/* Keep the compiler from removing allocations whose results look unused. */
+static void *volatile th_sink;
+static inline void th_use(void *p) { th_sink = p; }
+
+/* Deterministic contents for a block, so a check on free catches any overlap or corruption. */
+static inline void th_fill(void *p, size_t n, unsigned seed) {
+    unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) c[i] = (unsigned char)(seed + i * 131);
+}
+static inline int th_verify(const void *p, size_t n, unsigned seed) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i] != (unsigned char)(seed + i * 131)) return 0;
+    return 1;
+}
+
+static inline long th_rss_kb(void) {
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = -1;
+    fclose(f);
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Result of running something in a child process. */
+typedef struct {
+    int exited, code, signaled, sig;
+    char err[4096]; /* what it wrote on stderr */
+    char out[4096]; /* what it wrote on stdout (th_exec only) */
+} th_result;
+
+__attribute__((unused)) static void th_drain(int fd, char *buf, size_t cap) {
+    size_t len = 0;
+    for (;;) {
+        char tmp[1024];
+        ssize_t n = read(fd, tmp, sizeof tmp);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        size_t take = (size_t)n;
+        if (len + take > cap - 1) take = cap - 1 - len;
+        memcpy(buf + len, tmp, take);
+        len += take;
+    }
+    buf[len] = '\0';
+}
+
+__attribute__((unused)) static void th_status(th_result *r, int st) {
+    r->exited = WIFEXITED(st);
+    r->code = r->exited ? WEXITSTATUS(st) : -1;
+    r->signaled = WIFSIGNALED(st);
+    r->sig = r->signaled ? WTERMSIG(st) : 0;
+}
+
+/* Run fn(arg) in a forked child; the child exits 0 when fn returns. */
+__attribute__((unused)) static th_result th_child(void (*fn)(void *), void *arg) {
+    th_result r;
+    memset(&r, 0, sizeof r);
+    int pfd[2];
+    if (pipe(pfd) != 0) abort();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        dup2(pfd[1], 2);
+        signal(SIGABRT, SIG_DFL);
+        fn(arg);
+        _exit(0);
+    }
+    close(pfd[1]);
+    th_drain(pfd[0], r.err, sizeof r.err);
+    close(pfd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    th_status(&r, st);
+    return r;
+}
+
+/* Run argv with extra environment ("NAME=value" strings, NULL-terminated), collecting output. */
+__attribute__((unused)) static th_result th_exec(char *const argv[], char *const env[]) {
+    th_result r;
+    memset(&r, 0, sizeof r);
+    int ofd[2], efd[2];
+    if (pipe(ofd) != 0 || pipe(efd) != 0) abort();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(ofd[1], 1);
+        dup2(efd[1], 2);
+        close(ofd[0]);
+        close(efd[0]);
+        for (char *const *e = env; e && *e; e++) putenv(*e);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(ofd[1]);
+    close(efd[1]);
+    /* stderr is usually short: read stdout first, then stderr */
+    th_drain(ofd[0], r.out, sizeof r.out);
+    th_drain(efd[0], r.err, sizeof r.err);
+    close(ofd[0]);
+    close(efd[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    th_status(&r, st);
+    return r;
+}
+
+/* Re-run this test program in a mode (argv[1]) with the given STRATA_OPTIONS. */
+__attribute__((unused)) static th_result th_self(const char *mode, const char *options) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n < 0) abort();
+    exe[n] = '\0';
+    char opt[1024];
+    snprintf(opt, sizeof opt, "STRATA_OPTIONS=%s", options ? options : "");
+    char *argv[] = {exe, (char *)mode, NULL};
+    char *env[] = {opt, NULL};
+    return th_exec(argv, env);
+}
+
+/* Count the lines of s that start with prefix. */
+static inline int th_count_lines(const char *s, const char *prefix) {
+    int n = 0;
+    size_t len = strlen(prefix);
+    for (const char *p = s; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, prefix, len)) n++;
+    return n;
+}
+
+/* An aborted child that said `what` in exactly one line starting "strata: ". */
+static inline int th_aborted_with(const th_result *r, const char *what) {
+    return r->signaled && r->sig == SIGABRT && strstr(r->err, what) != NULL &&
+           th_count_lines(r->err, "strata: ") == 1;
+}
+
+#endif
