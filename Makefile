@@ -35,42 +35,53 @@ all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a b
 
 build/rel/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAGS) -c $< -o $@
+	@echo "  CC      $@"
+	@$(CC) $(LIBFLAGS) -c $< -o $@
 build/rel/api/override.o: src/api/api.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAGS) -DSTRATA_OVERRIDE -c $< -o $@
+	@echo "  CC      $@"
+	@$(CC) $(LIBFLAGS) -DSTRATA_OVERRIDE -c $< -o $@
 build/rel/api/prefixed.o: src/api/api.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(LIBFLAGS) -c $< -o $@
+	@echo "  CC      $@"
+	@$(CC) $(LIBFLAGS) -c $< -o $@
 
 build/debug/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(DEBUGFLAGS) -c $< -o $@
+	@echo "  CC      $@"
+	@$(CC) $(DEBUGFLAGS) -c $< -o $@
 build/debug/api/override.o: src/api/api.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(DEBUGFLAGS) -DSTRATA_OVERRIDE -c $< -o $@
+	@echo "  CC      $@"
+	@$(CC) $(DEBUGFLAGS) -DSTRATA_OVERRIDE -c $< -o $@
 
 lib/libstrata.so: $(REL_OBJ) build/rel/api/override.o
 	@mkdir -p lib
-	$(CC) -shared -Wl,-soname,libstrata.so -Wl,-z,now -o $@ $^ -lpthread
+	@echo "  CC      $@"
+	@$(CC) -shared -Wl,-soname,libstrata.so -Wl,-z,now -o $@ $^ -lpthread
 lib/libstrata.a: $(REL_OBJ) build/rel/api/override.o
 	@mkdir -p lib
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR      $@"
+	@rm -f $@ && ar rcs $@ $^
 lib/libstrata-api.so: $(REL_OBJ) build/rel/api/prefixed.o
 	@mkdir -p lib
-	$(CC) -shared -Wl,-soname,libstrata-api.so -Wl,-z,now -o $@ $^ -lpthread
+	@echo "  CC      $@"
+	@$(CC) -shared -Wl,-soname,libstrata-api.so -Wl,-z,now -o $@ $^ -lpthread
 lib/libstrata-api.a: $(REL_OBJ) build/rel/api/prefixed.o
 	@mkdir -p lib
-	rm -f $@ && ar rcs $@ $^
+	@echo "  AR      $@"
+	@rm -f $@ && ar rcs $@ $^
 
 debug: build/debug/lib/libstrata.so
 build/debug/lib/libstrata.so: $(DBG_OBJ) build/debug/api/override.o
 	@mkdir -p $(dir $@)
-	$(CC) -shared -fsanitize=undefined -Wl,-soname,libstrata.so -o $@ $^ -lpthread
+	@echo "  CC      $@"
+	@$(CC) -shared -fsanitize=undefined -Wl,-soname,libstrata.so -o $@ $^ -lpthread
 
 bin/strata: tools/strata.c include/strata.h
 	@mkdir -p bin
-	$(CC) -std=gnu11 -g $(OPT) $(WARN) -Iinclude \
+	@echo "  CC      $@"
+	@$(CC) -std=gnu11 -g $(OPT) $(WARN) -Iinclude \
 	    -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ $<
 
 # ---- install ----

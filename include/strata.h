@@ -67,6 +67,7 @@ struct strata_stats {
     size_t heaps;           /* thread heaps ever created (reused by new threads) */
     size_t mmap_threshold;  /* current threshold for own-mapping blocks (adapts upward) */
     size_t trim_threshold;  /* free top of [heap] above which the break is lowered */
+    size_t brk_calls, mmap_calls, munmap_calls, mremap_calls, madvise_calls; /* system calls */
 };
 void strata_get_stats(struct strata_stats *out);
 

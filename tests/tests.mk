@@ -28,25 +28,32 @@ DBG_LINK := -fsanitize=undefined -Lbuild/debug/lib -lstrata -Wl,-rpath,$(CURDIR)
 
 build/tests/rel/%: tests/unit/%.c tests/harness.h lib/libstrata.so
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $< -o $@ $(REL_LINK)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $< -o $@ $(REL_LINK)
 build/tests/rel/%: tests/unit/%.cc tests/harness.h lib/libstrata.so
 	@mkdir -p $(dir $@)
-	$(CXX) $(TEST_CXXFLAGS) $< -o $@ $(REL_LINK)
+	@echo "  CC      $@"
+	@$(CXX) $(TEST_CXXFLAGS) $< -o $@ $(REL_LINK)
 build/tests/rel/%: tests/api/%.c tests/harness.h lib/libstrata-api.so
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $< -o $@ -Llib -lstrata-api -Wl,-rpath,$(CURDIR)/lib -ldl
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $< -o $@ -Llib -lstrata-api -Wl,-rpath,$(CURDIR)/lib -ldl
 build/tests/debug/%: tests/unit/%.c tests/harness.h build/debug/lib/libstrata.so
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) $< -o $@ $(DBG_LINK)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) $< -o $@ $(DBG_LINK)
 build/tests/debug/%: tests/unit/%.cc tests/harness.h build/debug/lib/libstrata.so
 	@mkdir -p $(dir $@)
-	$(CXX) $(TEST_CXXFLAGS) $< -o $@ $(DBG_LINK)
+	@echo "  CC      $@"
+	@$(CXX) $(TEST_CXXFLAGS) $< -o $@ $(DBG_LINK)
 build/tests/programs/%: tests/programs/%.c tests/harness.h lib/libstrata.so bin/strata
 	@mkdir -p $(dir $@)
-	$(CC) $(TEST_CFLAGS) -DSTRATA_ROOT='"$(CURDIR)"' $< -o $@
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -DSTRATA_ROOT='"$(CURDIR)"' $< -o $@
 build/tests/runner: tests/runner.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O1 -Wall -Wextra $< -o $@
+	@echo "  CC      $@"
+	@$(CC) -std=gnu11 -O1 -Wall -Wextra $< -o $@
 
 TEST_PROGRAMS := $(REL_TESTS) $(DBG_TESTS) $(PRG_TESTS) $(wildcard tests/*.sh)
 

@@ -43,8 +43,10 @@ void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero) {
                 goto done;
             }
         }
+        /* worst-case room for the block, its alignment and its free key */
         size_t lead = align > SX_SLICE_SIZE ? align - SX_SLICE_SIZE : 0;
-        if (size <= SX_LARGE_MAX && lead <= SX_LARGE_MAX - size) {
+        size_t room = size < sizeof(sx_block) ? sizeof(sx_block) : size;
+        if (room <= SX_LARGE_MAX && lead <= SX_LARGE_MAX - room) {
             p = sx_heap_alloc_large(h, size, align);
             goto done;
         }

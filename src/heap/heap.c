@@ -8,7 +8,8 @@
  * tries the next page, or carves a new page from a free span. A full page comes back to its
  * class's queue on its first free; a page whose blocks are all back returns its span to the heap,
  * except the last page of a class, which is kept so that a malloc/free loop does not make and
- * unmake a page each time.
+ * unmake a page each time — unless that page is all that keeps its segment (and, at the top of the
+ * brk heap, the program break) from going back.
  */
 #include <string.h>
 
@@ -76,9 +77,15 @@ static void from_full(sx_heap *h, sx_page *pg) {
     if (q->first == pg) direct_update(h, pg->bin);
 }
 
+/* Is this page all that keeps its segment in use? */
+static bool page_holds_segment(const sx_page *pg) {
+    const sx_segment *seg = sx_segment_of_desc(pg);
+    return seg->used_slices == 1 + seg->reserved_slices + pg->slice_count;
+}
+
 static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
     sx_page_queue *q = &h->bins[pg->bin];
-    if (keep_last && q->first == pg && pg->next == NULL) return;
+    if (keep_last && q->first == pg && pg->next == NULL && !page_holds_segment(pg)) return;
     bool was_first = q->first == pg;
     queue_remove(q, pg);
     if (was_first) direct_update(h, pg->bin);
@@ -146,6 +153,7 @@ void *sx_heap_alloc_small(sx_heap *h, size_t size) { return sx_heap_alloc_bin(h,
 void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align) {
     if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
     size_t lead = align > SX_SLICE_SIZE ? align - SX_SLICE_SIZE : 0;
+    if (size < sizeof(sx_block)) size = sizeof(sx_block); /* room for the free key */
     size_t n = (size + lead + SX_SLICE_SIZE - 1) >> SX_SLICE_SHIFT;
     SX_ASSERT(n >= 1 && n <= SX_SPAN_MAX);
     sx_page *pg = sx_span_alloc(h, n);

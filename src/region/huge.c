@@ -93,6 +93,7 @@ static void set_block(sx_segment *seg, size_t size, size_t off, unsigned align_l
 void *sx_huge_alloc(size_t size, size_t align, bool zero) {
     (void)zero; /* a fresh mapping is zero-filled by the kernel */
     if (align < 16) align = 16;
+    if (size < sizeof(sx_block)) size = sizeof(sx_block); /* room for the free key */
     size_t off = block_offset(align);
     if (size > SIZE_MAX - off - sx_os_page) return NULL;
     size_t total = sx_align_up(off + size, sx_os_page);

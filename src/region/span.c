@@ -68,6 +68,7 @@ static void reserve_uncommitted(sx_heap *h, sx_segment *seg) {
 
 sx_page *sx_span_alloc(sx_heap *h, size_t n) {
     SX_ASSERT(n >= 1 && n <= SX_SPAN_MAX);
+    if (n < 1 || n > SX_SPAN_MAX) return NULL;
     for (;;) {
         uint64_t m = h->span_mask & (~(uint64_t)0 << n);
         if (!m) {

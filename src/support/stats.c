@@ -99,6 +99,11 @@ void sx_stats_snapshot(struct strata_stats *out) {
     out->heaps = s.heaps;
     out->mmap_threshold = atomic_load(&sx_mmap_threshold);
     out->trim_threshold = atomic_load(&sx_trim_threshold);
+    out->brk_calls = RA(sx_count.brk_calls);
+    out->mmap_calls = RA(sx_count.mmap_calls);
+    out->munmap_calls = RA(sx_count.munmap_calls);
+    out->mremap_calls = RA(sx_count.mremap_calls);
+    out->madvise_calls = RA(sx_count.madvise_calls);
 }
 
 void sx_stats_print(int fd, const char *title) {

@@ -1,0 +1,143 @@
+/*
+ * brk.c — the heap grows with the program break and shows as [heap], the top is trimmed, foreign
+ * movers of the break are respected, and brk failures fall back to mmap.
+ */
+#include <malloc.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "harness.h"
+#include "strata.h"
+
+/* The [heap] line of /proc/self/maps. */
+static int heap_range(uintptr_t *lo, uintptr_t *hi) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return 0;
+    char line[512];
+    int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, "[heap]")) {
+            unsigned long a, b;
+            if (sscanf(line, "%lx-%lx", &a, &b) == 2) *lo = a, *hi = b, found = 1;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static int stats_heap_bytes_positive(void) {
+    struct strata_stats s;
+    strata_get_stats(&s);
+    return s.heap_bytes > 0;
+}
+
+static void small_blocks_live_in_heap(void) {
+    char *p = malloc(100);
+    CHECK(p != NULL);
+    uintptr_t lo, hi;
+    CHECKF(heap_range(&lo, &hi), "no [heap] in /proc/self/maps");
+    CHECKF((uintptr_t)p >= lo && (uintptr_t)p < hi, "%p not in [heap] %lx-%lx", (void *)p,
+           (unsigned long)lo, (unsigned long)hi);
+    CHECK(stats_heap_bytes_positive());
+    free(p);
+}
+
+static void break_grows_and_is_trimmed(void) {
+    enum { N = 24000 };
+    static void *p[N];
+    uintptr_t start = (uintptr_t)sbrk(0);
+    for (int i = 0; i < N; i++) {
+        p[i] = malloc(1000);
+        CHECK(p[i] != NULL);
+        memset(p[i], i, 1000);
+    }
+    uintptr_t grown = (uintptr_t)sbrk(0);
+    CHECKF(grown - start >= (16u << 20), "break grew by %lu for 24 MB of blocks",
+           (unsigned long)(grown - start));
+    for (int i = 0; i < N; i++) free(p[i]);
+    uintptr_t after = (uintptr_t)sbrk(0);
+    CHECKF(grown - after >= (12u << 20), "break went down only by %lu bytes after freeing",
+           (unsigned long)(grown - after));
+    malloc_trim(0);
+    uintptr_t trimmed = (uintptr_t)sbrk(0);
+    CHECKF(trimmed <= after, "malloc_trim raised the break");
+    CHECKF(trimmed < start + (5u << 20), "break %lu above the start after malloc_trim",
+           (unsigned long)(trimmed - start));
+}
+
+/* Another user of sbrk between strata's calls: its memory is never touched or given back. */
+static void foreign_sbrk_is_respected(void) {
+    void *a = malloc(200);
+    CHECK(a != NULL);
+    char *mine = sbrk(1 << 20);
+    CHECK(mine != (void *)-1);
+    memset(mine, 0x3C, 1 << 20);
+    enum { N = 20000 };
+    static void *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = malloc(1500);
+        CHECK(p[i] != NULL);
+        memset(p[i], 0x77, 1500);
+        CHECK((char *)p[i] + 1500 <= mine || (char *)p[i] >= mine + (1 << 20));
+    }
+    for (int i = 0; i < N; i++) free(p[i]);
+    free(a);
+    malloc_trim(0);
+    CHECK((char *)sbrk(0) >= mine + (1 << 20)); /* never lowered below foreign memory */
+    for (int i = 0; i < (1 << 20); i++) CHECKF(mine[i] == 0x3C, "foreign byte %d changed", i);
+}
+
+/* A mapping just past the break stops brk: strata must go on with mmap'd segments. */
+static void blocked_brk_child(void *arg) {
+    (void)arg;
+    uintptr_t cur = (uintptr_t)sbrk(0);
+    uintptr_t at = (cur + (2u << 20)) & ~(uintptr_t)4095;
+    void *wall = mmap((void *)at, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                      -1, 0);
+    if (wall == MAP_FAILED) _exit(10);
+    enum { N = 40000 };
+    static char *p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = malloc(700);
+        if (!p[i]) _exit(1);
+        memset(p[i], (char)i, 700);
+    }
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < 700; j++)
+            if (p[i][j] != (char)i) _exit(2);
+        free(p[i]);
+    }
+}
+static void brk_failure_falls_back_to_mmap(void) {
+    th_result r = th_child(blocked_brk_child, NULL);
+    CHECKF(r.exited && r.code == 0, "child exited %d (signal %d): %s", r.code, r.sig, r.err);
+}
+
+static void mode_brk_off(void) {
+    void *p = malloc(100);
+    uintptr_t lo = 0, hi = 0;
+    int has = heap_range(&lo, &hi);
+    int inside = has && (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    printf("%s\n", inside ? "in-heap" : "not-in-heap");
+    free(p);
+}
+static void option_brk_off_uses_mmap(void) {
+    th_result r = th_self("brk-off", "brk=0");
+    CHECKF(r.exited && r.code == 0, "exit %d: %s", r.code, r.err);
+    CHECKF(strstr(r.out, "not-in-heap") != NULL, "with brk=0: %s", r.out);
+    r = th_self("brk-off", "brk=1");
+    CHECKF(strstr(r.out, "in-heap") == r.out, "with brk=1: %s", r.out);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "brk-off")) {
+        mode_brk_off();
+        return 0;
+    }
+    RUN(small_blocks_live_in_heap);
+    RUN(break_grows_and_is_trimmed);
+    RUN(foreign_sbrk_is_respected);
+    RUN(brk_failure_falls_back_to_mmap);
+    RUN(option_brk_off_uses_mmap);
+    return 0;
+}

@@ -1,0 +1,624 @@
+/*
+ * threads.c — many threads on few cores: blocks of every kind allocated, freed and reallocated by
+ * threads other than their owners, with every block's contents checked before it goes back.
+ *
+ *   larson       threads replace random slots of one shared array (atomic exchange of the slot),
+ *                so nearly every free and realloc is of a block another thread allocated
+ *   xmalloc      producers allocate, consumers (other threads) verify, realloc and free
+ *   private      each thread keeps its own blocks with random lifetimes, all sizes and alignments
+ *   stats        strata_get_stats and mallinfo2 read other threads' pages while they change
+ *
+ * At the end every block is freed and every thread joined, and after malloc_trim(0) (which sends
+ * the calling thread's pending remote frees and collects the heaps of exited threads) the bytes in
+ * use must be back where they started. That last step runs in a forked child with a time limit, so
+ * a malloc_trim that never returns fails one test instead of hanging the program.
+ */
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "strata.h"
+
+/* ---- failures seen by worker threads: the first one is reported by the main thread ---- */
+
+static _Atomic int g_failed;
+static char g_msg[400];
+
+__attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...) {
+    if (atomic_exchange(&g_failed, 1)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+}
+
+static void reset_failures(void) {
+    atomic_store(&g_failed, 0);
+    g_msg[0] = '\0';
+}
+
+#define WORKER_CHECK(cond, ...)                                                      \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fail(__VA_ARGS__);                                                       \
+            return 0;                                                                \
+        }                                                                            \
+    } while (0)
+
+/* ---- random numbers and sizes ---- */
+
+static inline uint64_t rnd(uint64_t *s) {
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static inline size_t rnd_range(uint64_t *s, size_t lo, size_t hi) { /* [lo, hi] */
+    return lo + (size_t)(rnd(s) % (hi - lo + 1));
+}
+
+/* Sizes over every kind of block: small and medium classes (16 B .. 128 KiB), large spans
+ * (128 KiB .. 4 MiB, or huge while the mmap threshold is low) and blocks always huge (> 4 MiB). */
+static size_t rnd_size(uint64_t *s) {
+    unsigned r = (unsigned)(rnd(s) % 1000);
+    if (r < 450) return rnd_range(s, 0, 256);
+    if (r < 750) return rnd_range(s, 257, 4096);
+    if (r < 900) return rnd_range(s, 4097, 32768);
+    if (r < 970) return rnd_range(s, 32769, 140000);
+    if (r < 997) return rnd_range(s, 140001, (size_t)4 << 20);
+    return rnd_range(s, (size_t)4 << 20, (size_t)9 << 20);
+}
+
+/* ---- block contents ----
+ * Byte i of a block with seed s is (s + i * 131) & 255, as th_fill writes it. Blocks up to 4 KiB
+ * are written whole; bigger ones at their first and last KiB and 16 bytes every 64 KiB, so that
+ * multi-megabyte blocks do not cost a page fault per page. `lim` restricts a check to a prefix
+ * (what realloc must have kept). */
+
+static int pat_span(unsigned char *p, size_t from, size_t to, unsigned seed, int write) {
+    for (size_t i = from; i < to; i++) {
+        unsigned char v = (unsigned char)(seed + i * 131);
+        if (write) p[i] = v;
+        else if (p[i] != v) return 0;
+    }
+    return 1;
+}
+
+static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
+
+static int pat(void *block, size_t n, size_t lim, unsigned seed, int write) {
+    unsigned char *p = block;
+    if (lim > n) lim = n;
+    if (n <= 4096) return pat_span(p, 0, lim, seed, write);
+    if (!pat_span(p, 0, min_sz(1024, lim), seed, write)) return 0;
+    for (size_t o = 65536; o + 16 <= n - 1024; o += 65536)
+        if (o + 16 <= lim && !pat_span(p, o, o + 16, seed, write)) return 0;
+    if (n - 1024 < lim && !pat_span(p, n - 1024, lim, seed, write)) return 0;
+    return 1;
+}
+static void pat_fill(void *p, size_t n, unsigned seed) { pat(p, n, n, seed, 1); }
+static int pat_ok(void *p, size_t n, unsigned seed) { return pat(p, n, n, seed, 0); }
+static int pat_prefix_ok(void *p, size_t n, size_t lim, unsigned seed) {
+    return pat(p, n, lim, seed, 0);
+}
+
+/* Every sampled byte of a fresh calloc block is zero. */
+static int zero_ok(void *block, size_t n) {
+    unsigned char *p = block;
+    size_t head = n <= 4096 ? n : 1024;
+    for (size_t i = 0; i < head; i++)
+        if (p[i]) return 0;
+    if (n > 4096) {
+        for (size_t o = 65536; o + 16 <= n - 1024; o += 65536)
+            for (size_t i = o; i < o + 16; i++)
+                if (p[i]) return 0;
+        for (size_t i = n - 1024; i < n; i++)
+            if (p[i]) return 0;
+    }
+    return 1;
+}
+
+/* One allocation of n bytes by a randomly chosen call: malloc, calloc, posix_memalign,
+ * aligned_alloc, memalign. Checks the result (non-NULL, aligned, usable size, zeroed). */
+static void *rnd_alloc(uint64_t *s, size_t n, const char **how) {
+    unsigned r = (unsigned)(rnd(s) % 100);
+    size_t align = 16;
+    void *p = NULL;
+    if (r < 70) {
+        *how = "malloc";
+        p = malloc(n);
+    } else if (r < 80) {
+        *how = "calloc";
+        p = calloc(1, n);
+        if (p && !zero_ok(p, n)) {
+            fail("calloc(1, %zu) = %p is not zeroed", n, p);
+            return p;
+        }
+    } else {
+        /* 32 B .. 64 KiB mostly, sometimes a whole segment's alignment */
+        align = (size_t)1 << rnd_range(s, 5, 16);
+        if (rnd(s) % 64 == 0) align = (size_t)4 << 20;
+        if (r < 88) {
+            *how = "posix_memalign";
+            int e = posix_memalign(&p, align, n);
+            if (e != 0) p = NULL;
+        } else if (r < 95) {
+            *how = "aligned_alloc";
+            p = aligned_alloc(align, n);
+        } else {
+            *how = "memalign";
+            p = memalign(align, n);
+        }
+    }
+    if (!p) {
+        fail("%s(%zu) returned NULL", *how, n);
+        return NULL;
+    }
+    if ((uintptr_t)p % align != 0) {
+        fail("%s(%zu) = %p is not %zu-aligned", *how, n, p, align);
+        return p;
+    }
+    if (malloc_usable_size(p) < n) {
+        fail("%s(%zu): usable size %zu", *how, n, malloc_usable_size(p));
+        return p;
+    }
+    return p;
+}
+
+/* ---- the state at the end, measured in a child after malloc_trim(0) ---- */
+
+/* Fork; the child calls malloc_trim(0) (alarm after `secs` seconds) and sends back its stats.
+ * Returns 0 and fills *out, or -1 with a reason in why. */
+static int trimmed_stats(struct strata_stats *out, unsigned secs, char *why, size_t cap) {
+    int pfd[2];
+    if (pipe(pfd) != 0) abort();
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) abort();
+    if (pid == 0) {
+        close(pfd[0]);
+        signal(SIGALRM, SIG_DFL);
+        alarm(secs);
+        malloc_trim(0);
+        struct strata_stats s;
+        strata_get_stats(&s);
+        ssize_t w = write(pfd[1], &s, sizeof s);
+        _exit(w == (ssize_t)sizeof s ? 0 : 1);
+    }
+    close(pfd[1]);
+    size_t got = 0;
+    while (got < sizeof *out) {
+        ssize_t n = read(pfd[0], (char *)out + got, sizeof *out - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(pfd[0]);
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
+        snprintf(why, cap, "malloc_trim(0) did not return within %u s", secs);
+        return -1;
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || got != sizeof *out) {
+        snprintf(why, cap, "stats child failed (status 0x%x)", st);
+        return -1;
+    }
+    return 0;
+}
+
+static size_t baseline_in_use;
+
+/* ---- larson: a shared array of slots, replaced by random threads ---- */
+
+enum { LARSON_SLOTS = 1024 };
+static _Atomic(unsigned char *) slots[LARSON_SLOTS];
+
+typedef struct {
+    uint32_t size;
+    uint32_t seed;
+} blk_hdr; /* at the start of every larson block; the pattern covers the rest */
+
+static int larson_check(unsigned char *p, unsigned slot, const char *when) {
+    blk_hdr h;
+    memcpy(&h, p, sizeof h);
+    size_t u = malloc_usable_size(p);
+    WORKER_CHECK(h.size >= sizeof h && h.size <= u,
+                 "slot %u (%s): block %p has a corrupt header (size %u, usable %zu)", slot, when,
+                 (void *)p, h.size, u);
+    WORKER_CHECK(pat_ok(p + sizeof h, h.size - sizeof h, h.seed),
+                 "slot %u (%s): block %p of %u bytes corrupted", slot, when, (void *)p, h.size);
+    return 1;
+}
+
+static void larson_fill(unsigned char *p, size_t n, unsigned seed) {
+    blk_hdr h = {(uint32_t)n, seed};
+    memcpy(p, &h, sizeof h);
+    pat_fill(p + sizeof h, n - sizeof h, seed);
+}
+
+/* Put q in slot k; verify and free what was there (allocated by whichever thread put it). */
+static int larson_put(unsigned k, unsigned char *q) {
+    unsigned char *old = atomic_exchange(&slots[k], q);
+    if (old) {
+        if (!larson_check(old, k, "replaced")) return 0;
+        free(old);
+    }
+    return 1;
+}
+
+typedef struct {
+    unsigned ops;
+    uint64_t seed;
+} larson_arg;
+
+static void *larson_worker(void *argp) {
+    larson_arg *a = argp;
+    uint64_t s = a->seed;
+    for (unsigned i = 0; i < a->ops && !atomic_load_explicit(&g_failed, memory_order_relaxed); i++) {
+        unsigned k = (unsigned)(rnd(&s) % LARSON_SLOTS);
+        size_t n = rnd_size(&s);
+        if (n < sizeof(blk_hdr)) n = sizeof(blk_hdr);
+        unsigned seed = (unsigned)rnd(&s);
+        unsigned op = (unsigned)(rnd(&s) % 100);
+        if (op < 20) {
+            /* realloc a block that (most likely) another thread allocated */
+            unsigned char *old = atomic_exchange(&slots[k], NULL);
+            if (!old) continue;
+            if (!larson_check(old, k, "before realloc")) return NULL;
+            blk_hdr h;
+            memcpy(&h, old, sizeof h);
+            unsigned char *q = realloc(old, n);
+            if (!q) {
+                fail("realloc(%p, %zu) returned NULL", (void *)old, n);
+                return NULL;
+            }
+            if (memcmp(q, &h, sizeof h) != 0 ||
+                !pat_prefix_ok(q + sizeof h, h.size - sizeof h, n - sizeof h, h.seed)) {
+                fail("realloc of slot %u from %u to %zu bytes lost the contents", k, h.size, n);
+                return NULL;
+            }
+            if (malloc_usable_size(q) < n) {
+                fail("realloc(%zu): usable size %zu", n, malloc_usable_size(q));
+                return NULL;
+            }
+            larson_fill(q, n, seed);
+            if (!larson_put(k, q)) return NULL;
+        } else if (op < 25) {
+            /* free without replacement: slots come and go */
+            unsigned char *old = atomic_exchange(&slots[k], NULL);
+            if (old) {
+                if (!larson_check(old, k, "freed")) return NULL;
+                free(old);
+            }
+        } else {
+            const char *how;
+            unsigned char *q = rnd_alloc(&s, n, &how);
+            if (!q || atomic_load(&g_failed)) return NULL;
+            larson_fill(q, n, seed);
+            if (!larson_put(k, q)) return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* A thread reading statistics (which walk every segment) while the others work. */
+static _Atomic int stats_stop;
+static void *stats_reader(void *unused) {
+    while (!atomic_load(&stats_stop)) {
+        struct strata_stats st;
+        strata_get_stats(&st);
+        if (st.in_use_bytes > ((size_t)64 << 30) || st.heaps > 10000) {
+            fail("implausible stats while threads run: in use %zu, heaps %zu", st.in_use_bytes,
+                 st.heaps);
+            return NULL;
+        }
+        struct mallinfo2 mi = mallinfo2();
+        th_use((void *)mi.uordblks);
+        usleep(2000);
+    }
+    return NULL;
+}
+
+static void larson(unsigned nthreads, unsigned total_ops, uint64_t seed) {
+    reset_failures();
+    pthread_t t[64], reader;
+    larson_arg a[64];
+    atomic_store(&stats_stop, 0);
+    if (pthread_create(&reader, NULL, stats_reader, NULL) != 0) abort();
+    for (unsigned i = 0; i < nthreads; i++) {
+        a[i].ops = total_ops / nthreads;
+        a[i].seed = seed * 7919 + i * 104729 + 1;
+        if (pthread_create(&t[i], NULL, larson_worker, &a[i]) != 0) abort();
+    }
+    for (unsigned i = 0; i < nthreads; i++) pthread_join(t[i], NULL);
+    atomic_store(&stats_stop, 1);
+    pthread_join(reader, NULL);
+    /* the main thread frees what is left: blocks of threads that have exited */
+    for (unsigned k = 0; k < LARSON_SLOTS; k++) {
+        unsigned char *p = atomic_exchange(&slots[k], NULL);
+        if (p) {
+            if (!larson_check(p, k, "left at the end")) break;
+            free(p);
+        }
+    }
+}
+
+static void larson_8_threads(void) {
+    larson(8, 120000, 1);
+    CHECKF(!g_failed, "%s", g_msg);
+}
+static void larson_16_threads(void) {
+    larson(16, 120000, 2);
+    CHECKF(!g_failed, "%s", g_msg);
+}
+static void larson_32_threads(void) {
+    larson(32, 120000, 3);
+    CHECKF(!g_failed, "%s", g_msg);
+}
+
+/* ---- xmalloc: producers allocate, consumers free, through a bounded queue ---- */
+
+enum { QCAP = 256 };
+typedef struct {
+    void *p;
+    size_t n;
+    unsigned seed;
+} item;
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    item q[QCAP];
+    unsigned head, count;
+    unsigned producers_left;
+} Q = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, {{0}}, 0, 0, 0};
+
+static _Atomic unsigned long produced, consumed;
+
+static void q_put(item it) {
+    pthread_mutex_lock(&Q.mu);
+    while (Q.count == QCAP) pthread_cond_wait(&Q.not_full, &Q.mu);
+    Q.q[(Q.head + Q.count) % QCAP] = it;
+    Q.count++;
+    pthread_cond_signal(&Q.not_empty);
+    pthread_mutex_unlock(&Q.mu);
+}
+
+static int q_get(item *it) {
+    pthread_mutex_lock(&Q.mu);
+    while (Q.count == 0 && Q.producers_left > 0) pthread_cond_wait(&Q.not_empty, &Q.mu);
+    if (Q.count == 0) {
+        pthread_mutex_unlock(&Q.mu);
+        return 0;
+    }
+    *it = Q.q[Q.head];
+    Q.head = (Q.head + 1) % QCAP;
+    Q.count--;
+    pthread_cond_signal(&Q.not_full);
+    pthread_mutex_unlock(&Q.mu);
+    return 1;
+}
+
+typedef struct {
+    unsigned items;
+    uint64_t seed;
+} pc_arg;
+
+static void *producer(void *argp) {
+    pc_arg *a = argp;
+    uint64_t s = a->seed;
+    for (unsigned i = 0; i < a->items; i++) {
+        item it;
+        it.n = rnd_size(&s);
+        if (rnd(&s) % 4 == 0) it.n = rnd_range(&s, 1, 128); /* many small ones */
+        it.seed = (unsigned)rnd(&s);
+        const char *how;
+        it.p = rnd_alloc(&s, it.n, &how);
+        if (it.p) pat_fill(it.p, it.n, it.seed);
+        else it.n = 0;
+        q_put(it); /* even after a failure, so that the consumers' count stays right */
+        atomic_fetch_add(&produced, 1);
+    }
+    pthread_mutex_lock(&Q.mu);
+    if (--Q.producers_left == 0) pthread_cond_broadcast(&Q.not_empty);
+    pthread_mutex_unlock(&Q.mu);
+    return NULL;
+}
+
+static void *consumer(void *argp) {
+    pc_arg *a = argp;
+    uint64_t s = a->seed;
+    item it;
+    while (q_get(&it)) {
+        atomic_fetch_add(&consumed, 1);
+        if (!it.p) continue;
+        if (!pat_ok(it.p, it.n, it.seed)) {
+            fail("consumer: block %p of %zu bytes corrupted", it.p, it.n);
+            free(it.p);
+            continue;
+        }
+        if (rnd(&s) % 3 == 0) {
+            /* realloc a block the producer allocated, then free it */
+            size_t m = rnd_size(&s);
+            if (m == 0) m = 1;
+            void *q = realloc(it.p, m);
+            if (!q) {
+                fail("consumer: realloc(%p, %zu) returned NULL", it.p, m);
+                free(it.p);
+                continue;
+            }
+            if (!pat_prefix_ok(q, it.n, m, it.seed))
+                fail("consumer: realloc from %zu to %zu bytes lost the contents", it.n, m);
+            if (malloc_usable_size(q) < m) fail("consumer: realloc(%zu): usable size small", m);
+            pat_fill(q, m, it.seed + 1);
+            if (!pat_ok(q, m, it.seed + 1)) fail("consumer: realloc'd block %p unwritable", q);
+            it.p = q;
+        }
+        free(it.p);
+    }
+    return NULL;
+}
+
+static void xmalloc(unsigned np, unsigned nc, unsigned items_total, uint64_t seed) {
+    reset_failures();
+    pthread_t t[64];
+    pc_arg a[64];
+    atomic_store(&produced, 0);
+    atomic_store(&consumed, 0);
+    Q.head = Q.count = 0;
+    Q.producers_left = np;
+    for (unsigned i = 0; i < np + nc; i++) {
+        a[i].items = items_total / np;
+        a[i].seed = seed * 31337 + i * 7 + 1;
+        if (pthread_create(&t[i], NULL, i < np ? producer : consumer, &a[i]) != 0) abort();
+    }
+    for (unsigned i = 0; i < np + nc; i++) pthread_join(t[i], NULL);
+}
+
+static void xmalloc_4_producers_4_consumers(void) {
+    xmalloc(4, 4, 60000, 11);
+    CHECKF(!g_failed, "%s", g_msg);
+    CHECKF(consumed == produced && produced == 60000, "produced %lu, consumed %lu",
+           (unsigned long)produced, (unsigned long)consumed);
+}
+static void xmalloc_12_producers_4_consumers(void) {
+    xmalloc(12, 4, 60000, 12);
+    CHECKF(!g_failed, "%s", g_msg);
+    CHECKF(consumed == produced && produced == 60000, "produced %lu, consumed %lu",
+           (unsigned long)produced, (unsigned long)consumed);
+}
+static void xmalloc_16_producers_16_consumers(void) {
+    xmalloc(16, 16, 64000, 13);
+    CHECKF(!g_failed, "%s", g_msg);
+    CHECKF(consumed == produced && produced == 64000, "produced %lu, consumed %lu",
+           (unsigned long)produced, (unsigned long)consumed);
+}
+static void xmalloc_1_producer_31_consumers(void) {
+    xmalloc(1, 31, 30000, 14);
+    CHECKF(!g_failed, "%s", g_msg);
+    CHECKF(consumed == produced && produced == 30000, "produced %lu, consumed %lu",
+           (unsigned long)produced, (unsigned long)consumed);
+}
+
+/* ---- private blocks with random lifetimes, every size from 0 and every call ---- */
+
+typedef struct {
+    void *p;
+    size_t n;
+    unsigned seed;
+} own_block;
+
+static void *private_worker(void *argp) {
+    pc_arg *a = argp;
+    uint64_t s = a->seed;
+    enum { N = 192 };
+    own_block b[N];
+    memset(b, 0, sizeof b);
+    for (unsigned i = 0; i < a->items && !atomic_load_explicit(&g_failed, memory_order_relaxed); i++) {
+        unsigned k = (unsigned)(rnd(&s) % N);
+        if (b[k].p) {
+            if (!pat_ok(b[k].p, b[k].n, b[k].seed)) {
+                fail("private block %p of %zu bytes corrupted", b[k].p, b[k].n);
+                return NULL;
+            }
+            if (rnd(&s) % 4 == 0) {
+                size_t m = rnd(&s) % 2 ? b[k].n + rnd_range(&s, 1, b[k].n + 64)
+                                       : rnd_range(&s, 1, b[k].n + 1);
+                void *q = realloc(b[k].p, m);
+                if (!q) {
+                    fail("realloc(%zu -> %zu) returned NULL", b[k].n, m);
+                    return NULL;
+                }
+                if (!pat_prefix_ok(q, b[k].n, m, b[k].seed)) {
+                    fail("realloc %zu -> %zu lost the contents", b[k].n, m);
+                    return NULL;
+                }
+                b[k].p = q;
+                b[k].n = m;
+                b[k].seed = (unsigned)rnd(&s);
+                pat_fill(q, m, b[k].seed);
+                continue;
+            }
+            free(b[k].p);
+            b[k].p = NULL;
+        }
+        size_t n = rnd(&s) % 8 == 0 ? rnd_range(&s, 0, 16) : rnd_size(&s);
+        const char *how;
+        void *p = rnd_alloc(&s, n, &how);
+        if (!p) return NULL;
+        b[k].p = p;
+        b[k].n = n;
+        b[k].seed = (unsigned)rnd(&s);
+        pat_fill(p, n, b[k].seed);
+    }
+    for (unsigned k = 0; k < N; k++) {
+        if (b[k].p && !pat_ok(b[k].p, b[k].n, b[k].seed))
+            fail("private block %p of %zu bytes corrupted at the end", b[k].p, b[k].n);
+        free(b[k].p);
+    }
+    return NULL;
+}
+
+static void private_random_lifetimes(void) {
+    reset_failures();
+    static const unsigned counts[] = {8, 16, 32};
+    for (unsigned c = 0; c < 3; c++) {
+        unsigned nt = counts[c];
+        pthread_t t[32];
+        pc_arg a[32];
+        for (unsigned i = 0; i < nt; i++) {
+            a[i].items = 60000 / nt;
+            a[i].seed = 0xABCDEF + c * 1000 + i;
+            if (pthread_create(&t[i], NULL, private_worker, &a[i]) != 0) abort();
+        }
+        for (unsigned i = 0; i < nt; i++) pthread_join(t[i], NULL);
+        CHECKF(!g_failed, "%u threads: %s", nt, g_msg);
+    }
+}
+
+/* ---- bytes in use after everything is freed ---- */
+
+static void in_use_returns_to_start(void) {
+    struct strata_stats st;
+    char why[200];
+    CHECKF(trimmed_stats(&st, 5, why, sizeof why) == 0, "%s", why);
+    /* Slack: glibc keeps thread descriptors' dtv blocks with its cache of thread stacks. */
+    size_t slack = (size_t)1 << 20;
+    CHECKF(st.in_use_bytes <= baseline_in_use + slack,
+           "in use %zu bytes after all blocks were freed and threads joined (%zu at the start)",
+           st.in_use_bytes, baseline_in_use);
+    /* heaps are reused: never more than the threads that ran at once (32 + the stats reader +
+     * main) and a few borrowed in passing */
+    CHECKF(st.heaps <= 34 + 8, "%zu heaps for at most 34 threads at a time", st.heaps);
+}
+
+int main(void) {
+    /* settle the process's own allocations (stdio buffers and the like) before the baseline */
+    printf("# threads: stress on %ld cores\n", sysconf(_SC_NPROCESSORS_ONLN));
+    fflush(stdout);
+    struct strata_stats st;
+    char why[200];
+    if (trimmed_stats(&st, 5, why, sizeof why) != 0) {
+        printf("not ok baseline: %s\n", why);
+        return 1;
+    }
+    baseline_in_use = st.in_use_bytes;
+
+    RUN(larson_8_threads);
+    RUN(larson_16_threads);
+    RUN(larson_32_threads);
+    RUN(xmalloc_4_producers_4_consumers);
+    RUN(xmalloc_12_producers_4_consumers);
+    RUN(xmalloc_16_producers_16_consumers);
+    RUN(xmalloc_1_producer_31_consumers);
+    RUN(private_random_lifetimes);
+    RUN(in_use_returns_to_start);
+    return 0;
+}
