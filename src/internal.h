@@ -255,7 +255,9 @@ size_t sx_usable_size(void *p);
 int sx_memalign(void **out, size_t align, size_t size);
 
 /* ---- api/misuse.c: invalid, double and foreign frees ---- */
-void sx_free_invalid(void *p, const char *fn, sx_segment *seg, sx_page *pg);
+bool sx_is_foreign(const sx_segment *seg, const sx_page *pg, const void *p);
+_Noreturn void sx_free_invalid(void *p, const char *fn, sx_segment *seg, sx_page *pg);
+void sx_free_bad(void *p, sx_segment *seg, sx_page *pg); /* free() of a pointer that is no block */
 _Noreturn void sx_double_free(void *p, const char *fn);
 void sx_free_foreign(void *p, const char *fn);
 void *sx_foreign_realloc(void *p, size_t size);

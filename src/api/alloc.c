@@ -92,8 +92,8 @@ static sx_page *checked_page(void *p, const char *fn, sx_segment **segp) {
     if (!sx_segmap_contains(seg)) return NULL;
     sx_page *pg = sx_page_of(seg, p);
     if (!sx_block_valid(pg, p)) {
+        if (sx_is_foreign(seg, pg, p)) return NULL;
         sx_free_invalid(p, fn, seg, pg);
-        return NULL;
     }
     if (((sx_block *)p)->key == (sx_secret ^ (uintptr_t)p))
         sx_fatal("%s(): invalid pointer %p (the block was already freed)", fn, p);

@@ -63,7 +63,7 @@ static inline void sx_free_inline(void *p) {
     }
     sx_page *pg = sx_page_of(seg, p);
     if (sx_unlikely(!sx_block_valid(pg, p))) {
-        sx_free_invalid(p, "free", seg, pg);
+        sx_free_bad(p, seg, pg);
         return;
     }
     sx_block *b = (sx_block *)p;

@@ -17,23 +17,40 @@
 #include "../internal.h"
 #include "strata.h"
 
-void sx_free_invalid(void *p, const char *fn, sx_segment *seg, sx_page *pg) {
-    (void)seg;
+bool sx_is_foreign(const sx_segment *seg, const sx_page *pg, const void *p) {
+    /* Past the committed end of the brk top segment, or in its reserved tail, lies memory that
+     * another user of sbrk took: not strata's. */
+    return (uintptr_t)p >= atomic_load_explicit(&seg->commit_end, memory_order_relaxed) ||
+           pg->kind == SX_SPAN_RESERVED;
+}
+
+_Noreturn void sx_free_invalid(void *p, const char *fn, sx_segment *seg, sx_page *pg) {
+    uintptr_t a = (uintptr_t)p;
+    /* A freed block keeps its free key until it is handed out again, even when its page or span
+     * has been given back: name the double free for what it is. */
+    if ((a & 15) == 0 && a + sizeof(sx_block) <= atomic_load(&seg->commit_end) &&
+        ((sx_block *)p)->key == (sx_secret ^ a))
+        sx_double_free(p, fn);
     if (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE || pg->kind == SX_SPAN_HUGE) {
-        uintptr_t off = (uintptr_t)p - (uintptr_t)pg->start;
+        uintptr_t off = a - (uintptr_t)pg->start;
         size_t bsize = pg->kind == SX_SPAN_PAGE ? pg->block_size : 0;
         if (bsize && off < (uintptr_t)pg->reserved * bsize) {
             void *blk = pg->start + off / bsize * bsize;
             sx_fatal("%s(): invalid pointer %p (%zu bytes into a %zu-byte block at %p)", fn, p,
-                     (size_t)((uintptr_t)p - (uintptr_t)blk), bsize, blk);
+                     (size_t)(a - (uintptr_t)blk), bsize, blk);
         }
-        if (!bsize && (uintptr_t)p > (uintptr_t)pg->start)
+        if (!bsize && a > (uintptr_t)pg->start)
             sx_fatal("%s(): invalid pointer %p (%zu bytes into the block at %p)", fn, p,
                      (size_t)off, (void *)pg->start);
     }
     if (pg->kind == SX_SPAN_FREE)
         sx_fatal("%s(): double free or invalid pointer %p (no block is allocated there)", fn, p);
     sx_fatal("%s(): invalid pointer %p (not the start of an allocated block)", fn, p);
+}
+
+void sx_free_bad(void *p, sx_segment *seg, sx_page *pg) {
+    if (sx_is_foreign(seg, pg, p)) sx_free_foreign(p, "free");
+    else sx_free_invalid(p, "free", seg, pg);
 }
 
 _Noreturn void sx_double_free(void *p, const char *fn) {
