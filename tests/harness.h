@@ -12,7 +12,9 @@
 #ifndef STRATA_TEST_HARNESS_H
 #define STRATA_TEST_HARNESS_H
 
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -81,11 +83,11 @@ static inline void th_use(void *p) { th_sink = p; }
 
 /* Deterministic contents for a block, so a check on free catches any overlap or corruption. */
 static inline void th_fill(void *p, size_t n, unsigned seed) {
-    unsigned char *c = p;
+    unsigned char *c = (unsigned char *)p;
     for (size_t i = 0; i < n; i++) c[i] = (unsigned char)(seed + i * 131);
 }
 static inline int th_verify(const void *p, size_t n, unsigned seed) {
-    const unsigned char *c = p;
+    const unsigned char *c = (const unsigned char *)p;
     for (size_t i = 0; i < n; i++)
         if (c[i] != (unsigned char)(seed + i * 131)) return 0;
     return 1;

@@ -21,13 +21,9 @@ void sx_os_init(void) {
     if (ps >= 4096 && ps <= SX_SLICE_SIZE && sx_is_pow2(ps)) sx_os_page = ps;
 }
 
-void *sx_os_map(size_t size) {
-    int saved = errno;
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    errno = saved;
-    atomic_fetch_add_explicit(&sx_count.mmap_calls, 1, memory_order_relaxed);
-    return p == MAP_FAILED ? NULL : p;
-}
+static void *map_hint(void *hint, size_t size);
+
+void *sx_os_map(size_t size) { return map_hint(NULL, size); }
 
 void sx_os_unmap(void *p, size_t size) {
     if (size == 0) return;
@@ -37,20 +33,36 @@ void sx_os_unmap(void *p, size_t size) {
     atomic_fetch_add_explicit(&sx_count.munmap_calls, 1, memory_order_relaxed);
 }
 
+static void *map_hint(void *hint, size_t size) {
+    int saved = errno;
+    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count.mmap_calls, 1, memory_order_relaxed);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static uintptr_t aligned_base(uintptr_t p, size_t align, size_t offset) {
+    uintptr_t want = ((p + offset + align - 1) / align) * align - offset;
+    return want < p ? want + align : want;
+}
+
 void *sx_os_map_aligned(size_t size, size_t align, size_t offset) {
     if (align < SX_SEG_SIZE) align = SX_SEG_SIZE;
     if (size > SIZE_MAX - align) return NULL;
-    /* Most kernels place a new mapping right below the previous one; try the exact size first and
-     * keep it when it happens to be aligned, which saves two munmap calls. */
-    uint8_t *p = sx_os_map(size);
+    /* Ask for the exact size; if the kernel's choice is not aligned, ask again with the aligned
+     * address next to it as a hint, which it usually honours. Only then map size + align and
+     * trim the ends, which needs that much address space for a moment (RLIMIT_AS). */
+    uint8_t *p = map_hint(NULL, size);
     if (!p) return NULL;
     if (((uintptr_t)p + offset) % align == 0) return p;
     sx_os_unmap(p, size);
-    p = sx_os_map(size + align);
+    uintptr_t hint = aligned_base((uintptr_t)p, align, offset);
+    p = map_hint((void *)hint, size);
+    if (p && (uintptr_t)p == hint) return p;
+    if (p) sx_os_unmap(p, size);
+    p = map_hint(NULL, size + align);
     if (!p) return NULL;
-    uintptr_t base = (uintptr_t)p, want = base + offset;
-    want = ((want + align - 1) / align) * align - offset;
-    if (want < base) want += align;
+    uintptr_t base = (uintptr_t)p, want = aligned_base(base, align, offset);
     size_t head = want - base, tail = align - head;
     if (head) sx_os_unmap(p, head);
     if (tail) sx_os_unmap((uint8_t *)want + size, tail);

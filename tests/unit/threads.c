@@ -599,7 +599,23 @@ static void in_use_returns_to_start(void) {
     CHECKF(st.heaps <= 34 + 8, "%zu heaps for at most 34 threads at a time", st.heaps);
 }
 
-int main(void) {
+static int argc_;
+static char **argv_;
+/* `threads NAME...` runs only the named tests (the baseline is always taken). */
+static int wanted(const char *name) {
+    if (argc_ < 2) return 1;
+    for (int i = 1; i < argc_; i++)
+        if (!strcmp(argv_[i], name)) return 1;
+    return 0;
+}
+#define T(fn) \
+    do {                     \
+        if (wanted(#fn)) RUN(fn); \
+    } while (0)
+
+int main(int argc, char **argv) {
+    argc_ = argc;
+    argv_ = argv;
     /* settle the process's own allocations (stdio buffers and the like) before the baseline */
     printf("# threads: stress on %ld cores\n", sysconf(_SC_NPROCESSORS_ONLN));
     fflush(stdout);
@@ -611,14 +627,14 @@ int main(void) {
     }
     baseline_in_use = st.in_use_bytes;
 
-    RUN(larson_8_threads);
-    RUN(larson_16_threads);
-    RUN(larson_32_threads);
-    RUN(xmalloc_4_producers_4_consumers);
-    RUN(xmalloc_12_producers_4_consumers);
-    RUN(xmalloc_16_producers_16_consumers);
-    RUN(xmalloc_1_producer_31_consumers);
-    RUN(private_random_lifetimes);
-    RUN(in_use_returns_to_start);
+    T(larson_8_threads);
+    T(larson_16_threads);
+    T(larson_32_threads);
+    T(xmalloc_4_producers_4_consumers);
+    T(xmalloc_12_producers_4_consumers);
+    T(xmalloc_16_producers_16_consumers);
+    T(xmalloc_1_producer_31_consumers);
+    T(private_random_lifetimes);
+    T(in_use_returns_to_start);
     return 0;
 }
