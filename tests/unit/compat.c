@@ -42,7 +42,10 @@ static void mallinfo2_tracks_use(void) {
     CHECK(b.arena >= b.uordblks);
     CHECK(b.hblks == a.hblks + 1);
     CHECK(b.hblkhd >= a.hblkhd + (8 << 20));
-    struct mallinfo old = mallinfo();
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    struct mallinfo old = mallinfo(); /* deprecated, but programs still call it */
+#pragma GCC diagnostic pop
     CHECK(old.uordblks > 0 && (size_t)old.uordblks <= b.uordblks + (1 << 20));
     for (int i = 0; i < N; i++) free(p[i]);
     free(huge);
