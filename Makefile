@@ -109,6 +109,18 @@ demo: all
 	@echo '$$ bin/strata run -- sort (50000 lines)'
 	@seq 50000 | STRATA_OPTIONS=verbose=1 bin/strata run -- sort -r | head -n 1
 
+# ---- the build must be warning-free under gcc and clang ----
+COMPILERS ?= gcc clang
+check-warnings:
+	@for cc in $(COMPILERS); do \
+	  command -v $$cc >/dev/null || { echo "missing compiler: $$cc"; exit 1; }; \
+	  for f in $(LIB_SRC) src/api/api.c; do \
+	    $$cc $(LIBFLAGS) -Werror -c $$f -o /dev/null || exit 1; done; \
+	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -c src/api/api.c -o /dev/null || exit 1; \
+	  $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c tools/strata.c -o /dev/null || exit 1; \
+	  echo "$$cc: no warnings"; \
+	done
+
 include tests/tests.mk
 
 clean:
