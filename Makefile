@@ -102,12 +102,14 @@ uninstall:
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata-api.pc
 
 # ---- demo: a real program on strata ----
+# python3 is resolved to the interpreter itself first (version-manager shims would otherwise
+# start several shell processes on strata too).
+PYTHON := $(shell python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 demo: all
-	@echo '$$ bin/strata run -- python3 -c "..."   (STRATA_OPTIONS=verbose=1 shows strata at work)'
-	@STRATA_OPTIONS=verbose=1 bin/strata run -- python3 -c \
-	  'import collections; w = collections.Counter(str(i % 1000) for i in range(300000)); print("python3 counted", sum(w.values()), "words,", len(w), "distinct")'
-	@echo '$$ bin/strata run -- sort (50000 lines)'
-	@seq 50000 | STRATA_OPTIONS=verbose=1 bin/strata run -- sort -r | head -n 1
+	@echo '$$ bin/strata run -v -- python3 -c "..."'
+	@bin/strata run -v -- $(PYTHON) -c 'import collections; w = collections.Counter(str(i % 1000) for i in range(300000)); print("python3 counted", sum(w.values()), "words,", len(w), "distinct")'
+	@echo '$$ seq 200000 | bin/strata run -v -- sort -n -r | head -n 3'
+	@seq 200000 | bin/strata run -v -- sort -n -r | head -n 3
 
 # ---- the build must be warning-free under gcc and clang ----
 COMPILERS ?= gcc clang
