@@ -9,6 +9,7 @@
  * works. Another thread arriving meanwhile waits; the initialising thread re-entering goes on.
  */
 #include <sched.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +52,17 @@ void sx_process_init_slow(void) {
     if (sx_opt.verbose)
         sx_message("version %s serving pid %d (brk %s, mmap threshold %zu)", STRATA_VERSION_STRING,
                    (int)getpid(), sx_opt.brk ? "on" : "off", sx_opt.mmap_threshold);
+}
+
+/* A program that never allocates still gets what STRATA_OPTIONS asks for (verbose lines, help).
+ * Without the variable nothing happens here: start-up stays lazy and free. */
+__attribute__((constructor)) static void sx_start_if_configured(void) {
+    extern char **environ;
+    for (char **e = environ; e && *e; e++)
+        if (!strncmp(*e, "STRATA_OPTIONS=", 15)) {
+            sx_process_init();
+            return;
+        }
 }
 
 __attribute__((destructor)) static void sx_exit_report(void) {
