@@ -74,6 +74,7 @@ void sx_options_init(void);
 extern _Atomic int sx_init_state; /* 0 none, 1 running, 2 done */
 extern uintptr_t sx_secret;       /* random per process: free keys */
 void sx_process_init_slow(void);
+void sx_announce(void); /* verbose: the first allocation of the process */
 static inline void sx_process_init(void) {
     if (sx_unlikely(atomic_load_explicit(&sx_init_state, memory_order_acquire) != 2))
         sx_process_init_slow();

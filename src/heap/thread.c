@@ -67,6 +67,7 @@ sx_heap *sx_thread_heap_slow(void) {
     if (!h) return NULL;
     atomic_store(&h->state, SX_HEAP_LIVE);
     sx_tls_heap = h;
+    sx_announce();
     if (atomic_load_explicit(&key_ready, memory_order_acquire)) pthread_setspecific(thread_key, h);
     return h;
 }

@@ -49,7 +49,13 @@ void sx_process_init_slow(void) {
     sx_fork_init();
     atomic_store_explicit(&sx_init_state, 2, memory_order_release);
     tls_initialising = false;
-    if (sx_opt.verbose)
+}
+
+/* verbose=1: say so when strata first serves the process (its first thread heap is made). */
+static _Atomic bool announced;
+
+void sx_announce(void) {
+    if (sx_opt.verbose && !atomic_exchange(&announced, true))
         sx_message("version %s serving pid %d (brk %s, mmap threshold %zu)", STRATA_VERSION_STRING,
                    (int)getpid(), sx_opt.brk ? "on" : "off", sx_opt.mmap_threshold);
 }
@@ -66,5 +72,5 @@ __attribute__((constructor)) static void sx_start_if_configured(void) {
 }
 
 __attribute__((destructor)) static void sx_exit_report(void) {
-    if (sx_opt.verbose && atomic_load(&sx_init_state) == 2) sx_stats_print(2, NULL);
+    if (sx_opt.verbose && atomic_load(&announced)) sx_stats_print(2, NULL);
 }
