@@ -42,6 +42,8 @@ void *strata_valloc(size_t size);
 void *strata_pvalloc(size_t size);
 size_t strata_malloc_usable_size(void *ptr);
 void strata_cfree(void *ptr); /* glibc's obsolete alias of free */
+void strata_free_sized(void *ptr, size_t size);                           /* C23 */
+void strata_free_aligned_sized(void *ptr, size_t alignment, size_t size); /* C23 */
 
 /* glibc's tuning and introspection calls (see mallopt(3), mallinfo2(3), malloc_trim(3),
  * malloc_stats(3), malloc_info(3)). The parameter numbers are glibc's M_* constants. */

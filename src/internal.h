@@ -179,12 +179,14 @@ void sx_registry_add(sx_segment *seg);    /* region lock held */
 void sx_registry_remove(sx_segment *seg); /* region lock held */
 size_t sx_segcache_purge(void);           /* release cached segments; returns bytes */
 void sx_segcache_unlink(sx_segment *seg); /* region lock held */
+void sx_segcache_push(sx_segment *seg);   /* region lock held */
 
 /* ---- region/brkheap.c: the [heap] region grown and shrunk with the program break ---- */
 sx_segment *sx_brk_segment_new(size_t commit);       /* region lock held */
 bool sx_brk_commit(sx_segment *seg, uintptr_t end);  /* region lock held */
 bool sx_brk_release(sx_segment *seg);                /* region lock held */
-bool sx_brk_trim(sx_segment *seg, uintptr_t keep_end);
+/* Lower the break to keep `pad` bytes above free_from, the start of the top segment's free tail. */
+bool sx_brk_trim(sx_segment *seg, uintptr_t free_from, size_t pad);
 bool sx_brk_is_top(const sx_segment *seg);
 
 /* ---- region/span.c: free spans of a heap's segments ---- */
@@ -245,7 +247,8 @@ sx_heap *sx_thread_heap_slow(void); /* the thread's heap, made on first use; NUL
 void *sx_alloc_exiting(size_t size, size_t align, bool zero);
 void sx_thread_key_init(void);
 void sx_fork_init(void);
-void sx_pool_collect(unsigned max);
+void sx_pool_collect(size_t max);       /* collect up to max pooled heaps */
+void sx_pool_collect_heap(sx_heap *h);  /* collect h now, if it is pooled */
 
 /* ---- api/alloc.c: slow paths ---- */
 void *sx_malloc_slow(size_t size);

@@ -108,9 +108,11 @@ typedef struct sx_heap {
     sx_out_slot out[SX_OUT_SLOTS];
     uint32_t out_pending;
     uint32_t id;
+    bool retain;                      /* keep a spare page per class and a last segment: a thread
+                                         runs this heap (pooled heaps give everything back) */
     _Atomic int state;
     struct sx_heap *all_next;         /* every heap ever made; heaps are never freed */
-    struct sx_heap *pool_next;        /* heaps of exited threads waiting for a new owner */
+    struct sx_heap *pool_next, *pool_prev; /* heaps of exited threads waiting for a new owner */
     /* Written by other threads: keep it off the owner's cache lines. */
     _Alignas(64) _Atomic(sx_block *) remote_in;
     char pad_[64 - sizeof(void *)];

@@ -171,7 +171,11 @@ void *sx_realloc(void *p, size_t size, const char *fn) {
         }
         break;
     }
+    int saved = errno;
     void *q = realloc_move(p, usable, size);
-    if (!q && size <= usable) return p; /* shrinking never fails */
+    if (!q && size <= usable) { /* shrinking never fails */
+        errno = saved;
+        return p;
+    }
     return q;
 }

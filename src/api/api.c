@@ -63,9 +63,13 @@ SX_API void *strata_memalign(size_t alignment, size_t size) {
     return aligned(alignment, size);
 }
 
-SX_API void *strata_valloc(size_t size) { return aligned(sx_os_page, size); }
+SX_API void *strata_valloc(size_t size) {
+    sx_process_init(); /* the page size */
+    return aligned(sx_os_page, size);
+}
 
 SX_API void *strata_pvalloc(size_t size) {
+    sx_process_init();
     if (size > SIZE_MAX - sx_os_page) {
         errno = ENOMEM;
         return NULL;
@@ -77,6 +81,14 @@ SX_API size_t strata_malloc_usable_size(void *ptr) { return sx_usable_size(ptr);
 
 /* glibc's cfree: an old alias of free, no longer declared in any header. */
 SX_API void strata_cfree(void *ptr) { sx_free_inline(ptr); }
+
+/* C23's sized frees (glibc 2.41+). strata finds a block's size itself; the size given is not
+ * needed, and a wrong one is the caller's undefined behaviour, not checked here. */
+SX_API void strata_free_sized(void *ptr, size_t size) { sx_free_inline(ptr); }
+
+SX_API void strata_free_aligned_sized(void *ptr, size_t alignment, size_t size) {
+    sx_free_inline(ptr);
+}
 
 /* ---- tuning and introspection (compat.c) ---- */
 

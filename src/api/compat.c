@@ -24,13 +24,11 @@ int sx_mallopt(int param, int value) {
         break;
     case M_TRIM_THRESHOLD: atomic_store(&sx_trim_threshold, v); break;
     case M_TOP_PAD: atomic_store(&sx_top_pad, value < 0 ? 0 : v); break;
-    case M_MMAP_MAX:
-        if (value < 0) return 0;
+    case M_MMAP_MAX: /* no upper bound on mappings here; the value is only recorded */
         sx_opt.mmap_max = v;
         break;
-    case M_ARENA_MAX:
-        if (value <= 0) return 0;
-        sx_opt.arena_max = v;
+    case M_ARENA_MAX: /* one heap per thread: there are no arenas to limit */
+        if (value > 0) sx_opt.arena_max = v;
         return 1;
     case M_MXFAST:
         return value >= 0 && v <= 80 * sizeof(size_t) / 4;
@@ -70,7 +68,7 @@ int sx_malloc_trim(size_t pad) {
         sx_span_trim_top(h, pad);
         sx_span_purge(h);
     }
-    sx_pool_collect(UINT32_MAX);
+    sx_pool_collect(SIZE_MAX);
     sx_segcache_purge();
     size_t after = atomic_load(&sx_count.purged_bytes) + atomic_load(&sx_count.brk_calls) +
                    atomic_load(&sx_count.munmap_calls);

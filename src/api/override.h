@@ -14,6 +14,8 @@
     extern __typeof(target) name __attribute__((alias(#target), visibility("default")));
 
 void cfree(void *ptr);
+void free_sized(void *ptr, size_t size);
+void free_aligned_sized(void *ptr, size_t alignment, size_t size);
 void *__libc_malloc(size_t);
 void __libc_free(void *);
 void *__libc_calloc(size_t, size_t);
@@ -38,6 +40,8 @@ SX_ALIAS(valloc, strata_valloc)
 SX_ALIAS(pvalloc, strata_pvalloc)
 SX_ALIAS(malloc_usable_size, strata_malloc_usable_size)
 SX_ALIAS(cfree, strata_cfree)
+SX_ALIAS(free_sized, strata_free_sized)
+SX_ALIAS(free_aligned_sized, strata_free_aligned_sized)
 SX_ALIAS(mallopt, strata_mallopt)
 SX_ALIAS(mallinfo, strata_mallinfo)
 SX_ALIAS(mallinfo2, strata_mallinfo2)

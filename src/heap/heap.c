@@ -7,9 +7,7 @@
  * path swaps in its local free list, or extends it, or moves it to the heap's "full" queue and
  * tries the next page, or carves a new page from a free span. A full page comes back to its
  * class's queue on its first free; a page whose blocks are all back returns its span to the heap,
- * except the last page of a class, which is kept so that a malloc/free loop does not make and
- * unmake a page each time — unless that page is all that keeps its segment (and, at the top of the
- * brk heap, the program break) from going back.
+ * except the last page of a class (see keep_page).
  */
 #include <string.h>
 
@@ -83,9 +81,33 @@ static bool page_holds_segment(const sx_page *pg) {
     return seg->used_slices == 1 + seg->reserved_slices + pg->slice_count;
 }
 
+/* Could a page of n slices be cut from a free span in another segment than seg? seg has at most
+ * two free spans around the page, so looking at three entries of each list is enough. */
+static bool room_elsewhere(const sx_heap *h, const sx_segment *seg, size_t n) {
+    uint64_t m = h->span_mask & (~(uint64_t)0 << n);
+    while (m) {
+        unsigned len = (unsigned)__builtin_ctzll(m);
+        m &= m - 1;
+        int k = 0;
+        for (const sx_page *s = h->spans[len]; s && k < 3; s = s->next, k++)
+            if (sx_segment_of_desc(s) != seg) return true;
+    }
+    return false;
+}
+
+/* The last page of a class is kept when its blocks are all free, so that a loop of malloc and
+ * free does not make and unmake a page. But a page alone in its segment would pin the segment
+ * (and, at the top of the brk heap, the break): that one goes, if the next page can be cut from
+ * another segment without taking a new one — otherwise it stays, and a loop costs nothing. */
+static bool keep_page(const sx_heap *h, const sx_page *pg) {
+    const sx_page_queue *q = &h->bins[pg->bin];
+    if (!h->retain || q->first != pg || pg->next != NULL) return false;
+    return !page_holds_segment(pg) || !room_elsewhere(h, sx_segment_of_desc(pg), pg->slice_count);
+}
+
 static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
     sx_page_queue *q = &h->bins[pg->bin];
-    if (keep_last && q->first == pg && pg->next == NULL && !page_holds_segment(pg)) return;
+    if (keep_last && keep_page(h, pg)) return;
     bool was_first = q->first == pg;
     queue_remove(q, pg);
     if (was_first) direct_update(h, pg->bin);

@@ -20,9 +20,17 @@ static void push_chain(sx_heap *dest, sx_block *head, sx_block *tail) {
                                                     memory_order_release, memory_order_relaxed));
 }
 
+/* A heap whose thread has exited runs no slow path to take in what it receives: collect it here,
+ * so memory freed after its thread is gone goes back at once. */
+static void deliver(sx_heap *dest, sx_block *head, sx_block *tail) {
+    push_chain(dest, head, tail);
+    if (sx_unlikely(atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED))
+        sx_pool_collect_heap(dest);
+}
+
 static void slot_flush(sx_heap *h, sx_out_slot *s) {
     if (s->count) {
-        push_chain(s->dest, s->head, s->tail);
+        deliver(s->dest, s->head, s->tail);
         h->out_pending -= s->count;
     }
     s->head = s->tail = NULL;
@@ -42,8 +50,10 @@ void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b) {
     sx_heap *dest = atomic_load_explicit(&seg->heap, memory_order_acquire);
     SX_ASSERT(dest != NULL);
     sx_heap *me = sx_tls_heap;
-    if (me == &sx_heap_empty) {
-        push_chain(dest, b, b);
+    /* No batching for a heap whose thread has exited: its memory goes back now. */
+    if (me == &sx_heap_empty ||
+        atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED) {
+        deliver(dest, b, b);
         return;
     }
     sx_out_slot *s = &me->out[dest->id % SX_OUT_SLOTS];

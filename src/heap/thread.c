@@ -22,33 +22,61 @@ static __thread bool tls_exited __attribute__((tls_model("initial-exec")));
 
 sx_lock_t sx_pool_lock = SX_LOCK_INIT;
 sx_heap *sx_all_heaps;
+
+/* The pool: heaps of exited threads, doubly linked so that one can be claimed from the middle. */
 static sx_heap *pool_first, *pool_last;
+static _Atomic size_t pool_count;
 
 static pthread_key_t thread_key;
 static _Atomic bool key_ready;
 
+static void pool_unlink(sx_heap *h) {
+    if (h->pool_prev) h->pool_prev->pool_next = h->pool_next;
+    else pool_first = h->pool_next;
+    if (h->pool_next) h->pool_next->pool_prev = h->pool_prev;
+    else pool_last = h->pool_prev;
+    h->pool_next = h->pool_prev = NULL;
+    atomic_fetch_sub(&pool_count, 1);
+    atomic_store(&h->state, SX_HEAP_CLAIMED);
+}
+
 static sx_heap *pool_pop(void) {
+    if (!atomic_load_explicit(&pool_count, memory_order_relaxed)) return NULL;
     sx_lock(&sx_pool_lock);
     sx_heap *h = pool_first;
-    if (h) {
-        pool_first = h->pool_next;
-        if (!pool_first) pool_last = NULL;
-        h->pool_next = NULL;
-        atomic_store(&h->state, SX_HEAP_CLAIMED);
-    }
+    if (h) pool_unlink(h);
     sx_unlock(&sx_pool_lock);
     return h;
 }
 
-/* Adopting threads take from the front; collected heaps go to the back, so collection visits
- * every pooled heap in turn. */
+/* Claim a particular pooled heap, if it is still in the pool. */
+static bool pool_claim(sx_heap *h) {
+    sx_lock(&sx_pool_lock);
+    bool ok = atomic_load(&h->state) == SX_HEAP_POOLED;
+    if (ok) pool_unlink(h);
+    sx_unlock(&sx_pool_lock);
+    return ok;
+}
+
+/* New threads adopt from the front, so heaps that still hold memory go there; collection takes
+ * from the front and returns to the back, visiting each pooled heap in turn. */
 static void pool_push(sx_heap *h, bool front) {
+    h->retain = false;
     sx_lock(&sx_pool_lock);
     atomic_store(&h->state, SX_HEAP_POOLED);
-    h->pool_next = NULL;
-    if (!pool_first) pool_first = pool_last = h;
-    else if (front) h->pool_next = pool_first, pool_first = h;
-    else pool_last->pool_next = h, pool_last = h;
+    h->pool_next = h->pool_prev = NULL;
+    if (!pool_first) {
+        pool_first = pool_last = h;
+    } else if (front) {
+        h->pool_next = pool_first;
+        pool_first->pool_prev = h;
+        pool_first = h;
+    } else {
+        h->pool_prev = pool_last;
+        pool_last->pool_next = h;
+        pool_last = h;
+    }
+    atomic_fetch_add(&pool_count, 1);
     sx_unlock(&sx_pool_lock);
 }
 
@@ -63,9 +91,12 @@ sx_heap *sx_thread_heap_slow(void) {
     if (h != &sx_heap_empty) return h;
     if (tls_exited) return NULL;
     sx_process_init();
+    h = sx_tls_heap; /* start-up may have allocated, and so made this thread's heap */
+    if (h != &sx_heap_empty) return h;
     h = heap_claim();
     if (!h) return NULL;
     atomic_store(&h->state, SX_HEAP_LIVE);
+    h->retain = true;
     sx_tls_heap = h;
     sx_announce();
     if (atomic_load_explicit(&key_ready, memory_order_acquire)) pthread_setspecific(thread_key, h);
@@ -84,11 +115,10 @@ void *sx_alloc_exiting(size_t size, size_t align, bool zero) {
     return p;
 }
 
-static void heap_abandon(sx_heap *h) {
-    sx_outbox_flush(h);
+/* Take in what other threads freed to a heap nobody runs, and give back what that empties. */
+static void heap_collect(sx_heap *h) {
     sx_remote_collect(h);
     sx_heap_release_pages(h);
-    pool_push(h, true);
 }
 
 static void thread_exit(void *arg) {
@@ -96,17 +126,29 @@ static void thread_exit(void *arg) {
     if (h == NULL || h == &sx_heap_empty) return;
     sx_tls_heap = &sx_heap_empty;
     tls_exited = true;
-    heap_abandon(h);
+    sx_outbox_flush(h);
+    heap_collect(h);
+    pool_push(h, true);
 }
 
-void sx_pool_collect(unsigned max) {
-    if (!__atomic_load_n(&pool_first, __ATOMIC_RELAXED)) return;
-    for (unsigned i = 0; i < max; i++) {
+void sx_pool_collect(size_t max) {
+    size_t n = atomic_load_explicit(&pool_count, memory_order_relaxed);
+    if (max > n) max = n; /* each pooled heap at most once */
+    for (size_t i = 0; i < max; i++) {
         sx_heap *h = pool_pop();
         if (!h) return;
-        sx_remote_collect(h);
-        sx_heap_release_pages(h);
+        heap_collect(h);
         pool_push(h, false);
+    }
+}
+
+void sx_pool_collect_heap(sx_heap *h) {
+    /* Blocks may arrive while another thread collects: look again after handing it back. */
+    for (int tries = 0; tries < 3 && atomic_load_explicit(&h->remote_in, memory_order_relaxed);
+         tries++) {
+        if (!pool_claim(h)) return;
+        sx_remote_collect(h); /* not retaining: whatever empties goes back at once */
+        pool_push(h, h->nsegments > 0);
     }
 }
 

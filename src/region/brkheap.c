@@ -15,10 +15,14 @@
  */
 #include "../internal.h"
 
-static uintptr_t brk_end;    /* where strata last left the break; 0 before first use */
-static sx_segment *brk_top;  /* the segment containing brk_end, if it may still grow */
+static uintptr_t brk_end;             /* where strata last left the break; 0 before first use */
+static _Atomic(sx_segment *) brk_top; /* the segment containing brk_end, if it may still grow */
 
-bool sx_brk_is_top(const sx_segment *seg) { return seg == brk_top; }
+/* Written under the region lock; owners read it without, to decide whether to take the lock. */
+static sx_segment *load_top(void) { return atomic_load_explicit(&brk_top, memory_order_relaxed); }
+static void store_top(sx_segment *seg) { atomic_store_explicit(&brk_top, seg, memory_order_relaxed); }
+
+bool sx_brk_is_top(const sx_segment *seg) { return seg == load_top(); }
 
 static void set_commit(sx_segment *seg, uintptr_t end) {
     atomic_store_explicit(&seg->commit_end, end, memory_order_release);
@@ -28,7 +32,7 @@ static void set_commit(sx_segment *seg, uintptr_t end) {
 static bool brk_unmoved(uintptr_t cur) {
     if (brk_end != 0 && cur != brk_end) {
         if (sx_opt.verbose >= 2) sx_message("program break moved by someone else (%p)", (void *)cur);
-        brk_top = NULL;
+        store_top(NULL);
         brk_end = 0;
         return false;
     }
@@ -39,16 +43,17 @@ sx_segment *sx_brk_segment_new(size_t commit) {
     uintptr_t cur = sx_os_brk_get();
     if (cur == 0) return NULL;
     sx_segment *below = NULL;
-    if (brk_unmoved(cur) && brk_top) {
+    sx_segment *top = load_top();
+    if (brk_unmoved(cur) && top) {
         /* Segments are contiguous: fill the old top to its end before starting a new one. */
-        uintptr_t end = (uintptr_t)brk_top + SX_SEG_SIZE;
+        uintptr_t end = (uintptr_t)top + SX_SEG_SIZE;
         if (brk_end < end) {
             if (!sx_os_brk_set(end)) return NULL;
             atomic_fetch_add_explicit(&sx_count.brk_bytes, end - brk_end, memory_order_relaxed);
-            set_commit(brk_top, end);
+            set_commit(top, end);
             brk_end = cur = end;
         }
-        below = brk_top;
+        below = top;
     }
     uintptr_t base = sx_align_up(cur, SX_SEG_SIZE);
     uintptr_t end = base + commit;
@@ -59,7 +64,7 @@ sx_segment *sx_brk_segment_new(size_t commit) {
     seg->brk_floor = cur;
     seg->brk_prev = below;
     set_commit(seg, end);
-    brk_top = seg;
+    store_top(seg);
     brk_end = end;
     atomic_fetch_add_explicit(&sx_count.brk_bytes, commit, memory_order_relaxed);
     if (sx_opt.verbose >= 2) sx_message("brk segment %p (break %p)", (void *)seg, (void *)end);
@@ -68,7 +73,7 @@ sx_segment *sx_brk_segment_new(size_t commit) {
 
 bool sx_brk_commit(sx_segment *seg, uintptr_t end) {
     if (atomic_load_explicit(&seg->commit_end, memory_order_relaxed) >= end) return true;
-    if (seg != brk_top || !brk_unmoved(sx_os_brk_get())) return false;
+    if (seg != load_top() || !brk_unmoved(sx_os_brk_get())) return false;
     uintptr_t seg_end = (uintptr_t)seg + SX_SEG_SIZE;
     uintptr_t want = sx_align_up(end + atomic_load(&sx_top_pad), SX_SLICE_SIZE);
     if (want > seg_end || want < end) want = seg_end;
@@ -82,15 +87,19 @@ bool sx_brk_commit(sx_segment *seg, uintptr_t end) {
     return true;
 }
 
-bool sx_brk_trim(sx_segment *seg, uintptr_t keep_end) {
+bool sx_brk_trim(sx_segment *seg, uintptr_t free_from, size_t pad) {
     bool done = false;
+    uintptr_t seg_end = (uintptr_t)seg + SX_SEG_SIZE;
+    if (free_from <= (uintptr_t)seg || free_from >= seg_end || pad >= seg_end - free_from)
+        return false;
+    uintptr_t keep_end = sx_align_up(free_from + pad, SX_SLICE_SIZE);
     sx_lock(&sx_region_lock);
-    keep_end = sx_align_up(keep_end, SX_SLICE_SIZE);
-    if (seg == brk_top && keep_end < brk_end && keep_end > (uintptr_t)seg &&
-        brk_unmoved(sx_os_brk_get()) && sx_os_brk_set(keep_end)) {
-        atomic_fetch_sub_explicit(&sx_count.brk_bytes, brk_end - keep_end, memory_order_relaxed);
+    uintptr_t end = brk_end;
+    if (seg == load_top() && keep_end < end && brk_unmoved(sx_os_brk_get()) &&
+        sx_os_brk_set(keep_end)) {
+        atomic_fetch_sub_explicit(&sx_count.brk_bytes, end - keep_end, memory_order_relaxed);
         if (sx_opt.verbose >= 2)
-            sx_message("break lowered by %zu KiB to %p", (brk_end - keep_end) >> 10, (void *)keep_end);
+            sx_message("break lowered by %zu KiB to %p", (end - keep_end) >> 10, (void *)keep_end);
         brk_end = keep_end;
         set_commit(seg, keep_end);
         done = true;
@@ -99,26 +108,35 @@ bool sx_brk_trim(sx_segment *seg, uintptr_t keep_end) {
     return done;
 }
 
+/* Move the break down to the floor of `seg`, the top segment, whose memory is then gone: read
+ * what is needed from its header first. */
+static bool lower_through(sx_segment *seg, sx_segment **below) {
+    uintptr_t floor = seg->brk_floor;
+    sx_segment *prev = seg->brk_prev;
+    if (!sx_os_brk_set(floor)) return false;
+    atomic_fetch_sub_explicit(&sx_count.brk_bytes, brk_end - (uintptr_t)seg, memory_order_relaxed);
+    if (sx_opt.verbose >= 2) sx_message("break lowered to %p", (void *)floor);
+    brk_end = floor;
+    *below = prev;
+    return true;
+}
+
 bool sx_brk_release(sx_segment *seg) {
-    if (seg != brk_top || !brk_unmoved(sx_os_brk_get())) return false;
+    if (seg != load_top() || !brk_unmoved(sx_os_brk_get())) return false;
     if (brk_end - (uintptr_t)seg < atomic_load(&sx_trim_threshold)) return false;
-    /* Lower the break through this segment and every empty segment right below it. */
-    for (;;) {
-        uintptr_t floor = seg->brk_floor;
-        sx_segment *below = seg->brk_prev;
-        if (!sx_os_brk_set(floor)) return false;
-        atomic_fetch_sub_explicit(&sx_count.brk_bytes, brk_end - (uintptr_t)seg,
-                                  memory_order_relaxed);
-        if (sx_opt.verbose >= 2) sx_message("break lowered to %p", (void *)floor);
-        brk_end = floor;
-        brk_top = NULL;
-        if (!below) break;
-        if (!below->cached) { /* still in use: it becomes the top, and may be trimmed later */
-            brk_top = below;
+    sx_segment *below;
+    if (!lower_through(seg, &below)) return false;
+    /* and on through the empty (cached) segments right below it; the first one in use, or one
+     * the break cannot go below, becomes the top */
+    while (below && below->cached) {
+        sx_segment *next;
+        sx_segcache_unlink(below); /* while its header is still there */
+        if (!lower_through(below, &next)) {
+            sx_segcache_push(below);
             break;
         }
-        sx_segcache_unlink(below);
-        seg = below;
+        below = next;
     }
+    store_top(below);
     return true;
 }

@@ -36,7 +36,7 @@ static void header_reset(sx_segment *seg) {
     seg->slices[SX_SLICES].start = (uint8_t *)seg + SX_SEG_SIZE;
 }
 
-static void cache_push(sx_segment *seg) {
+void sx_segcache_push(sx_segment *seg) {
     seg->cached = 1;
     seg->prev = NULL;
     seg->next = cache_first;
@@ -120,7 +120,7 @@ void sx_segment_release(sx_segment *seg) {
         uintptr_t from = (uintptr_t)seg + SX_SLICE_SIZE;
         uintptr_t to = atomic_load_explicit(&seg->commit_end, memory_order_relaxed);
         if (to > from) sx_os_decommit((void *)from, to - from);
-        cache_push(seg);
+        sx_segcache_push(seg);
     }
     sx_unlock(&sx_region_lock);
 }

@@ -111,8 +111,9 @@ static void maybe_trim(sx_segment *seg, size_t idx) {
     if (seg->source != SX_SRC_BRK || !sx_brk_is_top(seg)) return;
     uintptr_t from = (uintptr_t)sx_slice_addr(seg, idx);
     uintptr_t ce = atomic_load_explicit(&seg->commit_end, memory_order_relaxed);
-    if (ce > from && ce - from >= atomic_load(&sx_trim_threshold) + atomic_load(&sx_top_pad))
-        sx_brk_trim(seg, from + atomic_load(&sx_top_pad));
+    size_t thr = atomic_load(&sx_trim_threshold), pad = atomic_load(&sx_top_pad);
+    /* free > thr + pad, without overflow: a threshold of -1 (SIZE_MAX) means never */
+    if (ce > from && ce - from >= thr && ce - from - thr >= pad) sx_brk_trim(seg, from, pad);
 }
 
 void sx_span_free(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
@@ -135,9 +136,9 @@ void sx_span_free(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
         }
     }
     free_span_insert(h, seg, idx, n);
-    /* An empty segment goes back to the region layer, but a heap keeps its last one so that a
-     * loop of malloc and free of one big block does not map and unmap a segment each time. */
-    if (segment_empty(seg) && h->nsegments > 1) {
+    /* An empty segment goes back to the region layer, but a running heap keeps its last one so
+     * that a loop of malloc and free of one big block does not map and unmap a segment each time. */
+    if (segment_empty(seg) && (h->nsegments > 1 || !h->retain)) {
         bin_remove(h, &seg->slices[idx]);
         segment_remove(h, seg);
         return;
@@ -226,6 +227,6 @@ void sx_span_trim_top(sx_heap *h, size_t pad) {
         if (seg->source != SX_SRC_BRK || !sx_brk_is_top(seg)) continue;
         sx_page *s = &seg->slices[SX_SLICES - 1];
         s -= s->slice_back;
-        if (s->kind == SX_SPAN_FREE) sx_brk_trim(seg, (uintptr_t)s->start + pad);
+        if (s->kind == SX_SPAN_FREE) sx_brk_trim(seg, (uintptr_t)s->start, pad);
     }
 }

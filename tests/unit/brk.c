@@ -129,6 +129,36 @@ static void option_brk_off_uses_mmap(void) {
     CHECKF(strstr(r.out, "in-heap") == r.out, "with brk=1: %s", r.out);
 }
 
+/* malloc_trim's pad is a size: a huge one keeps everything, it does not wrap around. */
+static void trim_with_huge_pad_keeps_live_blocks(void) {
+    char *keep = malloc(1 << 20), *drop = malloc(1 << 20);
+    CHECK(keep && drop);
+    memset(keep, 1, 1 << 20);
+    free(drop);
+    malloc_trim(SIZE_MAX - (1 << 20));
+    memset(keep, 2, 1 << 20); /* still mapped */
+    CHECK(keep[(1 << 20) - 1] == 2);
+    free(keep);
+}
+
+/* M_TRIM_THRESHOLD of -1 means "never trim", as in glibc. */
+static void no_trim_child(void *arg) {
+    mallopt(M_TRIM_THRESHOLD, -1);
+    mallopt(M_MMAP_THRESHOLD, 8 << 20);
+    char *a = malloc(100);
+    char *big = malloc(2 << 20);
+    if (!a || !big) _exit(1);
+    memset(big, 1, 2 << 20);
+    void *before = sbrk(0);
+    free(big);
+    if (sbrk(0) != before) _exit(2);
+    free(a);
+}
+static void trim_threshold_minus_one_never_trims(void) {
+    th_result r = th_child(no_trim_child, NULL);
+    CHECKF(r.exited && r.code == 0, "child exited %d (signal %d): %s", r.code, r.sig, r.err);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "brk-off")) {
         mode_brk_off();
@@ -139,5 +169,7 @@ int main(int argc, char **argv) {
     RUN(foreign_sbrk_is_respected);
     RUN(brk_failure_falls_back_to_mmap);
     RUN(option_brk_off_uses_mmap);
+    RUN(trim_with_huge_pad_keeps_live_blocks);
+    RUN(trim_threshold_minus_one_never_trims);
     return 0;
 }

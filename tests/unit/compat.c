@@ -21,6 +21,7 @@ static void mallopt_return_values(void) {
     CHECK(mallopt(M_ARENA_TEST, 2) == 1);
     CHECK(mallopt(M_MXFAST, 64) == 1);
     CHECK(mallopt(M_MXFAST, 10000) == 0);
+    CHECK(mallopt(M_ARENA_MAX, 0) == 1 && mallopt(M_MMAP_MAX, -1) == 1); /* as glibc */
     CHECK(mallopt(M_PERTURB, 0) == 1);
     CHECK(mallopt(12345, 1) == 1); /* glibc: an unknown parameter is not an error */
     struct strata_stats s;
@@ -100,7 +101,8 @@ static void malloc_info_writes_xml(void) {
 static void glibc_names_are_strata(void) {
     static const char *names[] = {"malloc", "free", "calloc", "realloc", "reallocarray",
                                   "posix_memalign", "aligned_alloc", "memalign", "valloc",
-                                  "pvalloc", "malloc_usable_size", "cfree", "mallopt",
+                                  "pvalloc", "malloc_usable_size", "cfree", "free_sized",
+                                  "free_aligned_sized", "mallopt",
                                   "mallinfo", "mallinfo2", "malloc_trim", "malloc_stats",
                                   "malloc_info", "__libc_malloc", "__libc_free", "__libc_calloc",
                                   "__libc_realloc", "__libc_memalign", "__libc_valloc",

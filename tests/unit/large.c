@@ -163,6 +163,35 @@ static void large_blocks_churn(void) {
     CHECKF(r.exited && r.code == 0, "child exited %d (signal %d): %s", r.code, r.sig, r.err);
 }
 
+/* A malloc/free loop costs no system call, even when the block is alone in its segment. */
+static void loop_child(void *arg) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    char *fill = malloc(63 * 65536 - 4096); /* a whole segment's worth */
+    if (!fill) _exit(1);
+    struct strata_stats a, b;
+    for (int round = 0; round < 2; round++) {
+        strata_get_stats(&a);
+        for (int i = 0; i < 20000; i++) {
+            void *p = malloc(100);
+            th_use(p);
+            free(p);
+            p = malloc(300000);
+            th_use(p);
+            free(p);
+        }
+        strata_get_stats(&b);
+    }
+    /* the second round starts warm: nothing at all may reach the kernel */
+    if (b.brk_calls != a.brk_calls || b.mmap_calls != a.mmap_calls ||
+        b.munmap_calls != a.munmap_calls || b.madvise_calls != a.madvise_calls)
+        _exit(2);
+    free(fill);
+}
+static void malloc_free_loop_makes_no_system_calls(void) {
+    th_result r = th_child(loop_child, NULL);
+    CHECKF(r.exited && r.code == 0, "child exited %d (signal %d): %s", r.code, r.sig, r.err);
+}
+
 int main(void) {
     RUN(threshold_starts_at_128k);
     RUN(threshold_adapts_to_freed_blocks);
@@ -171,5 +200,6 @@ int main(void) {
     RUN(huge_realloc_uses_mremap);
     RUN(large_realloc_in_place);
     RUN(large_blocks_churn);
+    RUN(malloc_free_loop_makes_no_system_calls);
     return 0;
 }
