@@ -229,6 +229,7 @@ void sx_heap_release_pages(sx_heap *h);
 /* Put a block back on its page; the owner heap does this, for its own frees and for frees that
  * other threads sent it. */
 static inline void sx_page_free_block(sx_heap *h, sx_page *pg, sx_block *b) {
+    SX_ASSERT(pg->used > 0 && (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
     b->next = pg->local_free;
     pg->local_free = b;
     if (sx_unlikely(--pg->used == 0 || pg->flags != 0)) sx_page_free_slow(h, pg);

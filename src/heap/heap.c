@@ -68,6 +68,7 @@ static void to_full(sx_heap *h, sx_page *pg) {
 }
 
 static void from_full(sx_heap *h, sx_page *pg) {
+    SX_ASSERT(pg->flags & SX_PAGE_FULL);
     queue_remove(&h->full, pg);
     pg->flags &= (uint8_t)~SX_PAGE_FULL;
     sx_page_queue *q = &h->bins[pg->bin];
@@ -146,6 +147,7 @@ static sx_page *page_for_bin(sx_heap *h, unsigned bin) {
         to_full(h, pg);
         pg = next;
     }
+    SX_ASSERT(!pg || (pg->kind == SX_SPAN_PAGE && pg->bin == bin && !(pg->flags & SX_PAGE_FULL)));
     if (!pg) {
         size_t slices = sx_bin_slices(bin);
         pg = sx_span_alloc(h, slices);
@@ -159,6 +161,7 @@ static sx_page *page_for_bin(sx_heap *h, unsigned bin) {
 }
 
 void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
+    SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_POOLED);
     if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
     if (h->out_pending) sx_outbox_flush(h);
     sx_page *pg = page_for_bin(h, bin);

@@ -43,6 +43,7 @@ void sx_page_init(sx_heap *h, sx_page *pg, unsigned bin, size_t slices) {
 
 void sx_page_extend(sx_page *pg) {
     size_t bsize = pg->block_size;
+    SX_ASSERT(pg->kind == SX_SPAN_PAGE && pg->capacity <= pg->reserved && pg->free == NULL);
     uint32_t n = pg->reserved - pg->capacity;
     uint32_t step = (uint32_t)(SX_EXTEND_BYTES / bsize);
     if (step == 0) step = 1;

@@ -9,13 +9,17 @@
  * to where it was before the segment was made, and on through empty segments below it.
  *
  * Any library may move the break too. Before each move strata checks that the break is where it
- * left it; if not, the old top keeps what it has and new segments start above the foreign memory.
- * When brk fails (RLIMIT_DATA, a mapping in the way, brk=0) segments come from mmap instead.
- * Everything here runs with the region lock held, except sx_brk_trim which takes it.
+ * left it. If not, someone else uses brk in this process (glibc's malloc beside libstrata-api, a
+ * program of its own): the old top keeps what it has, and strata stops moving the break for good,
+ * taking new segments from mmap, since brk/sbrk are not thread-safe and two users moving the break
+ * at once could unmap each other's memory. When brk fails (RLIMIT_DATA, a mapping in the way,
+ * brk=0) segments come from mmap too. Everything here runs with the region lock held, except
+ * sx_brk_trim which takes it.
  */
 #include "../internal.h"
 
 static uintptr_t brk_end;             /* where strata last left the break; 0 before first use */
+static bool brk_shared;               /* someone else moved the break: leave it to them */
 static _Atomic(sx_segment *) brk_top; /* the segment containing brk_end, if it may still grow */
 
 /* Written under the region lock; owners read it without, to decide whether to take the lock. */
@@ -28,12 +32,15 @@ static void set_commit(sx_segment *seg, uintptr_t end) {
     atomic_store_explicit(&seg->commit_end, end, memory_order_release);
 }
 
-/* Is the break still where strata left it? If not, stop growing the old top. */
+/* Is the break still where strata left it? If not, never move it again. */
 static bool brk_unmoved(uintptr_t cur) {
+    if (brk_shared) return false;
     if (brk_end != 0 && cur != brk_end) {
-        if (sx_opt.verbose >= 2) sx_message("program break moved by someone else (%p)", (void *)cur);
+        if (sx_opt.verbose >= 2)
+            sx_message("program break moved by someone else (%p): using mmap from now on",
+                       (void *)cur);
         store_top(NULL);
-        brk_end = 0;
+        brk_shared = true;
         return false;
     }
     return true;
@@ -41,10 +48,10 @@ static bool brk_unmoved(uintptr_t cur) {
 
 sx_segment *sx_brk_segment_new(size_t commit) {
     uintptr_t cur = sx_os_brk_get();
-    if (cur == 0) return NULL;
+    if (cur == 0 || !brk_unmoved(cur)) return NULL;
     sx_segment *below = NULL;
     sx_segment *top = load_top();
-    if (brk_unmoved(cur) && top) {
+    if (top) {
         /* Segments are contiguous: fill the old top to its end before starting a new one. */
         uintptr_t end = (uintptr_t)top + SX_SEG_SIZE;
         if (brk_end < end) {

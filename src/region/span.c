@@ -28,6 +28,7 @@ void sx_span_mark(sx_segment *seg, size_t idx, size_t n, uint8_t kind) {
 
 static void bin_insert(sx_heap *h, sx_page *s) {
     unsigned n = s->slice_count;
+    SX_ASSERT(s->kind == SX_SPAN_FREE && n >= 1 && n <= SX_SPAN_MAX && s->slice_back == 0);
     s->prev = NULL;
     s->next = h->spans[n];
     if (s->next) s->next->prev = s;
@@ -37,6 +38,7 @@ static void bin_insert(sx_heap *h, sx_page *s) {
 
 static void bin_remove(sx_heap *h, sx_page *s) {
     unsigned n = s->slice_count;
+    SX_ASSERT(s->kind == SX_SPAN_FREE && (h->span_mask >> n) & 1);
     if (s->prev) s->prev->next = s->next;
     else h->spans[n] = s->next;
     if (s->next) s->next->prev = s->prev;
@@ -84,6 +86,7 @@ sx_page *sx_span_alloc(sx_heap *h, size_t n) {
             reserve_uncommitted(h, seg);
             continue;
         }
+        SX_ASSERT(s->slice_count == len && idx + len <= SX_SLICES);
         bin_remove(h, s);
         if (len > n) free_span_insert(h, seg, idx + n, len - n);
         seg->used_slices = (uint16_t)(seg->used_slices + n);
@@ -117,6 +120,9 @@ static void maybe_trim(sx_segment *seg, size_t idx) {
 }
 
 void sx_span_free(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
+    SX_ASSERT(idx >= 1 && n >= 1 && idx + n <= SX_SLICES && seg->used_slices >= n + 1);
+    SX_ASSERT(seg->slices[idx].kind != SX_SPAN_FREE && seg->slices[idx].slice_back == 0);
+    SX_ASSERT(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h);
     seg->used_slices = (uint16_t)(seg->used_slices - n);
     if (idx > 1) {
         sx_page *l = &seg->slices[idx - 1];
@@ -167,7 +173,10 @@ void sx_span_shrink(sx_heap *h, sx_page *pg, size_t n) {
     size_t have = pg->slice_count;
     if (n >= have) return;
     pg->slice_count = (uint8_t)n;
-    sx_span_free(h, sx_segment_of_desc(pg), sx_slice_index(pg) + n, have - n);
+    sx_segment *seg = sx_segment_of_desc(pg);
+    size_t tail = sx_slice_index(pg) + n;
+    sx_span_mark(seg, tail, have - n, SX_SPAN_LARGE); /* make the tail a span of its own */
+    sx_span_free(h, seg, tail, have - n);
 }
 
 bool sx_heap_segment_add(sx_heap *h) {
