@@ -26,11 +26,11 @@ PRG_TESTS := $(patsubst tests/programs/%.c,build/tests/programs/%,$(PROG))
 REL_LINK := -Llib -lstrata -Wl,-rpath,$(CURDIR)/lib -ldl
 DBG_LINK := -fsanitize=undefined -Lbuild/debug/lib -lstrata -Wl,-rpath,$(CURDIR)/build/debug/lib -ldl
 
-build/tests/rel/%: tests/unit/%.c tests/harness.h lib/libstrata.so
+build/tests/rel/%: tests/unit/%.c tests/harness.h tests/stress.h lib/libstrata.so
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $< -o $@ $(REL_LINK)
-build/tests/rel/%: tests/unit/%.cc tests/harness.h lib/libstrata.so
+build/tests/rel/%: tests/unit/%.cc tests/harness.h tests/stress.h lib/libstrata.so
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CXX) $(TEST_CXXFLAGS) $< -o $@ $(REL_LINK)
@@ -38,11 +38,11 @@ build/tests/rel/%: tests/api/%.c tests/harness.h lib/libstrata-api.so
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $< -o $@ -Llib -lstrata-api -Wl,-rpath,$(CURDIR)/lib -ldl
-build/tests/debug/%: tests/unit/%.c tests/harness.h build/debug/lib/libstrata.so
+build/tests/debug/%: tests/unit/%.c tests/harness.h tests/stress.h build/debug/lib/libstrata.so
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) $< -o $@ $(DBG_LINK)
-build/tests/debug/%: tests/unit/%.cc tests/harness.h build/debug/lib/libstrata.so
+build/tests/debug/%: tests/unit/%.cc tests/harness.h tests/stress.h build/debug/lib/libstrata.so
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CXX) $(TEST_CXXFLAGS) $< -o $@ $(DBG_LINK)

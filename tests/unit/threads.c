@@ -13,32 +13,10 @@
  * use must be back where they started. That last step runs in a forked child with a time limit, so
  * a malloc_trim that never returns fails one test instead of hanging the program.
  */
-#include <malloc.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdint.h>
-
 #include "harness.h"
-#include "strata.h"
+#include "stress.h"
 
-/* ---- failures seen by worker threads: the first one is reported by the main thread ---- */
-
-static _Atomic int g_failed;
-static char g_msg[400];
-
-__attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...) {
-    if (atomic_exchange(&g_failed, 1)) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
-    va_end(ap);
-}
-
-static void reset_failures(void) {
-    atomic_store(&g_failed, 0);
-    g_msg[0] = '\0';
-}
-
+/* In a worker thread: record the first failure (fail) and return 0. */
 #define WORKER_CHECK(cond, ...)                                                      \
     do {                                                                             \
         if (!(cond)) {                                                               \
@@ -47,65 +25,12 @@ static void reset_failures(void) {
         }                                                                            \
     } while (0)
 
-/* ---- random numbers and sizes ---- */
-
-static inline uint64_t rnd(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *s = x;
-    return x * 0x2545F4914F6CDD1DULL;
-}
-
-static inline size_t rnd_range(uint64_t *s, size_t lo, size_t hi) { /* [lo, hi] */
-    return lo + (size_t)(rnd(s) % (hi - lo + 1));
-}
-
 /* Sizes over every kind of block: small and medium classes (16 B .. 128 KiB), large spans
  * (128 KiB .. 4 MiB, or huge while the mmap threshold is low) and blocks always huge (> 4 MiB). */
-static size_t rnd_size(uint64_t *s) {
-    unsigned r = (unsigned)(rnd(s) % 1000);
-    if (r < 450) return rnd_range(s, 0, 256);
-    if (r < 750) return rnd_range(s, 257, 4096);
-    if (r < 900) return rnd_range(s, 4097, 32768);
-    if (r < 970) return rnd_range(s, 32769, 140000);
-    if (r < 997) return rnd_range(s, 140001, (size_t)4 << 20);
-    return rnd_range(s, (size_t)4 << 20, (size_t)9 << 20);
-}
-
-/* ---- block contents ----
- * Byte i of a block with seed s is (s + i * 131) & 255, as th_fill writes it. Blocks up to 4 KiB
- * are written whole; bigger ones at their first and last KiB and 16 bytes every 64 KiB, so that
- * multi-megabyte blocks do not cost a page fault per page. `lim` restricts a check to a prefix
- * (what realloc must have kept). */
-
-static int pat_span(unsigned char *p, size_t from, size_t to, unsigned seed, int write) {
-    for (size_t i = from; i < to; i++) {
-        unsigned char v = (unsigned char)(seed + i * 131);
-        if (write) p[i] = v;
-        else if (p[i] != v) return 0;
-    }
-    return 1;
-}
-
-static size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
-
-static int pat(void *block, size_t n, size_t lim, unsigned seed, int write) {
-    unsigned char *p = block;
-    if (lim > n) lim = n;
-    if (n <= 4096) return pat_span(p, 0, lim, seed, write);
-    if (!pat_span(p, 0, min_sz(1024, lim), seed, write)) return 0;
-    for (size_t o = 65536; o + 16 <= n - 1024; o += 65536)
-        if (o + 16 <= lim && !pat_span(p, o, o + 16, seed, write)) return 0;
-    if (n - 1024 < lim && !pat_span(p, n - 1024, lim, seed, write)) return 0;
-    return 1;
-}
-static void pat_fill(void *p, size_t n, unsigned seed) { pat(p, n, n, seed, 1); }
-static int pat_ok(void *p, size_t n, unsigned seed) { return pat(p, n, n, seed, 0); }
-static int pat_prefix_ok(void *p, size_t n, size_t lim, unsigned seed) {
-    return pat(p, n, lim, seed, 0);
-}
+static const size_band sizes[] = {{450, 0, 256}, {750, 257, 4096}, {900, 4097, 32768},
+                                  {970, 32769, 140000}, {997, 140001, (size_t)4 << 20},
+                                  {1000, (size_t)4 << 20, (size_t)9 << 20}};
+static size_t rnd_size(uint64_t *s) { return rnd_size_from(s, sizes); }
 
 /* Every sampled byte of a fresh calloc block is zero. */
 static int zero_ok(void *block, size_t n) {
@@ -170,60 +95,10 @@ static void *rnd_alloc(uint64_t *s, size_t n, const char **how) {
     return p;
 }
 
-/* ---- the state at the end, measured in a child after malloc_trim(0) ---- */
-
-/* Fork; the child calls malloc_trim(0) (alarm after `secs` seconds) and sends back its stats.
- * Returns 0 and fills *out, or -1 with a reason in why. */
-static int trimmed_stats(struct strata_stats *out, unsigned secs, char *why, size_t cap) {
-    int pfd[2];
-    if (pipe(pfd) != 0) abort();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) abort();
-    if (pid == 0) {
-        close(pfd[0]);
-        signal(SIGALRM, SIG_DFL);
-        alarm(secs);
-        malloc_trim(0);
-        struct strata_stats s;
-        strata_get_stats(&s);
-        ssize_t w = write(pfd[1], &s, sizeof s);
-        _exit(w == (ssize_t)sizeof s ? 0 : 1);
-    }
-    close(pfd[1]);
-    size_t got = 0;
-    while (got < sizeof *out) {
-        ssize_t n = read(pfd[0], (char *)out + got, sizeof *out - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += (size_t)n;
-    }
-    close(pfd[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM) {
-        snprintf(why, cap, "malloc_trim(0) did not return within %u s", secs);
-        return -1;
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || got != sizeof *out) {
-        snprintf(why, cap, "stats child failed (status 0x%x)", st);
-        return -1;
-    }
-    return 0;
-}
-
-static size_t baseline_in_use;
-
 /* ---- larson: a shared array of slots, replaced by random threads ---- */
 
 enum { LARSON_SLOTS = 1024 };
-static _Atomic(unsigned char *) slots[LARSON_SLOTS];
-
-typedef struct {
-    uint32_t size;
-    uint32_t seed;
-} blk_hdr; /* at the start of every larson block; the pattern covers the rest */
+static _Atomic(unsigned char *) slots[LARSON_SLOTS]; /* header blocks (blk_fill) */
 
 static int larson_check(unsigned char *p, unsigned slot, const char *when) {
     blk_hdr h;
@@ -232,15 +107,9 @@ static int larson_check(unsigned char *p, unsigned slot, const char *when) {
     WORKER_CHECK(h.size >= sizeof h && h.size <= u,
                  "slot %u (%s): block %p has a corrupt header (size %u, usable %zu)", slot, when,
                  (void *)p, h.size, u);
-    WORKER_CHECK(pat_ok(p + sizeof h, h.size - sizeof h, h.seed),
-                 "slot %u (%s): block %p of %u bytes corrupted", slot, when, (void *)p, h.size);
+    WORKER_CHECK(blk_ok(p), "slot %u (%s): block %p of %u bytes corrupted", slot, when, (void *)p,
+                 h.size);
     return 1;
-}
-
-static void larson_fill(unsigned char *p, size_t n, unsigned seed) {
-    blk_hdr h = {(uint32_t)n, seed};
-    memcpy(p, &h, sizeof h);
-    pat_fill(p + sizeof h, n - sizeof h, seed);
 }
 
 /* Put q in slot k; verify and free what was there (allocated by whichever thread put it). */
@@ -279,8 +148,7 @@ static void *larson_worker(void *argp) {
                 fail("realloc(%p, %zu) returned NULL", (void *)old, n);
                 return NULL;
             }
-            if (memcmp(q, &h, sizeof h) != 0 ||
-                !pat_prefix_ok(q + sizeof h, h.size - sizeof h, n - sizeof h, h.seed)) {
+            if (!blk_prefix_ok(q, h, n)) {
                 fail("realloc of slot %u from %u to %zu bytes lost the contents", k, h.size, n);
                 return NULL;
             }
@@ -288,7 +156,7 @@ static void *larson_worker(void *argp) {
                 fail("realloc(%zu): usable size %zu", n, malloc_usable_size(q));
                 return NULL;
             }
-            larson_fill(q, n, seed);
+            blk_fill(q, n, seed);
             if (!larson_put(k, q)) return NULL;
         } else if (op < 25) {
             /* free without replacement: slots come and go */
@@ -301,7 +169,7 @@ static void *larson_worker(void *argp) {
             const char *how;
             unsigned char *q = rnd_alloc(&s, n, &how);
             if (!q || atomic_load(&g_failed)) return NULL;
-            larson_fill(q, n, seed);
+            blk_fill(q, n, seed);
             if (!larson_put(k, q)) return NULL;
         }
     }
@@ -619,13 +487,7 @@ int main(int argc, char **argv) {
     /* settle the process's own allocations (stdio buffers and the like) before the baseline */
     printf("# threads: stress on %ld cores\n", sysconf(_SC_NPROCESSORS_ONLN));
     fflush(stdout);
-    struct strata_stats st;
-    char why[200];
-    if (trimmed_stats(&st, 5, why, sizeof why) != 0) {
-        printf("not ok baseline: %s\n", why);
-        return 1;
-    }
-    baseline_in_use = st.in_use_bytes;
+    if (measure_baseline() != 0) return 1;
 
     T(larson_8_threads);
     T(larson_16_threads);
