@@ -60,8 +60,6 @@ typedef struct sx_options {
     size_t mmap_threshold;
     size_t trim_threshold;
     size_t top_pad;
-    size_t mmap_max;
-    size_t arena_max;
     bool brk;
     int verbose;
     int foreign_free;

@@ -4,9 +4,9 @@
  *
  * mallopt honours M_MMAP_THRESHOLD, M_TRIM_THRESHOLD and M_TOP_PAD as glibc does (setting any of
  * them, or M_MMAP_MAX, stops the thresholds from adapting) and accepts glibc's other parameters:
- * strata has no arenas or fast bins to size, so M_ARENA_MAX, M_ARENA_TEST, M_MXFAST, M_MMAP_MAX,
- * M_PERTURB and M_CHECK_ACTION are taken and have no further effect. Like glibc, an unknown
- * parameter is not an error.
+ * strata has no arenas (a heap per thread instead) or fast bins to size and does not cap its
+ * mappings, so M_ARENA_MAX, M_ARENA_TEST, M_MXFAST, M_MMAP_MAX, M_PERTURB and M_CHECK_ACTION are
+ * taken and have no further effect. Like glibc, an unknown parameter is not an error.
  */
 #include <string.h>
 
@@ -24,12 +24,8 @@ int sx_mallopt(int param, int value) {
         break;
     case M_TRIM_THRESHOLD: atomic_store(&sx_trim_threshold, v); break;
     case M_TOP_PAD: atomic_store(&sx_top_pad, value < 0 ? 0 : v); break;
-    case M_MMAP_MAX: /* no upper bound on mappings here; the value is only recorded */
-        sx_opt.mmap_max = v;
+    case M_MMAP_MAX: /* strata does not limit its mappings; like glibc, this fixes the thresholds */
         break;
-    case M_ARENA_MAX: /* one heap per thread: there are no arenas to limit */
-        if (value > 0) sx_opt.arena_max = v;
-        return 1;
     case M_MXFAST:
         return value >= 0 && v <= 80 * sizeof(size_t) / 4;
     default:

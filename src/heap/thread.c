@@ -11,9 +11,9 @@
  * At thread exit (a pthread key destructor) the heap sends its pending remote frees, takes in the
  * ones sent to it, gives back its empty pages and segments, and joins the pool. Other destructors
  * may still allocate after that: such a thread borrows a pooled heap for each call. Blocks of a
- * pooled heap can still be freed by anyone (they travel to its remote list), and live threads that
- * need a new segment first collect pooled heaps, so memory freed after its thread exited is
- * reclaimed for the others.
+ * pooled heap can still be freed by anyone: the freeing thread delivers them and collects the
+ * pooled heap on the spot (remote.c), so memory freed after its thread exited goes back at once;
+ * live threads that need a new segment also collect pooled heaps first.
  */
 #include "../internal.h"
 
