@@ -30,7 +30,6 @@ void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero) {
     if (size > PTRDIFF_MAX) return NULL;
     size_t threshold = atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed);
     void *p = NULL;
-    size_t clear = size;
     if (size < threshold) {
         if (align <= 16 && size <= SX_MEDIUM_MAX) {
             p = sx_heap_alloc_small(h, size);
@@ -53,7 +52,7 @@ void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero) {
     }
     return sx_huge_alloc(size, align, zero);
 done:
-    if (p && zero) memset(p, 0, clear);
+    if (p && zero) memset(p, 0, size);
     return p;
 }
 
