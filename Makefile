@@ -30,7 +30,7 @@ LIB_HDR  := $(wildcard src/*.h src/*/*.h include/*.h)
 REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(LIB_SRC))
 DBG_OBJ  := $(patsubst src/%.c,build/debug/%.o,$(LIB_SRC))
 
-.PHONY: all debug test demo install uninstall clean check-warnings bench
+.PHONY: all debug test demo install uninstall clean check-warnings
 all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a bin/strata
 
 build/rel/%.o: src/%.c $(LIB_HDR)
@@ -124,6 +124,7 @@ check-warnings:
 	done
 
 include tests/tests.mk
+include bench/bench.mk
 
 clean:
 	rm -rf build lib bin

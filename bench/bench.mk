@@ -1,0 +1,41 @@
+# Benchmarks: strata against glibc, jemalloc, tcmalloc and mimalloc (see BENCHMARKS.md).
+#
+#   make bench                 every workload, 5 interleaved runs each; table, CSV and chart in
+#                              bench/results/latest.*, and the table into BENCHMARKS.md
+#   make bench QUICK=1         reduced workloads, 3 runs: a look in under two minutes (quick.*)
+#   make bench-instr           instructions per allocation call (callgrind), single-thread workloads
+#   make bench-scaling MAX_THREADS=16   the multi-thread workloads at 1, 2, 4 ... MAX_THREADS
+
+BENCH_CFLAGS := -std=gnu11 -g -O2 -fno-builtin -Wall -Wextra -pthread
+BENCH_WORK   := $(patsubst bench/workloads/%.c,build/bench/%,$(wildcard bench/workloads/*.c))
+MAX_THREADS  ?= 16
+BENCH_RUNS   ?=
+
+build/bench/%: bench/workloads/%.c bench/workload.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(BENCH_CFLAGS) $< -o $@
+build/bench/driver: bench/driver.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(BENCH_CFLAGS) $< -o $@ -lm
+build/bench/libbump.so: bench/bump.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) -std=gnu11 -O2 -fPIC -shared $< -o $@
+
+bench-build: lib/libstrata.so $(BENCH_WORK) build/bench/driver build/bench/libbump.so
+
+.PHONY: bench bench-build bench-instr bench-scaling bench-peers
+bench-peers:
+	@bench/install-peers.sh
+
+bench: bench-build bench-peers
+	@build/bench/driver --publish BENCHMARKS.md $(if $(QUICK),--quick) $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
+
+bench-instr: bench-build bench-peers
+	@command -v valgrind >/dev/null || { echo "bench-instr needs valgrind"; exit 1; }
+	@build/bench/driver --publish BENCHMARKS.md --instr
+
+bench-scaling: bench-build bench-peers
+	@build/bench/driver --publish BENCHMARKS.md --scaling $(MAX_THREADS) $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
