@@ -9,25 +9,28 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define ARENA ((size_t)64 << 30) /* address space only: pages come on first touch */
+#define CHUNK ((size_t)256 << 20) /* address space taken at a time: pages come on first touch */
 
 static char *cur, *end;
 
 static void *bump(size_t size, size_t align) {
-    if (!cur) {
-        cur = mmap(NULL, ARENA, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
-        if (cur == MAP_FAILED) return cur = NULL, NULL;
-        end = cur + ARENA;
+    for (;;) {
+        uintptr_t p = ((uintptr_t)cur + 16 + align - 1) & ~(uintptr_t)(align - 1); /* room for size */
+        if (cur && size <= (uintptr_t)end - p) {
+            ((size_t *)p)[-1] = size;
+            cur = (char *)(p + size);
+            return (void *)p;
+        }
+        size_t want = size + align + 16 > CHUNK ? size + align + 16 : CHUNK;
+        char *c = mmap(NULL, want, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+        if (c == MAP_FAILED) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        cur = c;
+        end = c + want;
     }
-    uintptr_t p = ((uintptr_t)cur + 16 + align - 1) & ~(uintptr_t)(align - 1); /* room for size */
-    if (size > (uintptr_t)end - p) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    ((size_t *)p)[-1] = size;
-    cur = (char *)(p + size);
-    return (void *)p;
 }
 
 void *malloc(size_t size) { return bump(size, 16); }

@@ -14,7 +14,7 @@ TEST_CXXFLAGS := -std=gnu++17 -g -O1 -fno-builtin -Wall -Wextra -Iinclude -Itest
 UNIT_C   := $(wildcard tests/unit/*.c)
 UNIT_CXX := $(wildcard tests/unit/*.cc)
 UNIT_API := $(wildcard tests/api/*.c)
-PROG     := $(wildcard tests/programs/*.c)
+PROG     := $(filter-out tests/programs/broken_alloc.c,$(wildcard tests/programs/*.c))
 
 REL_TESTS := $(patsubst tests/unit/%.c,build/tests/rel/%,$(UNIT_C)) \
              $(patsubst tests/unit/%.cc,build/tests/rel/%,$(UNIT_CXX)) \
@@ -50,6 +50,11 @@ build/tests/programs/%: tests/programs/%.c tests/harness.h lib/libstrata.so bin/
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -DSTRATA_ROOT='"$(CURDIR)"' $< -o $@
+build/tests/programs/libbroken.so: tests/programs/broken_alloc.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) -std=gnu11 -O1 -fPIC -shared $< -o $@
+build/tests/programs/bench: bench-build build/tests/programs/libbroken.so
 build/tests/runner: tests/runner.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"

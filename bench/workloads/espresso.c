@@ -68,6 +68,7 @@ static int contained(const cube *a, const cube *b) { /* a within b */
 /* Pairwise intersections of two covers, without empty or contained cubes. */
 static cube *intersect(const cube *A, const cube *B, uint32_t words) {
     cube *out = NULL;
+    size_t n = 0;
     for (const cube *a = A; a; a = a->next)
         for (const cube *b = B; b; b = b->next) {
             cube *c = cube_new(words);
@@ -78,13 +79,18 @@ static cube *intersect(const cube *A, const cube *B, uint32_t words) {
             }
             cube_seal(c);
             int drop = empty;
-            for (cube *o = out; o && !drop; o = o->next) drop = contained(c, o);
+            size_t seen = 0;
+            for (cube *o = out; o && !drop; o = o->next) {
+                if (o == c || ++seen > n) wl_fail("a live cube was handed out again");
+                drop = contained(c, o);
+            }
             if (drop) {
                 cube_free(c);
                 continue;
             }
             c->next = out;
             out = c;
+            n++;
         }
     return out;
 }
