@@ -411,7 +411,7 @@ static void chart(const char *name, const char *title) {
                 if (ratio > ymax) /* cut off: say how far it goes */
                     fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"9\" text-anchor=\"middle\" "
                                "fill=\"%s\">%.1f</text>\n",
-                            gx + i * 9 + 4, y0 - 2 - (i % 2) * 9, colors[peers[i]], ratio);
+                            gx + i * 9 + 4, y0 - 2 - i * 9, colors[peers[i]], ratio);
             }
             fprintf(f, "<text transform=\"translate(%d,%d) rotate(45)\">%s</text>\n",
                     gx + 2, y0 + panelh + 12, works[w].row);
