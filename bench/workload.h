@@ -4,11 +4,12 @@
  * A workload does a fixed amount of work (scaled by --scale), checks its own results, and ends
  * with one line for bench/driver:
  *
- *     result time=SECONDS ops=N check=ok [name=value ...]
+ *     result time=SECONDS ops=N peak_rss_kb=K check=ok [name=value ...]
  *
  * `time` covers the work only (not process start-up); `ops` counts allocation calls, so the
- * driver can report instructions per operation. A failed check prints why on stderr and exits 1:
- * a broken allocator never looks fast. Peak RSS is measured by the driver (wait4), not here.
+ * driver can report instructions per operation; `peak_rss_kb` is the process's peak resident set
+ * so far (the driver takes the same figure from wait4). A failed check prints why on stderr and
+ * exits 1: a broken allocator never looks fast.
  *
  *   workload [--scale X] [--threads N] [MODE]
  */
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -130,7 +132,10 @@ static inline int wl_stamped(const void *p, size_t n, uint64_t tag) {
 /* Print the result line. Extra fields, if any, as a format string of " name=value" pairs. */
 __attribute__((format(printf, 3, 4))) static void wl_result(double secs, uint64_t ops,
                                                              const char *fmt, ...) {
-    printf("result time=%.6f ops=%llu check=ok", secs, (unsigned long long)ops);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("result time=%.6f ops=%llu peak_rss_kb=%ld check=ok", secs, (unsigned long long)ops,
+           ru.ru_maxrss);
     if (fmt) {
         va_list ap;
         va_start(ap, fmt);
