@@ -44,6 +44,12 @@
 #define SX_TRIM_THRESHOLD_DEFAULT ((size_t)128 << 10)
 #define SX_TOP_PAD_DEFAULT ((size_t)128 << 10)
 
+/* Freed huge mappings kept for reuse (hugecache.c): at most this many, this many bytes, this long
+ * unused. */
+#define SX_HUGECACHE_MAX 8
+#define SX_HUGECACHE_BYTES ((size_t)128 << 20)
+#define SX_HUGECACHE_AGE_MS 1000
+
 /* Empty segments kept (decommitted) for reuse before mmap'd ones are unmapped. */
 #define SX_SEGCACHE_MAX 16
 

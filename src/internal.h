@@ -94,6 +94,7 @@ typedef struct sx_counters {
     _Atomic size_t mapped_bytes;     /* bytes of mmap'd normal segments */
     _Atomic size_t huge_bytes, huge_count;
     _Atomic size_t huge_max_bytes, huge_max_count;
+    _Atomic size_t huge_cached_bytes; /* freed huge mappings kept for reuse */
     _Atomic size_t segments;         /* normal segments owned by heaps */
     _Atomic size_t cached_segments;
     _Atomic size_t heaps;
@@ -209,6 +210,11 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero);
 void sx_huge_free(sx_segment *seg);
 void *sx_huge_realloc(sx_segment *seg, void *p, size_t size);
 size_t sx_huge_usable(sx_segment *seg, const void *p);
+
+/* ---- region/hugecache.c: freed huge mappings kept for reuse ---- */
+bool sx_hugecache_put(sx_segment *seg);        /* false: not kept, the caller unmaps it */
+sx_segment *sx_hugecache_take(size_t total);   /* a mapping of exactly `total` bytes, or NULL */
+size_t sx_hugecache_purge(void);               /* unmap them all; returns bytes */
 
 /* ---- heap/page.c, heap/heap.c ---- */
 extern sx_page sx_page_empty;

@@ -70,7 +70,7 @@ typedef struct sx_segment {
     _Atomic(struct sx_heap *) heap; /* owner, NULL for huge blocks and cached segments */
     uint8_t kind;
     uint8_t source;
-    uint8_t cached;                 /* in the segment cache */
+    uint8_t cached;                 /* normal: in the segment cache; huge: reusable when freed */
     uint8_t pad_;
     uint16_t used_slices;           /* slices not in free spans, header and reserved ones included */
     uint16_t reserved_slices;

@@ -66,6 +66,7 @@ int sx_malloc_trim(size_t pad) {
     }
     sx_pool_collect(SIZE_MAX);
     sx_segcache_purge();
+    sx_hugecache_purge();
     size_t after = atomic_load(&sx_count.purged_bytes) + atomic_load(&sx_count.brk_calls) +
                    atomic_load(&sx_count.munmap_calls);
     return after != before;

@@ -46,27 +46,46 @@ static uintptr_t aligned_base(uintptr_t p, size_t align, size_t offset) {
     return want < p ? want + align : want;
 }
 
+/* The kernel places new mappings top-down: just below the last aligned one is likely free. */
+static _Atomic uintptr_t last_aligned;
+
+static void *map_at(uintptr_t hint, size_t size) {
+    uint8_t *p = map_hint((void *)hint, size);
+    if (p && (uintptr_t)p != hint) {
+        sx_os_unmap(p, size);
+        p = NULL;
+    }
+    return p;
+}
+
 void *sx_os_map_aligned(size_t size, size_t align, size_t offset) {
     if (align < SX_SEG_SIZE) align = SX_SEG_SIZE;
     if (size > SIZE_MAX - align) return NULL;
-    /* Ask for the exact size; if the kernel's choice is not aligned, ask again with the aligned
-     * address next to it as a hint, which it usually honours. Only then map size + align and
-     * trim the ends, which needs that much address space for a moment (RLIMIT_AS). */
-    uint8_t *p = map_hint(NULL, size);
+    /* First, right below the last aligned mapping (one system call when it works). Then the
+     * kernel's own choice, kept if aligned, else the aligned address next to it as a hint. Only
+     * then map size + align and trim the ends, which needs that much address space for a moment
+     * (RLIMIT_AS). */
+    uintptr_t last = atomic_load_explicit(&last_aligned, memory_order_relaxed);
+    uint8_t *p = NULL;
+    if (last > size + align + offset) /* B + offset aligned, B + size <= last */
+        p = map_at(sx_align_down(last - size + offset, align) - offset, size);
+    if (p) goto done;
+    p = map_hint(NULL, size);
     if (!p) return NULL;
-    if (((uintptr_t)p + offset) % align == 0) return p;
+    if (((uintptr_t)p + offset) % align == 0) goto done;
     sx_os_unmap(p, size);
-    uintptr_t hint = aligned_base((uintptr_t)p, align, offset);
-    p = map_hint((void *)hint, size);
-    if (p && (uintptr_t)p == hint) return p;
-    if (p) sx_os_unmap(p, size);
+    p = map_at(aligned_base((uintptr_t)p, align, offset), size);
+    if (p) goto done;
     p = map_hint(NULL, size + align);
     if (!p) return NULL;
     uintptr_t base = (uintptr_t)p, want = aligned_base(base, align, offset);
     size_t head = want - base, tail = align - head;
     if (head) sx_os_unmap(p, head);
     if (tail) sx_os_unmap((uint8_t *)want + size, tail);
-    return (void *)want;
+    p = (uint8_t *)want;
+done:
+    atomic_store_explicit(&last_aligned, (uintptr_t)p, memory_order_relaxed);
+    return p;
 }
 
 void sx_os_decommit(void *p, size_t size) {

@@ -11,7 +11,8 @@
  *
  * A huge mapping starts with a segment header so that free() finds it like any other block; its
  * size changes with mremap, in place when the address space after it is free, otherwise by moving
- * its page tables (no copy) to a new aligned place.
+ * its page tables (no copy) to a new aligned place. Freed huge blocks below the threshold are kept
+ * for reuse for a while (hugecache.c).
  */
 #include <string.h>
 
@@ -90,23 +91,12 @@ static void set_block(sx_segment *seg, size_t size, size_t off, unsigned align_l
     pg->bin = (uint8_t)align_log;
 }
 
-void *sx_huge_alloc(size_t size, size_t align, bool zero) {
-    (void)zero; /* a fresh mapping is zero-filled by the kernel */
-    if (align < 16) align = 16;
-    if (size < sizeof(sx_block)) size = sizeof(sx_block); /* room for the free key */
-    size_t off = block_offset(align);
-    if (size > SIZE_MAX - off - sx_os_page) return NULL;
-    size_t total = sx_align_up(off + size, sx_os_page);
-    sx_segment *seg = sx_os_map_aligned(total, align, align > SX_SEG_SIZE ? off : 0);
-    if (!seg) return NULL;
-    if (((uintptr_t)seg + total - 1) >> SX_ADDR_BITS) {
-        sx_os_unmap(seg, total);
-        return NULL;
-    }
+/* Make a mapping of `total` bytes at seg the home of one block at offset off. */
+static void *adopt(sx_segment *seg, size_t total, size_t off, size_t align, bool keep) {
     atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
     seg->kind = SX_SEG_HUGE;
     seg->source = SX_SRC_MMAP;
-    seg->cached = 0;
+    seg->cached = keep; /* for huge blocks: may be kept for reuse when freed */
     seg->used_slices = 0;
     seg->reserved_slices = 0;
     seg->next = seg->prev = NULL;
@@ -121,12 +111,41 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero) {
     return pg->start;
 }
 
+void *sx_huge_alloc(size_t size, size_t align, bool zero) {
+    if (align < 16) align = 16;
+    if (size < sizeof(sx_block)) size = sizeof(sx_block); /* room for the free key */
+    size_t off = block_offset(align);
+    if (size > SIZE_MAX - off - sx_os_page) return NULL;
+    size_t total = sx_align_up(off + size, sx_os_page);
+    /* Only a block below the mmap threshold (too big for a segment) is heap memory that may be
+     * reused; a cached mapping has the default block offset, and its memory is not zero. */
+    bool keep = size < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed) &&
+                off == block_offset(16);
+    sx_segment *seg = keep ? sx_hugecache_take(total) : NULL;
+    if (seg) {
+        void *p = adopt(seg, seg->size, off, align, true); /* the mapping may be bigger */
+        ((sx_block *)p)->key = 0;
+        if (zero) memset(p, 0, size);
+        return p;
+    }
+    seg = sx_os_map_aligned(total, align, align > SX_SEG_SIZE ? off : 0);
+    if (!seg && (sx_hugecache_purge() || sx_segcache_purge())) /* address space full: */
+        seg = sx_os_map_aligned(total, align, align > SX_SEG_SIZE ? off : 0); /* make room */
+    if (!seg) return NULL;
+    if (((uintptr_t)seg + total - 1) >> SX_ADDR_BITS) {
+        sx_os_unmap(seg, total);
+        return NULL;
+    }
+    return adopt(seg, total, off, align, keep); /* a fresh mapping is zero-filled */
+}
+
 size_t sx_huge_usable(sx_segment *seg, const void *p) {
     return (uintptr_t)seg + seg->size - (uintptr_t)p;
 }
 
 void sx_huge_free(sx_segment *seg) {
     size_t size = seg->size;
+    bool keep = seg->cached;
     unpublish(seg);
     if (!atomic_load_explicit(&sx_threshold_fixed, memory_order_relaxed) &&
         size > atomic_load(&sx_mmap_threshold) && size <= SX_MMAP_THRESHOLD_MAX) {
@@ -134,6 +153,9 @@ void sx_huge_free(sx_segment *seg) {
         atomic_store(&sx_trim_threshold, 2 * size);
         if (sx_opt.verbose >= 2) sx_message("mmap threshold raised to %zu", size);
     }
+    /* A block that was below the threshold is heap memory, kept for reuse; one at or above it
+     * had a mapping of its own, which goes back to the kernel now. */
+    if (keep && sx_hugecache_put(seg)) return;
     sx_os_unmap(seg, size);
 }
 

@@ -95,6 +95,12 @@ sx_segment *sx_segment_acquire(void) {
         if (sx_opt.brk) seg = sx_brk_segment_new(2 * SX_SLICE_SIZE);
         if (!seg) seg = map_segment();
     }
+    if (!seg) { /* out of address space: cached huge mappings may be in the way */
+        sx_unlock(&sx_region_lock);
+        if (!sx_hugecache_purge()) return NULL;
+        sx_lock(&sx_region_lock);
+        seg = map_segment();
+    }
     if (seg) {
         header_reset(seg);
         sx_segmap_set(seg);

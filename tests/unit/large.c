@@ -192,6 +192,40 @@ static void malloc_free_loop_makes_no_system_calls(void) {
     CHECKF(r.exited && r.code == 0, "child exited %d (signal %d): %s", r.code, r.sig, r.err);
 }
 
+/* Below the (adapted) threshold, freed huge blocks are kept and reused: a loop of big blocks
+ * costs no system call after the first round, and malloc_trim gives the memory back. */
+static void reuse_child(void *arg) {
+    free(malloc(24 << 20)); /* the threshold adapts to ~24 MiB */
+    struct strata_stats a, b;
+    char *p = malloc(10 << 20);
+    memset(p, 1, 10 << 20);
+    free(p);
+    strata_get_stats(&a);
+    for (int i = 0; i < 50; i++) {
+        size_t n = (size_t)(6 + i % 5) << 20;
+        p = malloc(n);
+        if (!p) _exit(1);
+        memset(p, 2, n);
+        free(p);
+    }
+    strata_get_stats(&b);
+    if (b.mmap_calls != a.mmap_calls || b.munmap_calls != a.munmap_calls) _exit(2);
+    p = malloc(9 << 20); /* calloc from a dirty cached mapping is zeroed */
+    memset(p, 0xAB, 9 << 20);
+    free(p);
+    p = calloc(1, 9 << 20);
+    for (size_t i = 0; i < (9u << 20); i += 512)
+        if (p[i]) _exit(4);
+    free(p);
+    long before = th_rss_kb();
+    malloc_trim(0);
+    if (before - th_rss_kb() < 8 * 1024) _exit(3); /* the cached mapping went back */
+}
+static void huge_blocks_below_threshold_are_reused(void) {
+    th_result r = th_child(reuse_child, NULL);
+    CHECKF(r.exited && r.code == 0, "child exited %d (signal %d): %s", r.code, r.sig, r.err);
+}
+
 int main(void) {
     RUN(threshold_starts_at_128k);
     RUN(threshold_adapts_to_freed_blocks);
@@ -201,5 +235,6 @@ int main(void) {
     RUN(large_realloc_in_place);
     RUN(large_blocks_churn);
     RUN(malloc_free_loop_makes_no_system_calls);
+    RUN(huge_blocks_below_threshold_are_reused);
     return 0;
 }

@@ -1,0 +1,119 @@
+/*
+ * hugecache.c — freed huge mappings kept for reuse.
+ *
+ * A program that allocates, touches and frees blocks of many megabytes in a loop pays for mmap,
+ * munmap and a page fault per 4 KiB every time if each block gets a fresh mapping. So a freed
+ * huge block below the mmap threshold (which has adapted to the sizes the program frees, as
+ * glibc's does) is kept here, its pages still resident, and the next huge request takes the
+ * smallest one that fits, trimmed to size with mremap; failing that, a smaller one grown in place.
+ * Entries unused for a second are unmapped, and malloc_trim unmaps them all; the cache never
+ * holds more than SX_HUGECACHE_BYTES. Blocks at or above the threshold are unmapped at once, as
+ * glibc unmaps its mmap'd chunks.
+ */
+#include <time.h>
+
+#include "../internal.h"
+
+static sx_segment *entries[SX_HUGECACHE_MAX];
+static uint64_t freed_at[SX_HUGECACHE_MAX]; /* ms, CLOCK_MONOTONIC_COARSE */
+static unsigned count;
+static size_t bytes;
+
+static uint64_t now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+static sx_segment *remove_at(unsigned i) {
+    sx_segment *seg = entries[i];
+    bytes -= seg->size;
+    entries[i] = entries[--count];
+    freed_at[i] = freed_at[count];
+    atomic_fetch_sub_explicit(&sx_count.huge_cached_bytes, seg->size, memory_order_relaxed);
+    return seg;
+}
+
+/* Unmap entries older than max_age_ms (region lock held). */
+static size_t expire(uint64_t max_age_ms) {
+    uint64_t now = now_ms();
+    size_t released = 0;
+    for (unsigned i = 0; i < count;) {
+        if (now - freed_at[i] >= max_age_ms) {
+            sx_segment *seg = remove_at(i);
+            released += seg->size;
+            sx_os_unmap(seg, seg->size);
+        } else {
+            i++;
+        }
+    }
+    return released;
+}
+
+/* Grow a cached mapping to `total` bytes: in place if the address space after it is free,
+ * otherwise by moving its pages (page tables, not bytes) to a new aligned place. Either way only
+ * the new tail is fresh memory. NULL, with the mapping unmapped, if neither works. */
+static sx_segment *grow(sx_segment *seg, size_t total) {
+    if (sx_os_remap_inplace(seg, seg->size, total)) {
+        seg->size = total;
+        return seg;
+    }
+    sx_segment *dest = sx_os_map_aligned(total, SX_SEG_SIZE, 0);
+    if (dest && sx_os_remap_to(seg, seg->size, total, dest)) {
+        dest->size = total;
+        return dest;
+    }
+    if (dest) sx_os_unmap(dest, total);
+    sx_os_unmap(seg, seg->size);
+    return NULL;
+}
+
+bool sx_hugecache_put(sx_segment *seg) {
+    if (seg->size > SX_HUGECACHE_BYTES) return false;
+    sx_lock(&sx_region_lock);
+    expire(SX_HUGECACHE_AGE_MS);
+    /* make room: the oldest entries go first */
+    while (count && (count == SX_HUGECACHE_MAX || bytes + seg->size > SX_HUGECACHE_BYTES)) {
+        unsigned oldest = 0;
+        for (unsigned i = 1; i < count; i++)
+            if (freed_at[i] < freed_at[oldest]) oldest = i;
+        sx_segment *old = remove_at(oldest);
+        sx_os_unmap(old, old->size);
+    }
+    entries[count] = seg;
+    freed_at[count++] = now_ms();
+    bytes += seg->size;
+    atomic_fetch_add_explicit(&sx_count.huge_cached_bytes, seg->size, memory_order_relaxed);
+    sx_unlock(&sx_region_lock);
+    return true;
+}
+
+sx_segment *sx_hugecache_take(size_t total) {
+    if (!count) return NULL; /* racy peek: a miss only costs a fresh mapping */
+    sx_lock(&sx_region_lock);
+    expire(SX_HUGECACHE_AGE_MS);
+    int fit = -1, below = -1;
+    for (unsigned i = 0; i < count; i++) {
+        size_t s = entries[i]->size;
+        if (s >= total && (fit < 0 || s < entries[fit]->size)) fit = (int)i;
+        if (s < total && (below < 0 || s > entries[below]->size)) below = (int)i;
+    }
+    sx_segment *seg = NULL;
+    if (fit >= 0) {
+        /* The block gets the whole mapping: trimming it would only cost page faults when a
+         * bigger request takes it again. The cache's limits and its ageing bound the excess. */
+        seg = remove_at((unsigned)fit);
+    } else if (below >= 0) {
+        seg = remove_at((unsigned)below);
+        seg = grow(seg, total);
+    }
+    sx_unlock(&sx_region_lock);
+    return seg;
+}
+
+size_t sx_hugecache_purge(void) {
+    sx_lock(&sx_region_lock);
+    size_t released = expire(0);
+    sx_unlock(&sx_region_lock);
+    return released;
+}
