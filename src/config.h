@@ -50,8 +50,12 @@
 #define SX_HUGECACHE_BYTES ((size_t)128 << 20)
 #define SX_HUGECACHE_AGE_MS 1000
 
-/* Empty segments kept (decommitted) for reuse before mmap'd ones are unmapped. */
+/* Empty segments kept for reuse before mmap'd ones are unmapped (SX_SEGCACHE_MAX), of which some
+ * keep their pages (dirty): up to max(SX_RETAIN_MIN, 1/SX_RETAIN_FRACTION of the memory held), so
+ * that a program whose working set breathes does not fault its memory back in every time. */
 #define SX_SEGCACHE_MAX 16
+#define SX_RETAIN_MIN ((size_t)16 << 20)
+#define SX_RETAIN_FRACTION 8
 
 /* Cross-thread frees are batched per destination heap before one atomic push. */
 #define SX_OUT_SLOTS 8

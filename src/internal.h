@@ -177,8 +177,9 @@ bool sx_segment_commit(sx_segment *seg, uintptr_t end);
 void sx_registry_add(sx_segment *seg);    /* region lock held */
 void sx_registry_remove(sx_segment *seg); /* region lock held */
 size_t sx_segcache_purge(void);           /* release cached segments; returns bytes */
-void sx_segcache_unlink(sx_segment *seg); /* region lock held */
-void sx_segcache_push(sx_segment *seg);   /* region lock held */
+void sx_segcache_unlink(sx_segment *seg);            /* region lock held */
+void sx_segcache_push(sx_segment *seg, bool dirty);  /* region lock held */
+size_t sx_retain_budget(void); /* freed memory kept resident for reuse: max(8 MiB, held / 8) */
 
 /* ---- region/brkheap.c: the [heap] region grown and shrunk with the program break ---- */
 sx_segment *sx_brk_segment_new(size_t commit);       /* region lock held */

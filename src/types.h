@@ -71,7 +71,7 @@ typedef struct sx_segment {
     uint8_t kind;
     uint8_t source;
     uint8_t cached;                 /* normal: in the segment cache; huge: reusable when freed */
-    uint8_t pad_;
+    uint8_t dirty;                  /* cached with its pages still resident */
     uint16_t used_slices;           /* slices not in free spans, header and reserved ones included */
     uint16_t reserved_slices;
     size_t size;                    /* bytes mapped from the segment's base */

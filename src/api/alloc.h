@@ -77,4 +77,20 @@ static inline void sx_free_inline(void *p) {
         sx_free_remote(seg, pg, b);
 }
 
+/* realloc that stays within its block's size class: the common case of a growing string. */
+static inline void *sx_realloc_inline(void *p, size_t size, const char *fn) {
+    if (sx_likely(p != NULL && size != 0)) {
+        sx_segment *seg = sx_segment_of(p);
+        if (sx_likely(sx_segmap_contains(seg))) {
+            sx_page *pg = sx_page_of(seg, p);
+            size_t bs = pg->block_size;
+            if (sx_likely(pg->kind == SX_SPAN_PAGE && size <= bs && size >= bs / 2 &&
+                          sx_block_valid(pg, p) &&
+                          ((sx_block *)p)->key != (sx_secret ^ (uintptr_t)p)))
+                return p;
+        }
+    }
+    return sx_realloc(p, size, fn);
+}
+
 #endif

@@ -20,7 +20,7 @@ SX_API void strata_free(void *ptr) { sx_free_inline(ptr); }
 
 SX_API void *strata_calloc(size_t count, size_t size) { return sx_calloc_inline(count, size); }
 
-SX_API void *strata_realloc(void *ptr, size_t size) { return sx_realloc(ptr, size, "realloc"); }
+SX_API void *strata_realloc(void *ptr, size_t size) { return sx_realloc_inline(ptr, size, "realloc"); }
 
 SX_API void *strata_reallocarray(void *ptr, size_t count, size_t size) {
     size_t total;
@@ -28,7 +28,7 @@ SX_API void *strata_reallocarray(void *ptr, size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    return sx_realloc(ptr, total, "reallocarray");
+    return sx_realloc_inline(ptr, total, "reallocarray");
 }
 
 SX_API int strata_posix_memalign(void **out, size_t alignment, size_t size) {

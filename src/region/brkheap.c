@@ -137,9 +137,10 @@ bool sx_brk_release(sx_segment *seg) {
      * the break cannot go below, becomes the top */
     while (below && below->cached) {
         sx_segment *next;
+        bool dirty = below->dirty;
         sx_segcache_unlink(below); /* while its header is still there */
         if (!lower_through(below, &next)) {
-            sx_segcache_push(below);
+            sx_segcache_push(below, dirty);
             break;
         }
         below = next;

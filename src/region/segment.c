@@ -3,9 +3,10 @@
  *
  * A heap that needs memory takes a whole segment: first from the cache of empty segments, then
  * from the brk heap (the [heap] region, grown with the program break while it can be moved
- * contiguously, as glibc's main arena does), then from mmap. An empty segment goes back: the one
- * at the top of the brk heap lowers the break (ptmalloc's "top chunk" trimming), others are
- * decommitted with madvise and cached, and mmap'd ones beyond the cache's size are unmapped.
+ * contiguously, as glibc's main arena does), then from mmap. An empty segment goes back: while the
+ * retained budget allows, it is cached as it is, pages resident, to be taken first; beyond that,
+ * the one at the top of the brk heap lowers the break (ptmalloc's "top chunk" trimming), others
+ * are decommitted with madvise and cached, and mmap'd ones beyond the cache's size are unmapped.
  *
  * All of this runs under one lock; it happens once per 4 MiB, never per malloc.
  */
@@ -14,8 +15,21 @@
 sx_lock_t sx_region_lock = SX_LOCK_INIT;
 sx_segment *sx_all_segments;
 
-static sx_segment *cache_first; /* empty segments, doubly linked through next/prev */
+static sx_segment *cache_first, *cache_last; /* dirty ones first; doubly linked */
 static unsigned cache_mmap_count;
+static size_t cache_dirty;                   /* resident bytes of cached segments */
+
+static size_t committed(const sx_segment *seg) {
+    uintptr_t from = (uintptr_t)seg + SX_SLICE_SIZE;
+    uintptr_t to = atomic_load_explicit(&seg->commit_end, memory_order_relaxed);
+    return to > from ? to - from : 0;
+}
+
+size_t sx_retain_budget(void) {
+    size_t held = atomic_load_explicit(&sx_count.segments, memory_order_relaxed) * SX_SEG_SIZE;
+    size_t share = held / SX_RETAIN_FRACTION;
+    return share > SX_RETAIN_MIN ? share : SX_RETAIN_MIN;
+}
 
 /* Reset a segment's header to "only the header slice is in use". */
 static void header_reset(sx_segment *seg) {
@@ -36,12 +50,22 @@ static void header_reset(sx_segment *seg) {
     seg->slices[SX_SLICES].start = (uint8_t *)seg + SX_SEG_SIZE;
 }
 
-void sx_segcache_push(sx_segment *seg) {
+void sx_segcache_push(sx_segment *seg, bool dirty) {
     seg->cached = 1;
-    seg->prev = NULL;
-    seg->next = cache_first;
-    if (cache_first) cache_first->prev = seg;
-    cache_first = seg;
+    seg->dirty = dirty;
+    seg->next = seg->prev = NULL;
+    if (!cache_first) {
+        cache_first = cache_last = seg;
+    } else if (dirty) { /* taken first: its pages are ready */
+        seg->next = cache_first;
+        cache_first->prev = seg;
+        cache_first = seg;
+    } else {
+        seg->prev = cache_last;
+        cache_last->next = seg;
+        cache_last = seg;
+    }
+    if (dirty) cache_dirty += committed(seg);
     if (seg->source == SX_SRC_MMAP) cache_mmap_count++;
     atomic_fetch_add_explicit(&sx_count.cached_segments, 1, memory_order_relaxed);
 }
@@ -51,8 +75,11 @@ void sx_segcache_unlink(sx_segment *seg) {
     if (seg->prev) seg->prev->next = seg->next;
     else cache_first = seg->next;
     if (seg->next) seg->next->prev = seg->prev;
+    else cache_last = seg->prev;
     seg->next = seg->prev = NULL;
     seg->cached = 0;
+    if (seg->dirty) cache_dirty -= committed(seg);
+    seg->dirty = 0;
     if (seg->source == SX_SRC_MMAP) cache_mmap_count--;
     atomic_fetch_sub_explicit(&sx_count.cached_segments, 1, memory_order_relaxed);
 }
@@ -111,23 +138,41 @@ sx_segment *sx_segment_acquire(void) {
     return seg;
 }
 
+/* Give back the pages of cached segments while they exceed the budget (the budget shrinks as
+ * the program's memory does). */
+static void enforce_budget(void) {
+    size_t budget = sx_retain_budget();
+    for (sx_segment *seg = cache_first, *next; seg && cache_dirty > budget; seg = next) {
+        next = seg->next;
+        if (!seg->dirty) break; /* the dirty ones come first */
+        size_t n = committed(seg);
+        sx_segcache_unlink(seg);
+        if (n) sx_os_decommit((uint8_t *)seg + SX_SLICE_SIZE, n);
+        sx_segcache_push(seg, false);
+    }
+}
+
 void sx_segment_release(sx_segment *seg) {
     sx_lock(&sx_region_lock);
     sx_registry_remove(seg);
     sx_segmap_clear(seg);
     atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
     atomic_fetch_sub_explicit(&sx_count.segments, 1, memory_order_relaxed);
-    if (seg->source == SX_SRC_BRK && sx_brk_release(seg)) {
+    bool fixed = atomic_load_explicit(&sx_threshold_fixed, memory_order_relaxed);
+    if (!fixed && cache_dirty + committed(seg) <= sx_retain_budget() &&
+        (seg->source == SX_SRC_BRK || cache_mmap_count < SX_SEGCACHE_MAX)) {
+        sx_segcache_push(seg, true); /* kept as it is, for the next taker */
+    } else if (seg->source == SX_SRC_BRK && sx_brk_release(seg)) {
         /* the break went down: the segment no longer exists */
     } else if (seg->source == SX_SRC_MMAP && cache_mmap_count >= SX_SEGCACHE_MAX) {
         sx_os_unmap(seg, SX_SEG_SIZE);
         atomic_fetch_sub_explicit(&sx_count.mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
     } else {
-        uintptr_t from = (uintptr_t)seg + SX_SLICE_SIZE;
-        uintptr_t to = atomic_load_explicit(&seg->commit_end, memory_order_relaxed);
-        if (to > from) sx_os_decommit((void *)from, to - from);
-        sx_segcache_push(seg);
+        size_t n = committed(seg);
+        if (n) sx_os_decommit((uint8_t *)seg + SX_SLICE_SIZE, n);
+        sx_segcache_push(seg, false);
     }
+    enforce_budget();
     sx_unlock(&sx_region_lock);
 }
 
@@ -145,11 +190,18 @@ size_t sx_segcache_purge(void) {
     sx_lock(&sx_region_lock);
     for (sx_segment *seg = cache_first, *next; seg; seg = next) {
         next = seg->next;
-        if (seg->source != SX_SRC_MMAP) continue;
-        sx_segcache_unlink(seg);
-        sx_os_unmap(seg, SX_SEG_SIZE);
-        atomic_fetch_sub_explicit(&sx_count.mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
-        released += SX_SEG_SIZE;
+        if (seg->source == SX_SRC_MMAP) {
+            sx_segcache_unlink(seg);
+            sx_os_unmap(seg, SX_SEG_SIZE);
+            atomic_fetch_sub_explicit(&sx_count.mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
+            released += SX_SEG_SIZE;
+        } else if (seg->dirty) { /* a brk segment: keep it, without its pages */
+            size_t n = committed(seg);
+            cache_dirty -= n;
+            seg->dirty = 0;
+            sx_os_decommit((uint8_t *)seg + SX_SLICE_SIZE, n);
+            released += n;
+        }
     }
     sx_unlock(&sx_region_lock);
     return released;

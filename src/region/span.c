@@ -115,6 +115,9 @@ static void maybe_trim(sx_segment *seg, size_t idx) {
     uintptr_t from = (uintptr_t)sx_slice_addr(seg, idx);
     uintptr_t ce = atomic_load_explicit(&seg->commit_end, memory_order_relaxed);
     size_t thr = atomic_load(&sx_trim_threshold), pad = atomic_load(&sx_top_pad);
+    /* unless the program set the thresholds, keep what the retained budget allows as well */
+    if (!atomic_load_explicit(&sx_threshold_fixed, memory_order_relaxed) && thr < sx_retain_budget())
+        thr = sx_retain_budget();
     /* free > thr + pad, without overflow: a threshold of -1 (SIZE_MAX) means never */
     if (ce > from && ce - from >= thr && ce - from - thr >= pad) sx_brk_trim(seg, from, pad);
 }
