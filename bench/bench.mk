@@ -5,8 +5,9 @@
 #   make bench QUICK=1         reduced workloads, 3 runs: a look in under two minutes (quick.*)
 #   make bench-instr           instructions per allocation call (callgrind), single-thread workloads
 #   make bench-scaling MAX_THREADS=16   the multi-thread workloads at 1, 2, 4 ... MAX_THREADS
+#   make bench-hugepages       strata with and without huge pages on a large random-access heap
 
-BENCH_CFLAGS := -std=gnu11 -g -O2 -fno-builtin -Wall -Wextra -pthread
+BENCH_CFLAGS := -std=gnu11 -g -O2 -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free -Wall -Wextra -pthread
 BENCH_WORK   := $(patsubst bench/workloads/%.c,build/bench/%,$(wildcard bench/workloads/*.c))
 MAX_THREADS  ?= 16
 BENCH_RUNS   ?=
@@ -26,7 +27,7 @@ build/bench/libbump.so: bench/bump.c
 
 bench-build: lib/libstrata.so $(BENCH_WORK) build/bench/driver build/bench/libbump.so
 
-.PHONY: bench bench-build bench-instr bench-scaling bench-peers
+.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers
 bench-peers:
 	@bench/install-peers.sh
 
@@ -39,3 +40,6 @@ bench-instr: bench-build bench-peers
 
 bench-scaling: bench-build bench-peers
 	@build/bench/driver --publish BENCHMARKS.md --scaling $(MAX_THREADS) $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
+
+bench-hugepages: bench-build
+	@build/bench/driver --publish BENCHMARKS.md --hugepages $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))

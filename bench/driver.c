@@ -11,6 +11,7 @@
  *     --only A,B       only these allocators (strata, glibc, jemalloc, tcmalloc, mimalloc)
  *     --scaling MAX    thread-scaling mode: multi-thread workloads at 1, 2, 4 ... MAX threads
  *     --instr          instructions per operation (callgrind) of the single-thread workloads
+ *     --hugepages      strata with huge_pages=off, thp and hugetlb on a large random-access heap
  *     --publish DOC    put the result tables into DOC (BENCHMARKS.md) between its markers
  *
  * Allocators are preloaded (glibc: nothing preloaded). Runs are interleaved — every workload
@@ -20,8 +21,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,15 +45,17 @@ typedef struct {
     const char *lib;     /* preloaded library; NULL: the system allocator */
     const char *package; /* Debian package that provides it */
     bool available;
+    const char *options; /* STRATA_OPTIONS for this column (strata variants only) */
 } allocator;
 
 static allocator allocs[] = {
-    {"strata", NULL, NULL, true},
-    {"glibc", NULL, NULL, true},
-    {"jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "libjemalloc2", false},
-    {"tcmalloc", "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4", false},
-    {"mimalloc", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "libmimalloc2.0", false},
-    {"bump", NULL, NULL, false}, /* the floor, for --instr only */
+    {"strata", NULL, NULL, true, NULL},
+    {"glibc", NULL, NULL, true, NULL},
+    {"jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "libjemalloc2", false, NULL},
+    {"tcmalloc", "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4", false,
+     NULL},
+    {"mimalloc", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "libmimalloc2.0", false, NULL},
+    {"bump", NULL, NULL, false, NULL}, /* the floor, for --instr only */
 };
 enum { NALLOC_PEERS = 5, BUMP = 5, NALLOC = 6 };
 
@@ -164,7 +169,7 @@ static result run_one(const workload *w, const allocator *a, int nthreads, doubl
     argv[ac++] = sthreads;
     if (*w->mode) argv[ac++] = w->mode;
     argv[ac] = NULL;
-    const char *lib = !strcmp(a->name, "strata") ? strata_lib : a == &allocs[BUMP] ? bump_lib : a->lib;
+    const char *lib = !strncmp(a->name, "strata", 6) ? strata_lib : a == &allocs[BUMP] ? bump_lib : a->lib;
 
     int ofd[2], efd[2];
     if (pipe(ofd) || pipe(efd)) {
@@ -177,7 +182,8 @@ static result run_one(const workload *w, const allocator *a, int nthreads, doubl
         dup2(ofd[1], 1);
         dup2(efd[1], 2);
         close(ofd[0]), close(efd[0]), close(ofd[1]), close(efd[1]);
-        unsetenv("STRATA_OPTIONS");
+        if (a->options) setenv("STRATA_OPTIONS", a->options, 1);
+        else unsetenv("STRATA_OPTIONS");
         if (lib) setenv("LD_PRELOAD", lib, 1);
         else unsetenv("LD_PRELOAD");
         alarm(instr ? 1200 : 300);
@@ -463,6 +469,64 @@ static void report_failures(void) {
         }
 }
 
+/* ---- start-up cost: a short program run many times, spawned directly ---- */
+
+/* Microseconds per run of argv, n times, under allocator a. */
+static double spawn_loop(const allocator *a, char *const argv[], int n) {
+    char pre[4200] = "LD_PRELOAD=";
+    const char *lib = !strcmp(a->name, "strata") ? strata_lib : a->lib;
+    if (lib) strncat(pre, lib, sizeof pre - 12);
+    char *envp[] = {pre, "PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++) {
+        pid_t pid;
+        if (posix_spawn(&pid, argv[0], &fa, NULL, argv, lib ? envp : envp + 1) != 0) return NAN;
+        int st;
+        waitpid(pid, &st, 0);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    posix_spawn_file_actions_destroy(&fa);
+    return ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / 1e3 / n;
+}
+
+/* `true` allocates nothing, `ls -l` a little: what does merely having the allocator cost? */
+static void startup_table(int total) {
+    static char *progs[][4] = {{"/bin/true", NULL}, {"/bin/ls", "-l", "/usr/bin", NULL}};
+    const char *names[] = {"true", "ls -l /usr/bin"};
+    enum { ROUND = 50 };
+    say("\n### Start-up (microseconds per run of a short program, %d runs, lower is better)\n\n"
+        "| program |", total);
+    for (int i = 0; i < nactive; i++) say(" %s |", allocs[active[i]].name);
+    say("\n|---|");
+    for (int i = 0; i < nactive; i++) say("---:|");
+    say("\n");
+    for (int pr = 0; pr < 2; pr++) {
+        double sum[NALLOC] = {0};
+        for (int r = 0; r < total / ROUND; r++) /* interleaved rounds */
+            for (int i = 0; i < nactive; i++) {
+                progress("\r  start-up  %-16s %-9s   ", names[pr], allocs[active[i]].name);
+                sum[i] += spawn_loop(&allocs[active[i]], progs[pr], ROUND) * ROUND;
+            }
+        say("| %s |", names[pr]);
+        double glibc = NAN;
+        for (int i = 0; i < nactive; i++)
+            if (active[i] == 1) glibc = sum[i];
+        for (int i = 0; i < nactive; i++) {
+            double us = sum[i] / (total / ROUND * ROUND);
+            if (active[i] == 1 || isnan(glibc)) say(" %.0f |", us);
+            else say(" %.0f (%.2f of glibc) |", us, sum[i] / glibc);
+        }
+        say("\n");
+    }
+    progress("\r%60s\r", "");
+    say("\nglibc is the system allocator with nothing preloaded; every other column pays for loading "
+        "one more shared library.\n");
+}
+
 static int run_table(int runs, bool quick) {
     for (int r = 0; r < runs; r++)
         for (int w = 0; w < NWORK; w++)
@@ -508,6 +572,7 @@ static int run_table(int runs, bool quick) {
         }
         say("\n");
     }
+    startup_table(quick ? 200 : 1000);
     say("\n");
     report_failures();
     fclose(md);
@@ -677,6 +742,56 @@ static int run_scaling(int max, int runs) {
     return 0;
 }
 
+/* ---- huge pages: strata with and without them on a large random-access heap ---- */
+
+static int run_hugepages(int runs) {
+    static const workload ra = {"randaccess", "randaccess", "", 0.1, 0, false, ""};
+    static allocator variants[] = {
+        {"strata", NULL, NULL, true, "huge_pages=off"},
+        {"strata huge_pages=thp", NULL, NULL, true, "huge_pages=thp"},
+        {"strata huge_pages=hugetlb", NULL, NULL, true, "huge_pages=hugetlb"},
+        {"glibc", NULL, NULL, true, NULL},
+    };
+    enum { NV = sizeof variants / sizeof variants[0] };
+    static cell c[NV];
+    char thp[128] = "unknown";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(thp, sizeof thp, f)) thp[0] = '\0';
+        thp[strcspn(thp, "\n")] = '\0';
+        fclose(f);
+    }
+    long reserved = 0;
+    f = fopen("/proc/sys/vm/nr_hugepages", "r");
+    if (f) {
+        if (fscanf(f, "%ld", &reserved) != 1) reserved = 0;
+        fclose(f);
+    }
+    for (int r = 0; r < runs; r++)
+        for (int v = 0; v < NV; v++) {
+            progress("\r  run %d/%d  randaccess %-26s", r + 1, runs, variants[v].name);
+            result res = run_one(&ra, &variants[v], 1, 1.0, false);
+            cell_add(&c[v], &res);
+        }
+    progress("\r%70s\r", "");
+    md = open_out("hugepages.md");
+    say("Machine: %s. `randaccess`: 256 MiB of 64-byte nodes in one random cycle, followed for "
+        "16 million steps (%d runs, medians). Transparent huge pages: `%s`; reserved hugetlb pages "
+        "(vm.nr_hugepages): %ld%s.\n\n| allocator | time s | peak RSS MiB |\n|---|---:|---:|\n",
+        machine, runs, thp, reserved,
+        reserved ? "" : " — so `hugetlb` falls back to transparent huge pages");
+    for (int v = 0; v < NV; v++) {
+        double t = cell_med(&c[v], c[v].time), m = cell_med(&c[v], c[v].rss) / 1024;
+        if (c[v].failed || isnan(t)) say("| %s | FAIL | |\n", variants[v].name);
+        else say("| %s | %.3f (%.2f) | %.1f |\n", variants[v].name, t,
+                 t / cell_med(&c[0], c[0].time), m);
+    }
+    say("\nIn parentheses: time relative to strata without huge pages.\n");
+    fclose(md);
+    md = NULL;
+    return 0;
+}
+
 /* Put the markdown file `name` from --out between the markers "<!-- bench:KEY:begin -->" and
  * "<!-- bench:KEY:end -->" of the document `doc` (BENCHMARKS.md), so it always shows the last run. */
 static void publish(const char *doc, const char *key, const char *name) {
@@ -712,13 +827,13 @@ static void publish(const char *doc, const char *key, const char *name) {
 
 static void usage(void) {
     fprintf(stderr, "usage: driver [--bin DIR] [--strata LIB] [--out DIR] [--runs N] [--quick] "
-                    "[--threads N] [--only A,B] [--scaling MAX | --instr] [--publish DOC]\n");
+                    "[--threads N] [--only A,B] [--scaling MAX | --instr | --hugepages] [--publish DOC]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     int runs = 0, scaling = 0;
-    bool quick = false, instr = false;
+    bool quick = false, instr = false, hugepages = false;
     const char *only = NULL, *doc = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -733,6 +848,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--publish") && more) doc = argv[++i];
         else if (!strcmp(a, "--quick")) quick = true;
         else if (!strcmp(a, "--instr")) instr = true;
+        else if (!strcmp(a, "--hugepages")) hugepages = true;
         else usage();
     }
     if (runs <= 0) runs = quick ? 3 : scaling ? 3 : 5;
@@ -772,10 +888,12 @@ int main(int argc, char **argv) {
     fflush(stdout);
     int rc;
     if (instr) rc = run_instr();
+    else if (hugepages) rc = run_hugepages(runs);
     else if (scaling) rc = run_scaling(scaling, runs);
     else rc = run_table(runs, quick);
     if (doc && !quick) {
         if (instr) publish(doc, "instr", "instr.md");
+        else if (hugepages) publish(doc, "hugepages", "hugepages.md");
         else if (scaling) publish(doc, "scaling", "scaling.md");
         else publish(doc, "latest", "latest.md");
     }

@@ -56,6 +56,7 @@ const char *sx_fmt_bytes(char *buf, size_t cap, size_t n);
 
 /* ---- support/options.c ---- */
 enum { SX_FOREIGN_ABORT = 0, SX_FOREIGN_FORWARD, SX_FOREIGN_IGNORE };
+enum { SX_HUGE_OFF = 0, SX_HUGE_THP, SX_HUGE_HUGETLB };
 typedef struct sx_options {
     size_t mmap_threshold;
     size_t trim_threshold;
@@ -63,6 +64,7 @@ typedef struct sx_options {
     bool brk;
     int verbose;
     int foreign_free;
+    int huge_pages;
     bool mmap_threshold_set, trim_threshold_set, top_pad_set;
 } sx_options;
 extern sx_options sx_opt;
@@ -134,6 +136,10 @@ bool sx_os_remap_inplace(void *p, size_t old_size, size_t new_size);
 /* Move a mapping's pages (no copy) onto `dest`, which must be a mapping of new_size bytes. */
 bool sx_os_remap_to(void *p, size_t old_size, size_t new_size, void *dest);
 bool sx_os_protect(void *p, size_t size, int prot);
+/* Huge pages: ask for transparent ones on a range; map reserved (hugetlb) ones, 2 MiB multiples,
+ * aligned to `align`, or NULL if the kernel has none to give. */
+void sx_os_advise_huge(void *p, size_t size);
+void *sx_os_map_hugetlb(size_t size, size_t align);
 uintptr_t sx_os_brk_get(void);
 bool sx_os_brk_set(uintptr_t end);
 bool sx_os_getrandom(void *buf, size_t n);
@@ -234,10 +240,10 @@ void sx_heap_release_pages(sx_heap *h);
 /* Put a block back on its page; the owner heap does this, for its own frees and for frees that
  * other threads sent it. */
 static inline void sx_page_free_block(sx_heap *h, sx_page *pg, sx_block *b) {
-    SX_ASSERT(pg->used > 0 && (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
+    SX_ASSERT(pg->used > pg->trigger && (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
     b->next = pg->local_free;
     pg->local_free = b;
-    if (sx_unlikely(--pg->used == 0 || pg->flags != 0)) sx_page_free_slow(h, pg);
+    if (sx_unlikely(--pg->used == pg->trigger)) sx_page_free_slow(h, pg); /* empty, or was full */
 }
 
 /* ---- heap/remote.c: frees of blocks that belong to another thread's heap ---- */

@@ -43,22 +43,25 @@ typedef struct sx_page {
     /* Hot: the malloc and free fast paths touch only these. */
     sx_block *free;          /* blocks malloc hands out */
     sx_block *local_free;    /* blocks the owner freed since; become `free` when it runs dry */
-    uint32_t used;           /* blocks handed out and not returned to this page */
-    uint32_t capacity;       /* blocks made available so far (the page is extended lazily) */
     uint8_t *start;          /* address of block 0 */
-    uint64_t inv;            /* inverse of the odd part of block_size, for the block-start test */
+    uint32_t inv;            /* inverse of the odd part of block_size mod 2^32 (block-start test) */
+    uint32_t block_size;     /* 0 for spans that hold no blocks */
+    uint16_t used;           /* blocks handed out and not returned to this page */
+    uint16_t trigger;        /* a free that brings `used` down to this takes the slow path: 0, or
+                                one below `used` while the page sits in the full queue */
+    uint16_t capacity;       /* blocks made available so far (the page is extended lazily) */
+    uint16_t reserved;       /* blocks that fit in the page (at most 4096) */
     uint8_t shift;           /* log2 of the power-of-two part of block_size */
     uint8_t flags;
     uint8_t kind;
     uint8_t bin;
-    uint32_t block_size;     /* 0 for spans that hold no blocks */
     /* Cold. */
-    uint32_t reserved;       /* blocks that fit in the page */
     uint8_t slice_count;     /* span length, in the first slice of a span */
     uint8_t slice_back;      /* in every slice: distance back to the first slice of its span */
     uint16_t pad_;
     struct sx_page *next, *prev; /* page queue, or span bin */
 } sx_page;
+_Static_assert(sizeof(sx_page) == 64, "a slice descriptor is one cache line");
 
 /* Where a segment's memory came from. */
 enum { SX_SRC_MMAP = 0, SX_SRC_BRK = 1 };
@@ -80,7 +83,7 @@ typedef struct sx_segment {
     struct sx_segment *all_next, *all_prev; /* registry of live segments, for statistics */
     uintptr_t brk_floor;            /* brk segments: the break before this segment was made */
     struct sx_segment *brk_prev;    /* brk segments: the one right below, if contiguous */
-    sx_page slices[SX_SLICES + 1];  /* +1: a block exactly at the segment end maps to the last */
+    _Alignas(64) sx_page slices[SX_SLICES + 1]; /* +1: a block exactly at the segment end */
 } sx_segment;
 
 typedef struct sx_page_queue {

@@ -49,8 +49,10 @@ static inline void *sx_calloc_inline(size_t count, size_t size) {
 
 /* Is p the start of a block of page pg that has been made available? (see page.c) */
 static inline bool sx_block_valid(const sx_page *pg, const void *p) {
-    uint64_t x = (uint64_t)((uintptr_t)p - (uintptr_t)pg->start) * pg->inv;
-    uint64_t q = (x >> pg->shift) | (x << ((64 - pg->shift) & 63));
+    /* 32 bits suffice: p and start lie in the same 4 MiB, and a negative offset wraps to a value
+     * far above any capacity */
+    uint32_t x = (uint32_t)((uintptr_t)p - (uintptr_t)pg->start) * pg->inv;
+    uint32_t q = (x >> pg->shift) | (x << ((32 - pg->shift) & 31));
     return q < __atomic_load_n(&pg->capacity, __ATOMIC_RELAXED);
 }
 

@@ -64,6 +64,7 @@ static void direct_update(sx_heap *h, unsigned bin) {
 static void to_full(sx_heap *h, sx_page *pg) {
     queue_remove(&h->bins[pg->bin], pg);
     pg->flags |= SX_PAGE_FULL;
+    pg->trigger = (uint16_t)(pg->used - 1); /* the next free brings it back */
     queue_push_back(&h->full, pg);
 }
 
@@ -71,6 +72,7 @@ static void from_full(sx_heap *h, sx_page *pg) {
     SX_ASSERT(pg->flags & SX_PAGE_FULL);
     queue_remove(&h->full, pg);
     pg->flags &= (uint8_t)~SX_PAGE_FULL;
+    pg->trigger = 0;
     sx_page_queue *q = &h->bins[pg->bin];
     queue_push_back(q, pg);
     if (q->first == pg) direct_update(h, pg->bin);
@@ -193,6 +195,7 @@ void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align) {
     pg->inv = 1; /* one block: the block-start test reduces to offset == 0 */
     pg->shift = 0;
     pg->flags = 0;
+    pg->trigger = 0;
     pg->kind = SX_SPAN_LARGE;
     pg->bin = 0;
     pg->block_size = (uint32_t)(base + n * SX_SLICE_SIZE - start);

@@ -17,8 +17,8 @@ sx_page sx_page_empty; /* free == NULL: the fast path falls through to the slow 
 
 void sx_page_set_block_size(sx_page *pg, size_t bsize) {
     unsigned s = (unsigned)__builtin_ctzl(bsize);
-    uint64_t odd = bsize >> s, inv = odd; /* odd * odd == 1 mod 8: 3 bits right */
-    for (int i = 0; i < 5; i++) inv *= 2 - odd * inv; /* each step doubles them: 96 > 64 */
+    uint32_t odd = (uint32_t)(bsize >> s), inv = odd; /* odd * odd == 1 mod 8: 3 bits right */
+    for (int i = 0; i < 4; i++) inv *= 2 - odd * inv; /* each step doubles them: 48 > 32 */
     pg->block_size = (uint32_t)bsize;
     pg->inv = inv;
     pg->shift = (uint8_t)s;
@@ -34,9 +34,10 @@ void sx_page_init(sx_heap *h, sx_page *pg, unsigned bin, size_t slices) {
     pg->start = sx_slice_addr(seg, sx_slice_index(pg));
     sx_page_set_block_size(pg, bsize);
     pg->flags = 0;
+    pg->trigger = 0;
     pg->kind = SX_SPAN_PAGE;
     pg->bin = (uint8_t)bin;
-    pg->reserved = (uint32_t)(slices * SX_SLICE_SIZE / bsize);
+    pg->reserved = (uint16_t)(slices * SX_SLICE_SIZE / bsize);
     pg->slice_count = (uint8_t)slices;
     pg->next = pg->prev = NULL;
 }
@@ -44,7 +45,7 @@ void sx_page_init(sx_heap *h, sx_page *pg, unsigned bin, size_t slices) {
 void sx_page_extend(sx_page *pg) {
     size_t bsize = pg->block_size;
     SX_ASSERT(pg->kind == SX_SPAN_PAGE && pg->capacity <= pg->reserved && pg->free == NULL);
-    uint32_t n = pg->reserved - pg->capacity;
+    uint32_t n = (uint32_t)pg->reserved - pg->capacity;
     uint32_t step = (uint32_t)(SX_EXTEND_BYTES / bsize);
     if (step == 0) step = 1;
     if (n > step) n = step;
@@ -55,5 +56,5 @@ void sx_page_extend(sx_page *pg) {
     ((sx_block *)b)->next = pg->free;
     pg->free = (sx_block *)first;
     /* Other threads read capacity when they check a pointer they free. */
-    __atomic_store_n(&pg->capacity, pg->capacity + n, __ATOMIC_RELEASE);
+    __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELEASE);
 }

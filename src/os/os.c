@@ -121,6 +121,31 @@ bool sx_os_protect(void *p, size_t size, int prot) {
     return r == 0;
 }
 
+void sx_os_advise_huge(void *p, size_t size) {
+    int saved = errno;
+    madvise(p, size, MADV_HUGEPAGE); /* only advice: THP may be off, and that is fine */
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count.madvise_calls, 1, memory_order_relaxed);
+}
+
+void *sx_os_map_hugetlb(size_t size, size_t align) {
+    const size_t huge = (size_t)2 << 20;
+    if (size % huge || align % huge || size > SIZE_MAX - align) return NULL;
+    int saved = errno;
+    /* hugetlb mappings come 2 MiB aligned: map one more huge page than needed, then drop the
+     * head or the tail to land on `align` */
+    uint8_t *p = mmap(NULL, size + align - huge, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count.mmap_calls, 1, memory_order_relaxed);
+    if (p == MAP_FAILED) return NULL;
+    uintptr_t base = (uintptr_t)p, want = sx_align_up(base, align);
+    if (want > base) sx_os_unmap(p, want - base);
+    if (want + size < base + size + align - huge)
+        sx_os_unmap((uint8_t *)want + size, base + size + align - huge - (want + size));
+    return (void *)want;
+}
+
 /* The program break, through glibc's brk/sbrk so that glibc's cached copy of the break stays
  * right for any other code in the process that calls sbrk. */
 uintptr_t sx_os_brk_get(void) {

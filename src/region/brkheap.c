@@ -46,6 +46,21 @@ static bool brk_unmoved(uintptr_t cur) {
     return true;
 }
 
+/* Move the break up to `end`; with huge pages, advise the new range [from, end) too: the advice is
+ * per mapping, and ranges with and without it would split [heap] into many mappings. */
+static bool raise_to(uintptr_t from, uintptr_t end) {
+    if (!sx_os_brk_set(end)) return false;
+    if (sx_opt.huge_pages != SX_HUGE_OFF && end > from) sx_os_advise_huge((void *)from, end - from);
+    return true;
+}
+
+/* How far to commit past `end`: the top pad, in whole 2 MiB pages when they are wanted. */
+static uintptr_t commit_goal(uintptr_t end, uintptr_t limit) {
+    size_t step = sx_opt.huge_pages != SX_HUGE_OFF ? (size_t)2 << 20 : SX_SLICE_SIZE;
+    uintptr_t want = sx_align_up(end + atomic_load(&sx_top_pad), step);
+    return want > limit || want < end ? limit : want;
+}
+
 sx_segment *sx_brk_segment_new(size_t commit) {
     uintptr_t cur = sx_os_brk_get();
     if (cur == 0 || !brk_unmoved(cur)) return NULL;
@@ -55,7 +70,7 @@ sx_segment *sx_brk_segment_new(size_t commit) {
         /* Segments are contiguous: fill the old top to its end before starting a new one. */
         uintptr_t end = (uintptr_t)top + SX_SEG_SIZE;
         if (brk_end < end) {
-            if (!sx_os_brk_set(end)) return NULL;
+            if (!raise_to(brk_end, end)) return NULL;
             atomic_fetch_add_explicit(&sx_count.brk_bytes, end - brk_end, memory_order_relaxed);
             set_commit(top, end);
             brk_end = cur = end;
@@ -63,9 +78,12 @@ sx_segment *sx_brk_segment_new(size_t commit) {
         below = top;
     }
     uintptr_t base = sx_align_up(cur, SX_SEG_SIZE);
-    uintptr_t end = base + commit;
-    if (base < cur || end < base || (end >> SX_ADDR_BITS) != 0) return NULL;
-    if (!sx_os_brk_set(end)) return NULL;
+    if (base < cur || base + SX_SEG_SIZE < base || ((base + SX_SEG_SIZE) >> SX_ADDR_BITS) != 0)
+        return NULL;
+    uintptr_t end = sx_opt.huge_pages != SX_HUGE_OFF ? commit_goal(base + commit, base + SX_SEG_SIZE)
+                                                     : base + commit;
+    if (!raise_to(base, end)) return NULL;
+    commit = end - base;
     sx_segment *seg = (sx_segment *)base;
     seg->source = SX_SRC_BRK;
     seg->brk_floor = cur;
@@ -81,12 +99,10 @@ sx_segment *sx_brk_segment_new(size_t commit) {
 bool sx_brk_commit(sx_segment *seg, uintptr_t end) {
     if (atomic_load_explicit(&seg->commit_end, memory_order_relaxed) >= end) return true;
     if (seg != load_top() || !brk_unmoved(sx_os_brk_get())) return false;
-    uintptr_t seg_end = (uintptr_t)seg + SX_SEG_SIZE;
-    uintptr_t want = sx_align_up(end + atomic_load(&sx_top_pad), SX_SLICE_SIZE);
-    if (want > seg_end || want < end) want = seg_end;
-    if (!sx_os_brk_set(want)) {
+    uintptr_t want = commit_goal(end, (uintptr_t)seg + SX_SEG_SIZE);
+    if (!raise_to(brk_end, want)) {
         want = end; /* without the pad, in case only that much is left */
-        if (!sx_os_brk_set(want)) return false;
+        if (!raise_to(brk_end, want)) return false;
     }
     atomic_fetch_add_explicit(&sx_count.brk_bytes, want - brk_end, memory_order_relaxed);
     brk_end = want;

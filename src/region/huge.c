@@ -128,10 +128,15 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero) {
         if (zero) memset(p, 0, size);
         return p;
     }
-    seg = sx_os_map_aligned(total, align, align > SX_SEG_SIZE ? off : 0);
+    if (sx_opt.huge_pages == SX_HUGE_HUGETLB && align <= SX_SEG_SIZE) {
+        size_t t2 = sx_align_up(total, (size_t)2 << 20); /* reserved huge pages, if any */
+        if ((seg = sx_os_map_hugetlb(t2, SX_SEG_SIZE)) != NULL) total = t2;
+    }
+    if (!seg) seg = sx_os_map_aligned(total, align, align > SX_SEG_SIZE ? off : 0);
     if (!seg && (sx_hugecache_purge() || sx_segcache_purge())) /* address space full: */
         seg = sx_os_map_aligned(total, align, align > SX_SEG_SIZE ? off : 0); /* make room */
     if (!seg) return NULL;
+    else if (sx_opt.huge_pages != SX_HUGE_OFF) sx_os_advise_huge(seg, total);
     if (((uintptr_t)seg + total - 1) >> SX_ADDR_BITS) {
         sx_os_unmap(seg, total);
         return NULL;

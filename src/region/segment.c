@@ -94,6 +94,7 @@ static sx_segment *map_segment(void) {
     seg->source = SX_SRC_MMAP;
     seg->brk_floor = 0;
     seg->brk_prev = NULL;
+    if (sx_opt.huge_pages != SX_HUGE_OFF) sx_os_advise_huge(seg, SX_SEG_SIZE);
     atomic_store_explicit(&seg->commit_end, (uintptr_t)seg + SX_SEG_SIZE, memory_order_relaxed);
     atomic_fetch_add_explicit(&sx_count.mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
     if (sx_opt.verbose >= 2) sx_message("mmap segment %p", (void *)seg);

@@ -20,6 +20,7 @@ void sx_span_mark(sx_segment *seg, size_t idx, size_t n, uint8_t kind) {
     s->inv = 1;
     s->shift = 0;
     s->flags = 0;
+    s->trigger = 0;
     s->kind = kind;
     s->bin = 0;
     s->slice_count = (uint8_t)n;

@@ -26,7 +26,10 @@ sx_options sx_opt = {
     .foreign_free = SX_FOREIGN_ABORT,
 };
 
-enum { OPT_SIZE, OPT_BOOL, OPT_INT, OPT_FOREIGN };
+enum { OPT_SIZE, OPT_BOOL, OPT_INT, OPT_ENUM };
+
+static const char *const foreign_names[] = {"abort", "forward", "ignore", NULL};
+static const char *const huge_names[] = {"off", "thp", "hugetlb", NULL};
 
 typedef struct {
     const char *name;
@@ -35,33 +38,36 @@ typedef struct {
     bool *set;        /* marks that the user chose the value */
     size_t max;       /* for sizes and integers */
     const char *help;
+    const char *const *names; /* for enums: the values, in order */
 } option_t;
 
 static const option_t options[] = {
-    {"mmap_threshold", OPT_SIZE, &sx_opt.mmap_threshold, &sx_opt.mmap_threshold_set,
-     SX_MMAP_THRESHOLD_MAX,
-     "blocks this big or bigger get their own mapping (fixes the threshold: no adapting)"},
-    {"trim_threshold", OPT_SIZE, &sx_opt.trim_threshold, &sx_opt.trim_threshold_set, SIZE_MAX,
-     "free memory at the top of [heap] beyond this is returned by lowering the break"},
-    {"top_pad", OPT_SIZE, &sx_opt.top_pad, &sx_opt.top_pad_set, (size_t)1 << 30,
-     "extra memory the break is moved by, and kept when trimming"},
-    {"brk", OPT_BOOL, &sx_opt.brk, NULL, 1,
-     "grow the heap with the program break ([heap]) before using mmap"},
-    {"foreign_free", OPT_FOREIGN, &sx_opt.foreign_free, NULL, 0,
-     "pointers strata did not allocate: abort, forward (to the next allocator) or ignore"},
-    {"verbose", OPT_INT, &sx_opt.verbose, NULL, 3,
-     "1: start-up and exit summary; 2: also segment, brk and threshold events"},
+    {.name = "mmap_threshold", .type = OPT_SIZE, .value = &sx_opt.mmap_threshold,
+     .set = &sx_opt.mmap_threshold_set, .max = SX_MMAP_THRESHOLD_MAX,
+     .help = "blocks this big or bigger get their own mapping (fixes the threshold: no adapting)"},
+    {.name = "trim_threshold", .type = OPT_SIZE, .value = &sx_opt.trim_threshold,
+     .set = &sx_opt.trim_threshold_set, .max = SIZE_MAX,
+     .help = "free memory at the top of [heap] beyond this is returned by lowering the break"},
+    {.name = "top_pad", .type = OPT_SIZE, .value = &sx_opt.top_pad, .set = &sx_opt.top_pad_set,
+     .max = (size_t)1 << 30, .help = "extra memory the break is moved by, and kept when trimming"},
+    {.name = "brk", .type = OPT_BOOL, .value = &sx_opt.brk, .max = 1,
+     .help = "grow the heap with the program break ([heap]) before using mmap"},
+    {.name = "foreign_free", .type = OPT_ENUM, .value = &sx_opt.foreign_free, .names = foreign_names,
+     .help = "pointers strata did not allocate: abort, forward (to the next allocator) or ignore"},
+    {.name = "huge_pages", .type = OPT_ENUM, .value = &sx_opt.huge_pages, .names = huge_names,
+     .help = "back memory with huge pages: off, thp (transparent, by madvise) or hugetlb "
+             "(reserved pages for big blocks where the kernel has them, else thp)"},
+    {.name = "verbose", .type = OPT_INT, .value = &sx_opt.verbose, .max = 3,
+     .help = "1: start-up and exit summary; 2: also segment, brk and threshold events"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
-
-static const char *const foreign_names[] = {"abort", "forward", "ignore"};
 
 static void describe(const option_t *o, char *buf, size_t cap) {
     switch (o->type) {
     case OPT_SIZE: sx_fmt(buf, cap, "%zu", *(size_t *)o->value); break;
     case OPT_BOOL: sx_fmt(buf, cap, "%d", *(bool *)o->value ? 1 : 0); break;
     case OPT_INT: sx_fmt(buf, cap, "%d", *(int *)o->value); break;
-    case OPT_FOREIGN: sx_fmt(buf, cap, "%s", foreign_names[*(int *)o->value]); break;
+    case OPT_ENUM: sx_fmt(buf, cap, "%s", o->names[*(int *)o->value]); break;
     }
 }
 
@@ -119,9 +125,9 @@ static bool parse_value(const option_t *o, const char *s, size_t n) {
             *(bool *)o->value = false;
         else return false;
         return true;
-    case OPT_FOREIGN:
-        for (int i = 0; i < 3; i++)
-            if (eq(s, n, foreign_names[i])) {
+    case OPT_ENUM:
+        for (int i = 0; o->names[i]; i++)
+            if (eq(s, n, o->names[i])) {
                 *(int *)o->value = i;
                 return true;
             }

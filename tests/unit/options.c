@@ -58,7 +58,7 @@ static void unknown_option_is_reported(void) {
 static void bad_value_keeps_default(void) {
     static const char *bad[] = {"mmap_threshold=abc", "mmap_threshold=12q", "mmap_threshold=",
                                 "mmap_threshold=64m", "brk=maybe", "foreign_free=sometimes",
-                                "verbose=9", "trim_threshold=-1"};
+                                "verbose=9", "trim_threshold=-1", "huge_pages=yes"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         th_result r = run(bad[i]);
         CHECKF(r.exited && r.code == 0, "%s: exit %d: %s", bad[i], r.code, r.err);
@@ -92,7 +92,7 @@ static void help_lists_every_option(void) {
     th_result r = run("help");
     CHECKF(r.exited && r.code == 0, "exit %d", r.code);
     static const char *names[] = {"mmap_threshold=", "trim_threshold=", "top_pad=", "brk=",
-                                  "foreign_free=", "verbose="};
+                                  "foreign_free=", "huge_pages=", "verbose="};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         CHECKF(strstr(r.err, names[i]) != NULL, "%s missing from: %s", names[i], r.err);
 }
