@@ -71,7 +71,29 @@ void *sx_alloc(size_t size, size_t align, bool zero) {
     return p;
 }
 
-sx_noinline void *sx_malloc_slow(size_t size) { return sx_alloc(size, 0, false); }
+/* Past the direct table (sizes above 1 KiB) a size class still has a page in use: pop from it
+ * without going through the general path. */
+sx_noinline void *sx_malloc_slow(size_t size) {
+    sx_heap *h = sx_tls_heap;
+    if (sx_likely(size <= SX_MEDIUM_MAX &&
+                  size < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed))) {
+        unsigned bin = sx_bin_of(size);
+        sx_page *pg = h->bins[bin].first; /* the empty heap has no pages */
+        sx_block *b = pg ? pg->free : NULL;
+        if (sx_likely(b != NULL)) {
+            pg->free = b->next;
+            pg->used++;
+            b->key = 0;
+            return b;
+        }
+        if (h != &sx_heap_empty) {
+            void *p = sx_heap_alloc_bin(h, bin);
+            if (sx_unlikely(!p)) errno = ENOMEM;
+            return p;
+        }
+    }
+    return sx_alloc(size, 0, false);
+}
 
 int sx_memalign(void **out, size_t align, size_t size) {
     int saved = errno;
