@@ -61,5 +61,7 @@
 #define SX_OUT_SLOTS 8
 #define SX_OUT_BATCH 64
 #define SX_OUT_BYTES ((size_t)256 << 10)
+#define SX_FOREIGN_BINS 32                   /* classes up to 1 KiB keep other heaps' blocks */
+#define SX_FOREIGN_BYTES ((size_t)2 << 10)   /* at most this much per class (4 to 64 blocks) */
 
 #endif

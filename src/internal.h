@@ -236,6 +236,8 @@ void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align);
 void sx_page_free_slow(sx_heap *h, sx_page *pg);
 void sx_heap_release_empty(sx_heap *h);
 void sx_heap_release_pages(sx_heap *h);
+void sx_heap_direct_point(sx_heap *h, unsigned bin, sx_page *pg); /* direct slots of bin */
+void sx_heap_direct_update(sx_heap *h, unsigned bin); /* back to the class's first page */
 
 /* Put a block back on its page; the owner heap does this, for its own frees and for frees that
  * other threads sent it. */
@@ -250,6 +252,19 @@ static inline void sx_page_free_block(sx_heap *h, sx_page *pg, sx_block *b) {
 void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b);
 void sx_remote_collect(sx_heap *h);
 void sx_outbox_flush(sx_heap *h);
+extern _Atomic unsigned sx_thread_exits; /* heaps pooled so far: kept blocks may be theirs */
+void sx_foreign_init(sx_heap *h);
+void sx_foreign_flush(sx_heap *h); /* send the other heaps' blocks it keeps to their owners */
+
+enum { SX_FOREIGN_BASE = 0x8000 }; /* a foreign list's `used` minus its length */
+
+static inline void *sx_foreign_pop(sx_page *f) {
+    sx_block *b = f->free;
+    f->free = b->next;
+    f->used++;
+    b->key = 0;
+    return b;
+}
 
 /* ---- heap/thread.c: thread heaps, thread exit, fork ---- */
 extern __thread sx_heap *sx_tls_heap __attribute__((tls_model("initial-exec")));

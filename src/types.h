@@ -34,6 +34,7 @@ enum {
     SX_SPAN_LARGE,     /* one block that is a whole span */
     SX_SPAN_HUGE,      /* one block with a mapping of its own */
     SX_SPAN_RESERVED,  /* beyond a program break that can no longer grow: never handed out */
+    SX_SPAN_FOREIGN,   /* not a slice: a heap's list of other heaps' blocks it freed (remote.c) */
 };
 
 /* sx_page.flags */
@@ -109,6 +110,8 @@ typedef struct sx_heap {
     sx_segment *segments;             /* normal segments this heap owns */
     unsigned nsegments;
     sx_out_slot out[SX_OUT_SLOTS];
+    sx_page foreign[SX_FOREIGN_BINS]; /* other heaps' blocks this thread freed, kept for reuse */
+    unsigned foreign_exits;           /* sx_thread_exits when the lists were last emptied */
     uint32_t out_pending;
     uint32_t id;
     bool retain;                      /* keep a spare page per class and a last segment: a thread

@@ -78,7 +78,9 @@ sx_noinline void *sx_malloc_slow(size_t size) {
     if (sx_likely(size <= SX_MEDIUM_MAX &&
                   size < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed))) {
         unsigned bin = sx_bin_of(size);
-        sx_page *pg = h->bins[bin].first; /* the empty heap has no pages */
+        /* Above 1 KiB, no direct table: pop the class's current page here. Up to 1 KiB, the fast
+         * path found the direct table's page empty, which sx_heap_alloc_bin sets right. */
+        sx_page *pg = size > SX_DIRECT_MAX ? h->bins[bin].first : NULL; /* the empty heap has none */
         sx_block *b = pg ? pg->free : NULL;
         if (sx_likely(b != NULL)) {
             pg->free = b->next;

@@ -58,6 +58,7 @@ int sx_malloc_trim(size_t pad) {
                     atomic_load(&sx_count.munmap_calls);
     sx_heap *h = sx_tls_heap;
     if (h != &sx_heap_empty) {
+        sx_foreign_flush(h);
         sx_outbox_flush(h);
         sx_remote_collect(h);
         sx_heap_release_pages(h);

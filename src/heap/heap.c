@@ -19,6 +19,7 @@ sx_heap *sx_heap_new(void) {
     sx_heap *h = sx_meta_alloc(sizeof(sx_heap));
     if (!h) return NULL;
     for (unsigned d = 0; d < SX_DIRECT_SLOTS; d++) h->direct[d] = &sx_page_empty;
+    sx_foreign_init(h);
     sx_lock(&sx_pool_lock);
     h->id = (uint32_t)atomic_fetch_add(&sx_count.heaps, 1);
     h->all_next = sx_all_heaps;
@@ -53,12 +54,16 @@ static void queue_remove(sx_page_queue *q, sx_page *pg) {
     pg->next = pg->prev = NULL;
 }
 
-/* Point the direct-table slots of a class at the first page of its queue. */
-static void direct_update(sx_heap *h, unsigned bin) {
-    if (bin > sx_bin_of(SX_DIRECT_MAX)) return;
-    sx_page *pg = h->bins[bin].first ? h->bins[bin].first : &sx_page_empty;
+/* Point the direct-table slots of a class (up to 1 KiB) at pg. */
+void sx_heap_direct_point(sx_heap *h, unsigned bin, sx_page *pg) {
     for (unsigned d = sx_bin_direct_lo(bin), hi = sx_bin_direct_hi(bin); d <= hi; d++)
         h->direct[d] = pg;
+}
+
+/* Point the direct-table slots of a class at the first page of its queue. */
+void sx_heap_direct_update(sx_heap *h, unsigned bin) {
+    if (bin > sx_bin_of(SX_DIRECT_MAX)) return;
+    sx_heap_direct_point(h, bin, h->bins[bin].first ? h->bins[bin].first : &sx_page_empty);
 }
 
 static void to_full(sx_heap *h, sx_page *pg) {
@@ -75,7 +80,7 @@ static void from_full(sx_heap *h, sx_page *pg) {
     pg->trigger = 0;
     sx_page_queue *q = &h->bins[pg->bin];
     queue_push_back(q, pg);
-    if (q->first == pg) direct_update(h, pg->bin);
+    if (q->first == pg) sx_heap_direct_update(h, pg->bin);
 }
 
 /* Is this page all that keeps its segment in use? */
@@ -113,7 +118,7 @@ static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
     if (keep_last && keep_page(h, pg)) return;
     bool was_first = q->first == pg;
     queue_remove(q, pg);
-    if (was_first) direct_update(h, pg->bin);
+    if (was_first) sx_heap_direct_update(h, pg->bin);
     sx_span_free(h, sx_segment_of_desc(pg), sx_slice_index(pg), pg->slice_count);
 }
 
@@ -158,12 +163,13 @@ static sx_page *page_for_bin(sx_heap *h, unsigned bin) {
         sx_page_extend(pg);
         queue_push_front(q, pg);
     }
-    direct_update(h, bin);
+    sx_heap_direct_update(h, bin);
     return pg;
 }
 
 void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
     SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_POOLED);
+    if (bin < SX_FOREIGN_BINS && h->foreign[bin].free) return sx_foreign_pop(&h->foreign[bin]);
     if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
     if (h->out_pending) sx_outbox_flush(h);
     sx_page *pg = page_for_bin(h, bin);

@@ -126,9 +126,11 @@ static void thread_exit(void *arg) {
     if (h == NULL || h == &sx_heap_empty) return;
     sx_tls_heap = &sx_heap_empty;
     tls_exited = true;
+    sx_foreign_flush(h);
     sx_outbox_flush(h);
     heap_collect(h);
     pool_push(h, true);
+    atomic_fetch_add_explicit(&sx_thread_exits, 1, memory_order_relaxed);
 }
 
 void sx_pool_collect(size_t max) {

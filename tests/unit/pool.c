@@ -1,9 +1,11 @@
 /*
  * pool.c — heaps of exited threads: memory they held that other threads free afterwards goes back
- * to the system, their heaps are reused, and malloc_trim visits them all.
+ * to the system, their heaps are reused, and malloc_trim visits them all. Also the blocks a
+ * thread keeps from other heaps' frees: reused by its next mallocs, sent home when it exits.
  */
 #include <malloc.h>
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "harness.h"
 #include "strata.h"
@@ -64,8 +66,59 @@ static void malloc_trim_with_pooled_heaps(void) {
     CHECK(stats().heaps <= THREADS + 2); /* the new threads reused pooled heaps */
 }
 
+/* ---- blocks of another heap, freed by this thread ---- */
+
+enum { SMALL = 48, NSMALL = 4000 };
+static void *small[NSMALL];
+static pthread_barrier_t bar;
+static int small_bad;
+
+/* Frees the main thread's small blocks, mallocs the same size, reports whether one came back. */
+static void *free_and_reuse(void *arg) {
+    free(malloc(1000)); /* the thread has a heap of its own */
+    for (int i = 0; i < NSMALL; i++) {
+        small_bad += ((unsigned char *)small[i])[SMALL - 1] != (unsigned char)i;
+        free(small[i]);
+    }
+    void *p = malloc(SMALL);
+    bool reused = false;
+    for (int i = 0; i < NSMALL; i++) reused |= p == small[i];
+    free(p);
+    pthread_barrier_wait(&bar); /* main looks at its use while this thread still runs */
+    pthread_barrier_wait(&bar);
+    return reused ? arg : NULL;
+}
+
+static void blocks_freed_by_another_thread_are_reused_then_sent_home(void) {
+    malloc_trim(0);
+    size_t before = stats().in_use_bytes;
+    for (int i = 0; i < NSMALL; i++) {
+        small[i] = malloc(SMALL);
+        memset(small[i], i, SMALL);
+    }
+    pthread_barrier_init(&bar, NULL, 2);
+    pthread_t t;
+    pthread_create(&t, NULL, free_and_reuse, &bar);
+    pthread_barrier_wait(&bar);
+    malloc_trim(0); /* takes in what the thread sent */
+    size_t during = stats().in_use_bytes; /* all but the few the thread keeps have come home */
+    pthread_barrier_wait(&bar);
+    void *reused;
+    pthread_join(t, &reused);
+    pthread_barrier_destroy(&bar);
+    malloc_trim(0);
+    size_t after = stats().in_use_bytes;
+    printf("# in use: %zu bytes before, %zu while the freeing thread runs, %zu after it exits\n",
+           before, during, after);
+    CHECK(small_bad == 0);
+    CHECK(reused != NULL); /* the thread's malloc took back a block it had freed */
+    CHECKF(during <= before + 8192, "%zu bytes still counted in use", during - before);
+    CHECKF(after <= before + 4096, "%zu bytes not sent back after the thread exited", after - before);
+}
+
 int main(void) {
     RUN(memory_freed_after_thread_exit_goes_back);
     RUN(malloc_trim_with_pooled_heaps);
+    RUN(blocks_freed_by_another_thread_are_reused_then_sent_home);
     return 0;
 }
