@@ -242,7 +242,8 @@ void sx_heap_direct_update(sx_heap *h, unsigned bin); /* back to the class's fir
 /* Put a block back on its page; the owner heap does this, for its own frees and for frees that
  * other threads sent it. */
 static inline void sx_page_free_block(sx_heap *h, sx_page *pg, sx_block *b) {
-    SX_ASSERT(pg->used > pg->trigger && (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
+    SX_ASSERT((pg->trigger == SX_TRIGGER_NEVER ? pg->used > 0 : pg->used > pg->trigger) &&
+              (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
     b->next = pg->local_free;
     pg->local_free = b;
     if (sx_unlikely(--pg->used == pg->trigger)) sx_page_free_slow(h, pg); /* empty, or was full */

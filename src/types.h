@@ -39,6 +39,8 @@ enum {
 
 /* sx_page.flags */
 #define SX_PAGE_FULL 0x1u /* in the heap's full queue: no free block at last look */
+#define SX_PAGE_KEPT 0x2u /* its class's only page, kept when empty: frees skip the slow path */
+#define SX_TRIGGER_NEVER 0xFFFFu /* sx_page.trigger of a kept page: `used` never comes down to it */
 
 typedef struct sx_page {
     /* Hot: the malloc and free fast paths touch only these. */

@@ -56,7 +56,7 @@ static inline bool sx_block_valid(const sx_page *pg, const void *p) {
     return q < __atomic_load_n(&pg->capacity, __ATOMIC_RELAXED);
 }
 
-static inline void sx_free_inline(void *p) {
+static inline __attribute__((always_inline)) void sx_free_inline(void *p) {
     if (sx_unlikely(p == NULL)) return;
     sx_segment *seg = sx_segment_of(p);
     if (sx_unlikely(!sx_segmap_contains(seg))) {

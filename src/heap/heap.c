@@ -66,9 +66,19 @@ void sx_heap_direct_update(sx_heap *h, unsigned bin) {
     sx_heap_direct_point(h, bin, h->bins[bin].first ? h->bins[bin].first : &sx_page_empty);
 }
 
+static void page_retire(sx_heap *h, sx_page *pg, bool keep_last);
+
+/* A kept page is its class's only page; when another joins the queue, it is an ordinary page again,
+ * and goes if it is empty. */
+static void unkeep(sx_heap *h, sx_page *pg) {
+    pg->flags &= (uint8_t)~SX_PAGE_KEPT;
+    pg->trigger = 0;
+    if (pg->used == 0) page_retire(h, pg, true);
+}
+
 static void to_full(sx_heap *h, sx_page *pg) {
     queue_remove(&h->bins[pg->bin], pg);
-    pg->flags |= SX_PAGE_FULL;
+    pg->flags = (uint8_t)((pg->flags & ~SX_PAGE_KEPT) | SX_PAGE_FULL);
     pg->trigger = (uint16_t)(pg->used - 1); /* the next free brings it back */
     queue_push_back(&h->full, pg);
 }
@@ -81,6 +91,7 @@ static void from_full(sx_heap *h, sx_page *pg) {
     sx_page_queue *q = &h->bins[pg->bin];
     queue_push_back(q, pg);
     if (q->first == pg) sx_heap_direct_update(h, pg->bin);
+    else if (q->first->flags & SX_PAGE_KEPT) unkeep(h, q->first);
 }
 
 /* Is this page all that keeps its segment in use? */
@@ -115,7 +126,12 @@ static bool keep_page(const sx_heap *h, const sx_page *pg) {
 
 static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
     sx_page_queue *q = &h->bins[pg->bin];
-    if (keep_last && keep_page(h, pg)) return;
+    if (keep_last && keep_page(h, pg)) {
+        /* until another page joins its class (unkeep), its frees need no slow path */
+        pg->flags |= SX_PAGE_KEPT;
+        pg->trigger = SX_TRIGGER_NEVER;
+        return;
+    }
     bool was_first = q->first == pg;
     queue_remove(q, pg);
     if (was_first) sx_heap_direct_update(h, pg->bin);
