@@ -78,11 +78,12 @@ build/debug/lib/libstrata.so: $(DBG_OBJ) build/debug/api/override.o
 	@echo "  CC      $@"
 	@$(CC) -shared -fsanitize=undefined -Wl,-soname,libstrata.so -o $@ $^ -lpthread
 
-bin/strata: tools/strata.c include/strata.h
+TOOLS_C := $(wildcard tools/*.c)
+bin/strata: $(TOOLS_C) tools/cli.h include/strata.h
 	@mkdir -p bin
 	@echo "  CC      $@"
 	@$(CC) -std=gnu11 -g $(OPT) $(WARN) -Iinclude \
-	    -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ $<
+	    -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ $(TOOLS_C)
 
 # ---- install ----
 install: all
@@ -119,7 +120,8 @@ check-warnings:
 	  for f in $(LIB_SRC) src/api/api.c; do \
 	    $$cc $(LIBFLAGS) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -c src/api/api.c -o /dev/null || exit 1; \
-	  $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c tools/strata.c -o /dev/null || exit 1; \
+	  for f in $(TOOLS_C); do \
+	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done
 

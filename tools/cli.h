@@ -1,0 +1,26 @@
+/*
+ * cli.h — what the subcommands of `strata` share: usage errors, finding libstrata, running a
+ * program on it.
+ */
+#ifndef STRATA_CLI_H
+#define STRATA_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Print "strata: " fmt (with arg) and the usage text on stderr, exit 2. fmt may be NULL. */
+_Noreturn void cli_usage(const char *fmt, const char *arg);
+void cli_help(FILE *out);
+/* libstrata.so to preload, as an absolute path; exits with a message if there is none. */
+const char *cli_library(void);
+/* Add name=value,... to STRATA_OPTIONS (later options win). */
+void cli_add_options(const char *opts);
+/* Put libstrata in LD_PRELOAD (keeping what is there). */
+void cli_preload(void);
+/* exec argv on strata; never returns (127 if not found, 126 if not runnable). */
+_Noreturn void cli_exec_on_strata(char **argv);
+
+int cmd_run(int argc, char **argv);
+int cmd_options(int argc, char **argv);
+
+#endif
