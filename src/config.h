@@ -30,6 +30,7 @@
 #define SX_SMALL_MAX ((size_t)8 << 10)       /* classes up to here live in 1-slice pages */
 #define SX_MEDIUM_MAX ((size_t)128 << 10)    /* classes up to here live in 8-slice pages */
 #define SX_MEDIUM_SLICES 8
+#define SX_BIN_LARGE SX_BINS                 /* counters of large blocks sit after the classes */
 #define SX_DIRECT_MAX 1024                   /* sizes served by the direct page table */
 #define SX_DIRECT_SLOTS (SX_DIRECT_MAX / 16 + 1)
 #define SX_LARGE_MAX (SX_SPAN_MAX * SX_SLICE_SIZE)

@@ -65,6 +65,7 @@ typedef struct sx_options {
     int verbose;
     int foreign_free;
     int huge_pages;
+    bool stats; /* count requested bytes and sample per-class peaks; report at exit */
     bool mmap_threshold_set, trim_threshold_set, top_pad_set;
 } sx_options;
 extern sx_options sx_opt;
@@ -102,6 +103,7 @@ typedef struct sx_counters {
     _Atomic size_t heaps;
     _Atomic size_t brk_calls, mmap_calls, munmap_calls, mremap_calls, madvise_calls;
     _Atomic size_t purged_bytes;
+    _Atomic size_t huge_allocs, huge_frees; /* calls that made or freed a huge block */
 } sx_counters;
 extern sx_counters sx_count;
 /* A walk over every live segment (racy reads of other threads' pages: approximate by nature). */
@@ -115,7 +117,12 @@ typedef struct sx_snapshot {
     size_t free_spans, free_span_bytes;
     size_t top_free;        /* committed free bytes at the top of the brk heap */
     size_t bin_pages[SX_BINS], bin_used[SX_BINS], bin_capacity[SX_BINS];
+    /* calls summed over every heap; [SX_BIN_LARGE]: large blocks */
+    uint64_t allocs[SX_BINS + 1], frees[SX_BINS + 1], peak[SX_BINS + 1];
+    uint64_t requested;    /* bytes asked for, with stats=1 */
+    size_t resident;       /* the process's resident set, from /proc/self/statm */
 } sx_snapshot;
+void sx_stats_sample(unsigned bin); /* stats=1: note the class's live blocks if a new peak */
 void sx_snapshot_take(sx_snapshot *s);
 struct strata_stats;
 void sx_stats_snapshot(struct strata_stats *out);

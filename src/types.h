@@ -114,6 +114,12 @@ typedef struct sx_heap {
     sx_out_slot out[SX_OUT_SLOTS];
     sx_page foreign[SX_FOREIGN_BINS]; /* other heaps' blocks this thread freed, kept for reuse */
     unsigned foreign_exits;           /* sx_thread_exits when the lists were last emptied */
+    /* Calls served by this heap's thread (stats.c sums them over all heaps). Frees count where
+     * they happen, so one class's frees and mallocs may be in different heaps. */
+    uint64_t n_direct[SX_DIRECT_SLOTS]; /* fast-path mallocs, by direct-table slot */
+    uint64_t n_alloc[SX_BINS + 1];      /* other mallocs, by class; [SX_BIN_LARGE]: large */
+    uint64_t n_free[SX_BINS + 1];
+    uint64_t requested;                 /* bytes asked for, counted only with stats=1 */
     uint32_t out_pending;
     uint32_t id;
     bool retain;                      /* keep a spare page per class and a last segment: a thread

@@ -56,7 +56,7 @@ done:
     return p;
 }
 
-void *sx_alloc(size_t size, size_t align, bool zero) {
+static void *alloc_any(size_t size, size_t align, bool zero) {
     sx_heap *h = sx_tls_heap;
     if (sx_unlikely(h == &sx_heap_empty)) {
         h = sx_thread_heap_slow();
@@ -71,10 +71,16 @@ void *sx_alloc(size_t size, size_t align, bool zero) {
     return p;
 }
 
+void *sx_alloc(size_t size, size_t align, bool zero) {
+    if (sx_unlikely(sx_opt.stats)) sx_tls_heap->requested += size; /* racy on the empty heap */
+    return alloc_any(size, align, zero);
+}
+
 /* Past the direct table (sizes above 1 KiB) a size class still has a page in use: pop from it
  * without going through the general path. */
 sx_noinline void *sx_malloc_slow(size_t size) {
     sx_heap *h = sx_tls_heap;
+    if (sx_unlikely(sx_opt.stats)) h->requested += size;
     if (sx_likely(size <= SX_MEDIUM_MAX &&
                   size < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed))) {
         unsigned bin = sx_bin_of(size);
@@ -85,6 +91,7 @@ sx_noinline void *sx_malloc_slow(size_t size) {
         if (sx_likely(b != NULL)) {
             pg->free = b->next;
             pg->used++;
+            h->n_alloc[bin]++;
             b->key = 0;
             return b;
         }
@@ -94,7 +101,7 @@ sx_noinline void *sx_malloc_slow(size_t size) {
             return p;
         }
     }
-    return sx_alloc(size, 0, false);
+    return alloc_any(size, 0, false);
 }
 
 int sx_memalign(void **out, size_t align, size_t size) {

@@ -5,6 +5,8 @@
  * free list. No lock, no atomic read-modify-write, no search. Anything else (an empty list, a
  * bigger size, a thread with no heap yet) goes to sx_malloc_slow.
  *
+ * Each heap counts its thread's calls (one increment each), for statistics.
+ *
  * free: the segment is the address rounded down to 4 MiB; the segment map says whether strata owns
  * it (so a foreign pointer is never dereferenced); the slice descriptor gives the page; one
  * multiply checks that the pointer is the start of a block that exists; the free key in the
@@ -21,11 +23,13 @@
 static inline void *sx_malloc_inline(size_t size) {
     if (sx_likely(size <= sx_load_relaxed(&sx_fast_limit))) {
         sx_heap *h = sx_tls_heap;
-        sx_page *pg = h->direct[(size + 15) >> 4];
+        size_t slot = (size + 15) >> 4;
+        sx_page *pg = h->direct[slot];
         sx_block *b = pg->free;
         if (sx_likely(b != NULL)) {
             pg->free = b->next;
             pg->used++;
+            h->n_direct[slot]++;
             b->key = 0;
             return b;
         }
@@ -73,9 +77,10 @@ static inline __attribute__((always_inline)) void sx_free_inline(void *p) {
     if (sx_unlikely(b->key == key)) sx_double_free(p, "free");
     b->key = key;
     sx_heap *h = sx_tls_heap;
-    if (sx_likely(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h))
+    if (sx_likely(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h)) {
+        h->n_free[pg->bin]++;
         sx_page_free_block(h, pg, b);
-    else
+    } else
         sx_free_remote(seg, pg, b);
 }
 

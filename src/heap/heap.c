@@ -185,11 +185,16 @@ static sx_page *page_for_bin(sx_heap *h, unsigned bin) {
 
 void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
     SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_POOLED);
+    h->n_alloc[bin]++;
     if (bin < SX_FOREIGN_BINS && h->foreign[bin].free) return sx_foreign_pop(&h->foreign[bin]);
     if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
     if (h->out_pending) sx_outbox_flush(h);
+    if (sx_unlikely(sx_opt.stats)) sx_stats_sample(bin);
     sx_page *pg = page_for_bin(h, bin);
-    if (!pg) return NULL;
+    if (!pg) {
+        h->n_alloc[bin]--;
+        return NULL;
+    }
     sx_block *b = pg->free;
     pg->free = b->next;
     pg->used++;
@@ -219,7 +224,9 @@ void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align) {
     pg->flags = 0;
     pg->trigger = 0;
     pg->kind = SX_SPAN_LARGE;
-    pg->bin = 0;
+    pg->bin = SX_BIN_LARGE;
+    h->n_alloc[SX_BIN_LARGE]++;
+    if (sx_unlikely(sx_opt.stats)) sx_stats_sample(SX_BIN_LARGE);
     pg->block_size = (uint32_t)(base + n * SX_SLICE_SIZE - start);
     ((sx_block *)start)->key = 0;
     return start;

@@ -28,6 +28,7 @@ _Atomic size_t sx_fast_limit = SX_DIRECT_MAX;
  * below 1 KiB must send the sizes above it to the slow path, which knows about huge blocks. */
 static void update_fast_limit(size_t threshold) {
     size_t lim = threshold > SX_DIRECT_MAX ? SX_DIRECT_MAX : (threshold ? threshold - 1 : 0);
+    if (sx_opt.stats) lim = 0; /* statistics count requested bytes in the slow path */
     atomic_store_explicit(&sx_fast_limit, lim, memory_order_relaxed);
 }
 
@@ -70,6 +71,7 @@ static void publish(sx_segment *seg) {
     sx_segmap_set(seg);
     sx_registry_add(seg);
     account(seg, true);
+    atomic_fetch_add_explicit(&sx_count.huge_allocs, 1, memory_order_relaxed);
     sx_unlock(&sx_region_lock);
 }
 
@@ -152,6 +154,7 @@ void sx_huge_free(sx_segment *seg) {
     size_t size = seg->size;
     bool keep = seg->cached;
     unpublish(seg);
+    atomic_fetch_add_explicit(&sx_count.huge_frees, 1, memory_order_relaxed);
     if (!atomic_load_explicit(&sx_threshold_fixed, memory_order_relaxed) &&
         size > atomic_load(&sx_mmap_threshold) && size <= SX_MMAP_THRESHOLD_MAX) {
         sx_threshold_set_mmap(size);

@@ -22,9 +22,13 @@ static void put(out_t *o, char c) {
     o->len++;
 }
 
-static void put_str(out_t *o, const char *s, int prec) {
+/* Right-aligned in `width` columns, at most `prec` characters (-1: all). */
+static void put_str(out_t *o, const char *s, int width, int prec) {
     if (!s) s = "(null)";
-    for (; *s && prec != 0; prec--) put(o, *s++);
+    int n = 0;
+    while (s[n] && n != prec) n++;
+    for (int i = n; i < width; i++) put(o, ' ');
+    for (int i = 0; i < n; i++) put(o, s[i]);
 }
 
 static void put_num(out_t *o, unsigned long long v, unsigned base, bool neg, int width, char padc) {
@@ -59,7 +63,7 @@ size_t sx_vfmt(char *buf, size_t cap, const char *fmt, va_list ap) {
         }
         while (*f == 'l' || *f == 'z') lng++, f++;
         switch (*f) {
-        case 's': put_str(&o, va_arg(ap, const char *), prec); break;
+        case 's': put_str(&o, va_arg(ap, const char *), width, prec); break;
         case 'c': put(&o, (char)va_arg(ap, int)); break;
         case 'd':
         case 'i': {
@@ -75,7 +79,7 @@ size_t sx_vfmt(char *buf, size_t cap, const char *fmt, va_list ap) {
             break;
         }
         case 'p':
-            put_str(&o, "0x", -1);
+            put_str(&o, "0x", 0, -1);
             put_num(&o, (uintptr_t)va_arg(ap, void *), 16, false, 0, ' ');
             break;
         case '%': put(&o, '%'); break;

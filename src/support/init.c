@@ -8,6 +8,7 @@
  * key (thread exit) and the fork handlers registered, since either may allocate, which by then
  * works. Another thread arriving meanwhile waits; the initialising thread re-entering goes on.
  */
+#include <fcntl.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -33,6 +34,8 @@ static void secret_init(void) {
     sx_secret = (uintptr_t)(r | ((uint64_t)1 << 63));
 }
 
+static int report_fd = 2;
+
 void sx_process_init_slow(void) {
     if (tls_initialising) return;
     int expected = 0;
@@ -44,6 +47,8 @@ void sx_process_init_slow(void) {
     sx_os_init();
     secret_init();
     sx_options_init();
+    /* programs may close stderr before exit (sort does): keep a copy for the exit report */
+    if (sx_opt.stats) report_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
     sx_thresholds_init();
     sx_thread_key_init();
     sx_fork_init();
@@ -72,5 +77,6 @@ __attribute__((constructor)) static void sx_start_if_configured(void) {
 }
 
 __attribute__((destructor)) static void sx_exit_report(void) {
-    if (sx_opt.verbose && atomic_load(&announced)) sx_stats_print(2, NULL);
+    if (sx_opt.stats) sx_stats_print(report_fd >= 0 ? report_fd : 2, "at exit");
+    else if (sx_opt.verbose && atomic_load(&announced)) sx_stats_print(2, NULL);
 }

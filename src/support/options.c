@@ -57,6 +57,8 @@ static const option_t options[] = {
     {.name = "huge_pages", .type = OPT_ENUM, .value = &sx_opt.huge_pages, .names = huge_names,
      .help = "back memory with huge pages: off, thp (transparent, by madvise) or hugetlb "
              "(reserved pages for big blocks where the kernel has them, else thp)"},
+    {.name = "stats", .type = OPT_BOOL, .value = &sx_opt.stats, .max = 1,
+     .help = "print heap statistics at exit, per size class (calls take the slow path: slower)"},
     {.name = "verbose", .type = OPT_INT, .value = &sx_opt.verbose, .max = 3,
      .help = "1: start-up and exit summary; 2: also segment, brk and threshold events"},
 };
