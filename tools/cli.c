@@ -20,12 +20,17 @@
 
 static const char usage_text[] =
     "usage: strata run [-o OPTIONS] [--] CMD [ARGS...]   run CMD on strata (LD_PRELOAD)\n"
+    "       strata maps [-t] PID                         PID's memory regions, labelled, with RSS and totals\n"
+    "       strata maps [-t] [-o OPTIONS] [-O FILE] -- CMD [ARGS...]\n"
+    "                                                    the same for CMD on strata as it exits (on stderr)\n"
     "       strata options                               list the STRATA_OPTIONS settings\n"
     "       strata version                               print the version\n"
     "       strata help                                  print this text\n"
     "\n"
     "  -o, --options OPTIONS   add OPTIONS (name=value,...) to STRATA_OPTIONS for CMD\n"
-    "  -v, --verbose           same as -o verbose=1: say that strata serves CMD, summary at exit\n";
+    "  -v, --verbose           same as -o verbose=1: say that strata serves CMD, summary at exit\n"
+    "  -t, --totals            maps: only the totals per kind, the process and the system summary\n"
+    "  -O, --output FILE       maps: write to FILE instead of stdout (stderr with -- CMD)\n";
 
 _Noreturn void cli_usage(const char *fmt, const char *arg) {
     if (fmt) {

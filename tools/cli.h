@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 /* Print "strata: " fmt (with arg) and the usage text on stderr, exit 2. fmt may be NULL. */
 _Noreturn void cli_usage(const char *fmt, const char *arg);
@@ -20,7 +21,12 @@ void cli_preload(void);
 /* exec argv on strata; never returns (127 if not found, 126 if not runnable). */
 _Noreturn void cli_exec_on_strata(char **argv);
 
+/* Run argv on strata, traced, calling at_exit(pid, arg) as it exits, its memory still there (trace.c).
+ * Returns the status to exit with: the command's, or 128+N when signal N killed it. */
+int cli_run_to_exit(char **argv, void (*at_exit)(pid_t pid, void *arg), void *arg);
+
 int cmd_run(int argc, char **argv);
 int cmd_options(int argc, char **argv);
+int cmd_maps(int argc, char **argv);
 
 #endif

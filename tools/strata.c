@@ -2,10 +2,12 @@
  * strata — the command line: run programs on strata.
  *
  *   strata run [-o OPTIONS] [--] CMD [ARGS...]   run CMD with libstrata preloaded
+ *   strata maps PID | strata maps [-o OPTIONS] -- CMD [ARGS...]
+ *                                                a process's memory regions, labelled (at CMD's exit)
  *   strata options                               list STRATA_OPTIONS with their values
  *   strata version | help
  *
- * Each subcommand is a file of tools/ (run.c, ...); cli.c holds what they share.
+ * Each subcommand is a file of tools/ (run.c, maps.c, ...); cli.c holds what they share.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -20,6 +22,7 @@ static const struct {
 } commands[] = {
     {"run", cmd_run},
     {"options", cmd_options},
+    {"maps", cmd_maps},
 };
 
 int main(int argc, char **argv) {
