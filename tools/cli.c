@@ -23,6 +23,7 @@ static const char usage_text[] =
     "       strata maps [-t] PID                         PID's memory regions, labelled, with RSS and totals\n"
     "       strata maps [-t] [-o OPTIONS] [-O FILE] -- CMD [ARGS...]\n"
     "                                                    the same for CMD on strata as it exits (on stderr)\n"
+    "       strata stats [-o OPTIONS] [--] CMD [ARGS...] run CMD on strata, heap statistics at exit\n"
     "       strata options                               list the STRATA_OPTIONS settings\n"
     "       strata version                               print the version\n"
     "       strata help                                  print this text\n"

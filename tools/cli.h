@@ -27,6 +27,7 @@ int cli_run_to_exit(char **argv, void (*at_exit)(pid_t pid, void *arg), void *ar
 
 int cmd_run(int argc, char **argv);
 int cmd_options(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 int cmd_maps(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const struct {
 } commands[] = {
     {"run", cmd_run},
     {"options", cmd_options},
+    {"stats", cmd_stats},
     {"maps", cmd_maps},
 };
 
