@@ -63,6 +63,7 @@ static result run_as(char *const argv[], int uid) {
         dup2(efd[1], 2);
         close(ofd[0]), close(ofd[1]), close(efd[0]), close(efd[1]);
         if (uid >= 0 && (setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0)) _exit(120);
+        if (access(argv[0], X_OK) != 0) _exit(120); /* e.g. a checkout in a 0700 directory */
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -436,7 +437,7 @@ static void unreadable_process(void) {
     }
     snprintf(path, sizeof path, "/proc/%s/smaps", pid);
     result r = run_as((char *[]){STRATA, "maps", pid, NULL}, uid);
-    if (r.exited && r.code == 120) SKIP("cannot become uid %d", uid);
+    if (r.exited && r.code == 120) SKIP("cannot run the command as uid %d", uid);
     CHECKF(r.exited && r.code == 1, "code %d; stdout %.300s; stderr: %s", r.code, r.out, r.err);
     CHECKF(!strncmp(r.err, "strata: maps: cannot read ", 26) && strstr(r.err, path) &&
                strstr(r.err, strerror(EACCES)) && lines(r.err) == 1,
