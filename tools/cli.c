@@ -121,3 +121,33 @@ _Noreturn void cli_exec_on_strata(char **argv) {
     exit(err == ENOENT ? 127 : 126);
 }
 
+
+int cli_command_start(int argc, char **argv, const char *sub) {
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--options")) {
+            if (++i >= argc) cli_usage("%s needs a value", a);
+            cli_add_options(argv[i]);
+        } else if (!strncmp(a, "--options=", 10)) {
+            cli_add_options(a + 10);
+        } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            cli_add_options("verbose=1");
+        } else if (a[0] == '-') {
+            char msg[64];
+            snprintf(msg, sizeof msg, "unknown option '%%s' for %s", sub);
+            cli_usage(msg, a);
+        } else {
+            break;
+        }
+    }
+    if (i >= argc) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "%s: no command given", sub);
+        cli_usage(msg, NULL);
+    }
+    return i;
+}

@@ -18,6 +18,9 @@ const char *cli_library(void);
 void cli_add_options(const char *opts);
 /* Put libstrata in LD_PRELOAD (keeping what is there). */
 void cli_preload(void);
+/* Read the options of `strata SUB [-o OPTIONS] [-v] [--] CMD ARGS...` (argv[0] is SUB) into the
+ * environment; the index of CMD. A bad option or no command is a usage error. */
+int cli_command_start(int argc, char **argv, const char *sub);
 /* exec argv on strata; never returns (127 if not found, 126 if not runnable). */
 _Noreturn void cli_exec_on_strata(char **argv);
 

@@ -13,24 +13,7 @@
 #include "cli.h"
 
 int cmd_stats(int argc, char **argv) {
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--")) {
-            i++;
-            break;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--options")) {
-            if (++i >= argc) cli_usage("%s needs a value", a);
-            cli_add_options(argv[i]);
-        } else if (!strncmp(a, "--options=", 10)) {
-            cli_add_options(a + 10);
-        } else if (a[0] == '-') {
-            cli_usage("unknown option '%s' for stats", a);
-        } else {
-            break;
-        }
-    }
-    if (i >= argc) cli_usage("stats: no command given", NULL);
+    int i = cli_command_start(argc, argv, "stats");
     cli_add_options("stats=1");
     cli_exec_on_strata(argv + i);
 }
