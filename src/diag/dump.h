@@ -40,8 +40,7 @@
  *                                        found on free); ADDR the faulting or freed address; the
  *                                        block's stacks (0: unknown), size and OFF = ADDR - block
  *                                        start (may be negative or past SIZE); ACCESS read, write
- *                                        or free
- *   block ADDR SIZE                      the block that ERROR concerns (hex address)
+ *                                        or free; ALLOC, FREE, ADDR and OFF as above, ADDR in hex
  *   end
  */
 #ifndef STRATA_DIAG_DUMP_H
