@@ -24,14 +24,16 @@ DEBUGFLAGS := -std=gnu11 -g -O1 -fPIC -fvisibility=hidden -ftls-model=initial-ex
              -DSTRATA_DEBUG -fsanitize=undefined -fno-sanitize-recover=undefined \
              -Iinclude -Isrc $(WARN)
 
-LIB_SRC  := $(filter-out src/api/api.c,$(wildcard src/*/*.c))
+LIB_SRC  := $(filter-out src/api/api.c src/diag/%,$(wildcard src/*/*.c))
+DIAG_SRC := $(wildcard src/diag/*.c)
 LIB_HDR  := $(wildcard src/*.h src/*/*.h include/*.h)
 
 REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(LIB_SRC))
 DBG_OBJ  := $(patsubst src/%.c,build/debug/%.o,$(LIB_SRC))
+DIAG_OBJ := $(patsubst src/%.c,build/rel/%.o,$(DIAG_SRC))
 
 .PHONY: all debug test demo install uninstall clean check-warnings
-all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a bin/strata
+all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a lib/libstrata-diag.so bin/strata
 
 build/rel/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
@@ -41,6 +43,10 @@ build/rel/api/override.o: src/api/api.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(LIBFLAGS) -DSTRATA_OVERRIDE -c $< -o $@
+build/rel/api/diag.o: src/api/api.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(LIBFLAGS) -DSTRATA_OVERRIDE -DSTRATA_DIAG -c $< -o $@
 build/rel/api/prefixed.o: src/api/api.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
@@ -63,6 +69,11 @@ lib/libstrata.a: $(REL_OBJ) build/rel/api/override.o
 	@mkdir -p lib
 	@echo "  AR      $@"
 	@rm -f $@ && ar rcs $@ $^
+# libstrata-diag.so: the same core with the diagnostic layer in front (strata leaks, guard, report)
+lib/libstrata-diag.so: $(REL_OBJ) $(DIAG_OBJ) build/rel/api/diag.o
+	@mkdir -p lib
+	@echo "  CC      $@"
+	@$(CC) -shared -Wl,-soname,libstrata-diag.so -Wl,-z,now -o $@ $^ -lpthread
 lib/libstrata-api.so: $(REL_OBJ) build/rel/api/prefixed.o
 	@mkdir -p lib
 	@echo "  CC      $@"
@@ -89,7 +100,7 @@ bin/strata: $(TOOLS_C) tools/cli.h include/strata.h
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 lib/libstrata.so lib/libstrata-api.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 lib/libstrata.so lib/libstrata-api.so lib/libstrata-diag.so $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 lib/libstrata.a lib/libstrata-api.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/strata.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 bin/strata $(DESTDIR)$(PREFIX)/bin/
@@ -98,6 +109,7 @@ install: all
 	      strata.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; done
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libstrata.so $(DESTDIR)$(PREFIX)/lib/libstrata-api.so \
+	    $(DESTDIR)$(PREFIX)/lib/libstrata-diag.so \
 	    $(DESTDIR)$(PREFIX)/lib/libstrata.a $(DESTDIR)$(PREFIX)/lib/libstrata-api.a \
 	    $(DESTDIR)$(PREFIX)/include/strata.h $(DESTDIR)$(PREFIX)/bin/strata \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata-api.pc
@@ -117,9 +129,10 @@ COMPILERS ?= gcc clang
 check-warnings:
 	@for cc in $(COMPILERS); do \
 	  command -v $$cc >/dev/null || { echo "missing compiler: $$cc"; exit 1; }; \
-	  for f in $(LIB_SRC) src/api/api.c; do \
+	  for f in $(LIB_SRC) $(DIAG_SRC) src/api/api.c; do \
 	    $$cc $(LIBFLAGS) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -c src/api/api.c -o /dev/null || exit 1; \
+	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -DSTRATA_DIAG -c src/api/api.c -o /dev/null || exit 1; \
 	  for f in $(TOOLS_C); do \
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \

@@ -66,9 +66,18 @@ typedef struct sx_options {
     int foreign_free;
     int huge_pages;
     bool stats; /* count requested bytes and sample per-class peaks; report at exit */
+    /* libstrata-diag.so only (diag/): what to record, and where to */
+    int diag;            /* SX_DIAG_NONE, _LEAKS, _GUARD, _REPORT (diag/diag.h) */
+    char diag_file[256]; /* the dump goes to this path + "." + pid */
+    int diag_depth;      /* frames per stack */
+    size_t diag_sample;  /* take a stack once per this many bytes allocated (0: every block) */
+    int guard_sample;    /* guard one block in N */
+    bool guard_underflow;
+    size_t quarantine;   /* address space of freed guarded blocks kept inaccessible */
     bool mmap_threshold_set, trim_threshold_set, top_pad_set;
 } sx_options;
 extern sx_options sx_opt;
+extern bool sx_diag_linked; /* true in libstrata-diag.so */
 void sx_options_init(void);
 
 /* ---- support/init.c: process start-up ---- */
@@ -143,6 +152,8 @@ bool sx_os_remap_inplace(void *p, size_t old_size, size_t new_size);
 /* Move a mapping's pages (no copy) onto `dest`, which must be a mapping of new_size bytes. */
 bool sx_os_remap_to(void *p, size_t old_size, size_t new_size, void *dest);
 bool sx_os_protect(void *p, size_t size, int prot);
+/* Which pages of [p, p + size) are resident: vec[i] & 1 for page i (mincore); false on failure. */
+bool sx_os_resident(void *p, size_t size, unsigned char *vec);
 /* Huge pages: ask for transparent ones on a range; map reserved (hugetlb) ones, 2 MiB multiples,
  * aligned to `align`, or NULL if the kernel has none to give. */
 void sx_os_advise_huge(void *p, size_t size);

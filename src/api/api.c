@@ -11,16 +11,34 @@
 #include "compat.h"
 #include "strata.h"
 
+/* libstrata-diag.so: every entry point goes through the diagnostic layer (diag/diag.c). */
+#ifdef STRATA_DIAG
+#include "../diag/diag.h"
+#define SX_MALLOC(size) sx_diag_alloc(size, 0, false, SX_SITE)
+#define SX_CALLOC(count, size) sx_diag_calloc(count, size, SX_SITE)
+#define SX_FREE(p) sx_diag_free(p, "free", SX_SITE)
+#define SX_REALLOC(p, size, fn) sx_diag_realloc(p, size, fn, SX_SITE)
+#define SX_MEMALIGN(out, align, size) sx_diag_memalign(out, align, size, SX_SITE)
+#define SX_USABLE(p) sx_diag_usable(p)
+#else
+#define SX_MALLOC(size) sx_malloc_inline(size)
+#define SX_CALLOC(count, size) sx_calloc_inline(count, size)
+#define SX_FREE(p) sx_free_inline(p)
+#define SX_REALLOC(p, size, fn) sx_realloc_inline(p, size, fn)
+#define SX_MEMALIGN(out, align, size) sx_memalign(out, align, size)
+#define SX_USABLE(p) sx_usable_size(p)
+#endif
+
 /* Exported despite -fvisibility=hidden. */
 #define SX_API sx_public
 
-SX_API void *strata_malloc(size_t size) { return sx_malloc_inline(size); }
+SX_API void *strata_malloc(size_t size) { return SX_MALLOC(size); }
 
-SX_API void strata_free(void *ptr) { sx_free_inline(ptr); }
+SX_API void strata_free(void *ptr) { SX_FREE(ptr); }
 
-SX_API void *strata_calloc(size_t count, size_t size) { return sx_calloc_inline(count, size); }
+SX_API void *strata_calloc(size_t count, size_t size) { return SX_CALLOC(count, size); }
 
-SX_API void *strata_realloc(void *ptr, size_t size) { return sx_realloc_inline(ptr, size, "realloc"); }
+SX_API void *strata_realloc(void *ptr, size_t size) { return SX_REALLOC(ptr, size, "realloc"); }
 
 SX_API void *strata_reallocarray(void *ptr, size_t count, size_t size) {
     size_t total;
@@ -28,17 +46,18 @@ SX_API void *strata_reallocarray(void *ptr, size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    return sx_realloc_inline(ptr, total, "reallocarray");
+    return SX_REALLOC(ptr, total, "reallocarray");
 }
 
 SX_API int strata_posix_memalign(void **out, size_t alignment, size_t size) {
     if (!sx_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
-    return sx_memalign(out, alignment, size);
+    return SX_MEMALIGN(out, alignment, size);
 }
 
-static void *aligned(size_t alignment, size_t size) {
+/* inlined: SX_SITE must see the program's call, not this function's */
+static inline __attribute__((always_inline)) void *aligned(size_t alignment, size_t size) {
     void *p;
-    int err = sx_memalign(&p, alignment, size);
+    int err = SX_MEMALIGN(&p, alignment, size);
     if (err) {
         errno = err;
         return NULL;
@@ -77,17 +96,17 @@ SX_API void *strata_pvalloc(size_t size) {
     return aligned(sx_os_page, sx_align_up(size, sx_os_page));
 }
 
-SX_API size_t strata_malloc_usable_size(void *ptr) { return sx_usable_size(ptr); }
+SX_API size_t strata_malloc_usable_size(void *ptr) { return SX_USABLE(ptr); }
 
 /* glibc's cfree: an old alias of free, no longer declared in any header. */
-SX_API void strata_cfree(void *ptr) { sx_free_inline(ptr); }
+SX_API void strata_cfree(void *ptr) { SX_FREE(ptr); }
 
 /* C23's sized frees (glibc 2.41+). strata finds a block's size itself; the size given is not
  * needed, and a wrong one is the caller's undefined behaviour, not checked here. */
-SX_API void strata_free_sized(void *ptr, size_t size) { sx_free_inline(ptr); }
+SX_API void strata_free_sized(void *ptr, size_t size) { SX_FREE(ptr); }
 
 SX_API void strata_free_aligned_sized(void *ptr, size_t alignment, size_t size) {
-    sx_free_inline(ptr);
+    SX_FREE(ptr);
 }
 
 /* ---- tuning and introspection (compat.c) ---- */

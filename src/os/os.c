@@ -121,6 +121,13 @@ bool sx_os_protect(void *p, size_t size, int prot) {
     return r == 0;
 }
 
+bool sx_os_resident(void *p, size_t size, unsigned char *vec) {
+    int saved = errno;
+    int r = mincore(p, size, vec);
+    errno = saved;
+    return r == 0;
+}
+
 void sx_os_advise_huge(void *p, size_t size) {
     int saved = errno;
     madvise(p, size, MADV_HUGEPAGE); /* only advice: THP may be off, and that is fine */

@@ -24,19 +24,26 @@ sx_options sx_opt = {
     .brk = true,
     .verbose = 0,
     .foreign_free = SX_FOREIGN_ABORT,
+    .diag_depth = 16,
+    .guard_sample = 1,
+    .quarantine = (size_t)256 << 20,
 };
 
-enum { OPT_SIZE, OPT_BOOL, OPT_INT, OPT_ENUM };
+/* libstrata-diag.so defines it true (diag/diag.c); here, the release build's answer. */
+__attribute__((weak)) bool sx_diag_linked = false;
+
+enum { OPT_SIZE, OPT_BOOL, OPT_INT, OPT_ENUM, OPT_STR };
 
 static const char *const foreign_names[] = {"abort", "forward", "ignore", NULL};
 static const char *const huge_names[] = {"off", "thp", "hugetlb", NULL};
+static const char *const diag_names[] = {"none", "leaks", "guard", "report", NULL};
 
 typedef struct {
     const char *name;
     int type;
     void *value;
     bool *set;        /* marks that the user chose the value */
-    size_t max;       /* for sizes and integers */
+    size_t max;       /* for sizes and integers; for strings, the buffer's size */
     const char *help;
     const char *const *names; /* for enums: the values, in order */
 } option_t;
@@ -59,6 +66,21 @@ static const option_t options[] = {
              "(reserved pages for big blocks where the kernel has them, else thp)"},
     {.name = "stats", .type = OPT_BOOL, .value = &sx_opt.stats, .max = 1,
      .help = "print heap statistics at exit, per size class (calls take the slow path: slower)"},
+    {.name = "diag", .type = OPT_ENUM, .value = &sx_opt.diag, .names = diag_names,
+     .help = "libstrata-diag.so: none, leaks (stacks of unfreed blocks), guard (guard pages) or "
+             "report (leaks and a record over time); see strata leaks, guard, report"},
+    {.name = "diag_file", .type = OPT_STR, .value = sx_opt.diag_file, .max = sizeof sx_opt.diag_file,
+     .help = "libstrata-diag.so: write what was recorded to this path + .PID at exit"},
+    {.name = "diag_depth", .type = OPT_INT, .value = &sx_opt.diag_depth, .max = 64,
+     .help = "libstrata-diag.so: call stack frames recorded per allocation (1 to 64)"},
+    {.name = "diag_sample", .type = OPT_SIZE, .value = &sx_opt.diag_sample, .max = (size_t)1 << 40,
+     .help = "libstrata-diag.so: take a stack once per this many bytes allocated (0: every block)"},
+    {.name = "guard_sample", .type = OPT_INT, .value = &sx_opt.guard_sample, .max = 1000000,
+     .help = "libstrata-diag.so, diag=guard: guard one block in N (1: all)"},
+    {.name = "guard_underflow", .type = OPT_BOOL, .value = &sx_opt.guard_underflow, .max = 1,
+     .help = "libstrata-diag.so, diag=guard: put the guard page before each block, not after"},
+    {.name = "quarantine", .type = OPT_SIZE, .value = &sx_opt.quarantine, .max = (size_t)1 << 40,
+     .help = "libstrata-diag.so, diag=guard: freed blocks' address space kept inaccessible"},
     {.name = "verbose", .type = OPT_INT, .value = &sx_opt.verbose, .max = 3,
      .help = "1: start-up and exit summary; 2: also segment, brk and threshold events"},
 };
@@ -70,6 +92,7 @@ static void describe(const option_t *o, char *buf, size_t cap) {
     case OPT_BOOL: sx_fmt(buf, cap, "%d", *(bool *)o->value ? 1 : 0); break;
     case OPT_INT: sx_fmt(buf, cap, "%d", *(int *)o->value); break;
     case OPT_ENUM: sx_fmt(buf, cap, "%s", o->names[*(int *)o->value]); break;
+    case OPT_STR: sx_fmt(buf, cap, "%s", *(const char *)o->value ? (const char *)o->value : "\"\""); break;
     }
 }
 
@@ -126,6 +149,11 @@ static bool parse_value(const option_t *o, const char *s, size_t n) {
         else if (eq(s, n, "0") || eq(s, n, "no") || eq(s, n, "off") || eq(s, n, "false"))
             *(bool *)o->value = false;
         else return false;
+        return true;
+    case OPT_STR:
+        if (n == 0 || n >= o->max) return false;
+        memcpy(o->value, s, n);
+        ((char *)o->value)[n] = '\0';
         return true;
     case OPT_ENUM:
         for (int i = 0; o->names[i]; i++)
@@ -201,5 +229,18 @@ void sx_options_init(void) {
         if (n) parse_item(s, n);
         if (!end) break;
         s = end + 1;
+    }
+    if (sx_opt.diag && !sx_diag_linked) {
+        sx_message("option diag=%s needs libstrata-diag.so (strata leaks, guard and report preload "
+                   "it); ignored", diag_names[sx_opt.diag]);
+        sx_opt.diag = 0;
+    }
+    if (sx_opt.diag_depth < 1) {
+        sx_message("bad value '0' for option diag_depth in STRATA_OPTIONS (keeping 16)");
+        sx_opt.diag_depth = 16;
+    }
+    if (sx_opt.guard_sample < 1) {
+        sx_message("bad value '0' for option guard_sample in STRATA_OPTIONS (keeping 1)");
+        sx_opt.guard_sample = 1;
     }
 }

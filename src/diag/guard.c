@@ -1,0 +1,297 @@
+/*
+ * guard.c — every block on pages of its own, against a page nobody may touch (electric fence).
+ *
+ *   overflow (default)  [ .. pattern | block | pattern ][ guard ]   block ends at the guard page,
+ *                                                                   rounded down to 16 bytes
+ *   guard_underflow=1   [ guard ][ block | pattern ............ ]   block starts after it
+ *
+ * The bytes between the block and the guard are filled with a pattern and checked when the block
+ * is freed: alignment keeps up to 15 bytes between a block's end and its guard, and a write there
+ * would otherwise go unseen. A freed block's pages are given back (madvise) and made inaccessible;
+ * the block waits in a quarantine (first in, first out, bounded by the `quarantine` option and a
+ * count) before its address space is unmapped and can be reused, so a use after free faults.
+ *
+ * The SIGSEGV handler finds the block that owns the faulting address (a walk over the records:
+ * this happens once, as the program stops), names the error, and writes the file with both
+ * stacks. A fault that is no guard's goes to the handler that was there before.
+ *
+ * Each guarded block costs two mappings (block and guard); the kernel allows vm.max_map_count
+ * (65530 by default) per process. When mapping fails, the quarantine is shortened and, if that
+ * does not help, blocks are served unguarded from the core, counted and said once.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+
+#include "diag.h"
+
+#define MAX_RECS (1u << 18)
+#define HASH (1u << 18)
+#define QMAX (1u << 16)
+#define PATTERN 0xab
+#define HEAD_FILL 16 /* pattern bytes checked before a block that ends at its guard */
+
+enum { UNUSED = 0, LIVE, FREED };
+
+typedef struct {
+    uintptr_t base;   /* the mapping, guard page included */
+    size_t len;
+    uintptr_t p;      /* the block */
+    size_t size;
+    uint32_t alloc_stack, free_stack;
+    uint32_t next;    /* hash chain, or free list (index + 1; 0 ends) */
+    uint8_t state;
+} grec;
+
+static grec *recs;
+static uint32_t *heads;     /* HASH chains by block address: index + 1 */
+static uint32_t *quar;      /* ring of freed records, oldest first */
+static uint32_t nrecs, free_recs, qfirst, qlen;
+static size_t qbytes;
+static sx_spin lock;
+static _Atomic size_t unguarded;
+static __thread unsigned tls_count __attribute__((tls_model("initial-exec")));
+static struct sigaction previous;
+
+static void on_fault(int sig, siginfo_t *si, void *ctx);
+
+void sx_guard_init(void) {
+    recs = sx_diag_map(MAX_RECS * sizeof *recs);
+    heads = sx_diag_map(HASH * sizeof *heads);
+    quar = sx_diag_map(QMAX * sizeof *quar);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigaction(SIGSEGV, &sa, &previous);
+}
+
+void sx_guard_lock(void) { sx_spin_lock(&lock); }
+void sx_guard_unlock(void) { sx_spin_unlock(&lock); }
+
+size_t sx_guard_unguarded(void) { return atomic_load(&unguarded); }
+
+static uint32_t bucket(uintptr_t p) { return (uint32_t)(((p >> 4) * 0x9e3779b97f4a7c15ull) >> 46) & (HASH - 1); }
+
+/* ---- records (lock held) ---- */
+static grec *rec_new(void) {
+    uint32_t i;
+    if (free_recs) {
+        i = free_recs - 1;
+        free_recs = recs[i].next;
+    } else if (nrecs < MAX_RECS) {
+        i = nrecs++;
+    } else {
+        return NULL;
+    }
+    return &recs[i];
+}
+
+static void rec_link(grec *r) {
+    uint32_t b = bucket(r->p);
+    r->next = heads[b];
+    heads[b] = (uint32_t)(r - recs) + 1;
+}
+
+static grec *rec_find(uintptr_t p) {
+    for (uint32_t i = heads[bucket(p)]; i; i = recs[i - 1].next)
+        if (recs[i - 1].p == p) return &recs[i - 1];
+    return NULL;
+}
+
+static void rec_drop(grec *r) {
+    uint32_t want = (uint32_t)(r - recs) + 1;
+    for (uint32_t *link = &heads[bucket(r->p)]; *link; link = &recs[*link - 1].next)
+        if (*link == want) {
+            *link = r->next;
+            break;
+        }
+    r->state = UNUSED;
+    r->next = free_recs;
+    free_recs = want;
+}
+
+/* Oldest quarantined record out (lock held); its mapping is the caller's to unmap. */
+static bool quarantine_pop(uintptr_t *base, size_t *len) {
+    if (!qlen) return false;
+    grec *r = &recs[quar[qfirst]];
+    qfirst = (qfirst + 1) % QMAX;
+    qlen--;
+    qbytes -= r->len;
+    *base = r->base;
+    *len = r->len;
+    rec_drop(r);
+    return true;
+}
+
+/* Unmap quarantined blocks until at most `keep_bytes` and `keep_count` remain. */
+static void quarantine_trim(size_t keep_bytes, uint32_t keep_count) {
+    for (;;) {
+        uintptr_t base;
+        size_t len;
+        sx_spin_lock(&lock);
+        bool more = (qbytes > keep_bytes || qlen > keep_count) && quarantine_pop(&base, &len);
+        sx_spin_unlock(&lock);
+        if (!more) return;
+        sx_os_unmap((void *)base, len);
+    }
+}
+
+/* ---- allocation ---- */
+static uint8_t *map_guarded(size_t len, size_t page) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uint8_t *m = sx_os_map(len);
+        if (m) {
+            uint8_t *guard = sx_opt.guard_underflow ? m : m + len - page;
+            if (sx_os_protect(guard, page, PROT_NONE)) return m;
+            sx_os_unmap(m, len);
+        }
+        quarantine_trim(qbytes / 2, qlen / 2); /* the map count, most likely: make room */
+    }
+    if (atomic_fetch_add(&unguarded, 1) == 0)
+        sx_message("guard: cannot map more guarded blocks (vm.max_map_count?); the rest are not "
+                   "guarded (guard_sample=N guards one in N)");
+    return NULL;
+}
+
+static void fill_pattern(uintptr_t from, uintptr_t to) {
+    if (to > from) memset((void *)from, PATTERN, to - from);
+}
+
+/* Where the pattern lies around a block: [h0, h1) before, [t0, t1) after. */
+static void pattern_bounds(const grec *r, size_t page, uintptr_t *h0, uintptr_t *h1, uintptr_t *t0,
+                           uintptr_t *t1) {
+    uintptr_t data = sx_opt.guard_underflow ? r->base + page : r->base;
+    uintptr_t data_end = data + r->len - page;
+    *h1 = r->p;
+    *h0 = r->p - data > HEAD_FILL ? r->p - HEAD_FILL : data;
+    *t0 = r->p + r->size;
+    *t1 = data_end;
+}
+
+void *sx_guard_alloc(size_t size, size_t align, sx_site at) {
+    size_t page = sx_os_page;
+    if (align > page) return NULL;
+    if (sx_opt.guard_sample > 1 && ++tls_count % (unsigned)sx_opt.guard_sample) return NULL;
+    if (size > SIZE_MAX - 2 * page) return NULL;
+    if (align < 16) align = 16;
+    size_t data = sx_align_up(size ? size : 1, page), len = data + page;
+    uint8_t *m = map_guarded(len, page);
+    if (!m) return NULL;
+    uintptr_t start = sx_opt.guard_underflow ? (uintptr_t)m + page : (uintptr_t)m;
+    uintptr_t p = sx_opt.guard_underflow ? start : sx_align_down(start + data - size, align);
+    sx_stack *st = sx_stack_here(at);
+    sx_spin_lock(&lock);
+    grec *r = rec_new();
+    if (r) {
+        *r = (grec){.base = (uintptr_t)m, .len = len, .p = p, .size = size,
+                    .alloc_stack = st ? st->id : 0, .state = LIVE};
+        rec_link(r);
+    }
+    sx_spin_unlock(&lock);
+    if (!r) {
+        sx_os_unmap(m, len);
+        atomic_fetch_add(&unguarded, 1);
+        return NULL;
+    }
+    if (st) {
+        atomic_fetch_add_explicit(&st->allocs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&st->bytes, size, memory_order_relaxed);
+    }
+    uintptr_t h0, h1, t0, t1;
+    pattern_bounds(r, page, &h0, &h1, &t0, &t1);
+    fill_pattern(h0, h1);
+    fill_pattern(t0, t1);
+    return (void *)p;
+}
+
+/* The first byte around the block that is not the pattern, or 0. */
+static uintptr_t pattern_broken(const grec *r) {
+    uintptr_t h0, h1, t0, t1;
+    pattern_bounds(r, sx_os_page, &h0, &h1, &t0, &t1);
+    for (uintptr_t a = h0; a < h1; a++)
+        if (*(const uint8_t *)a != PATTERN) return a;
+    for (uintptr_t a = t0; a < t1; a++)
+        if (*(const uint8_t *)a != PATTERN) return a;
+    return 0;
+}
+
+static _Noreturn void free_error(const grec *r, const char *kind, uintptr_t addr, uint32_t free_stack) {
+    sx_diag_error e = {.kind = kind, .addr = addr, .block = r->p, .size = r->size,
+                       .alloc_stack = r->alloc_stack, .free_stack = free_stack, .access = "free"};
+    sx_dump_error(&e);
+    sx_dump_write("abort", 0);
+    abort();
+}
+
+bool sx_guard_free(void *ptr, sx_site at) {
+    uintptr_t p = (uintptr_t)ptr;
+    sx_spin_lock(&lock);
+    grec *r = rec_find(p);
+    if (!r) {
+        sx_spin_unlock(&lock);
+        return false;
+    }
+    grec copy = *r;
+    sx_spin_unlock(&lock);
+    sx_stack *st = sx_stack_here(at);
+    uint32_t id = st ? st->id : 0;
+    if (copy.state == FREED) free_error(&copy, "double-free", p, copy.free_stack);
+    uintptr_t bad = pattern_broken(&copy);
+    if (bad) free_error(&copy, "corrupt-tail", bad, id);
+    sx_os_decommit((void *)copy.base, copy.len);
+    sx_os_protect((void *)copy.base, copy.len, PROT_NONE);
+    sx_spin_lock(&lock);
+    r->state = FREED;
+    r->free_stack = id;
+    quar[(qfirst + qlen) % QMAX] = (uint32_t)(r - recs);
+    qlen++;
+    qbytes += r->len;
+    sx_spin_unlock(&lock);
+    sx_stack *as = sx_stack_get(copy.alloc_stack);
+    if (as) atomic_fetch_add_explicit(&as->frees, 1, memory_order_relaxed);
+    quarantine_trim(sx_opt.quarantine, QMAX - 1);
+    return true;
+}
+
+bool sx_guard_size(const void *p, size_t *size) {
+    sx_spin_lock(&lock);
+    grec *r = rec_find((uintptr_t)p);
+    bool live = r && r->state == LIVE;
+    if (live) *size = r->size;
+    sx_spin_unlock(&lock);
+    return live;
+}
+
+/* ---- the fault ---- */
+static const char *access_of(void *ctx) {
+#if defined(__x86_64__)
+    return ((ucontext_t *)ctx)->uc_mcontext.gregs[REG_ERR] & 2 ? "write" : "read";
+#else
+    (void)ctx;
+    return "access";
+#endif
+}
+
+static void on_fault(int sig, siginfo_t *si, void *ctx) {
+    uintptr_t a = (uintptr_t)si->si_addr;
+    const grec *hit = NULL;
+    for (uint32_t i = 0; i < nrecs && !hit; i++)
+        if (recs[i].state != UNUSED && a - recs[i].base < recs[i].len) hit = &recs[i];
+    if (hit) {
+        const char *kind = hit->state == FREED ? "use-after-free"
+                           : a >= hit->p + hit->size ? "overflow"
+                                                     : "underflow";
+        sx_diag_error e = {.kind = kind, .addr = a, .block = hit->p, .size = hit->size,
+                           .alloc_stack = hit->alloc_stack, .free_stack = hit->free_stack,
+                           .access = access_of(ctx)};
+        sx_dump_error(&e);
+        sx_dump_write("signal", sig);
+        signal(SIGSEGV, SIG_DFL); /* returning faults again, now fatally */
+        return;
+    }
+    sigaction(SIGSEGV, &previous, NULL); /* not ours: to whoever handled it before */
+}
