@@ -116,12 +116,13 @@ static void *core_alloc(size_t size, size_t align, bool zero) {
     return zero ? sx_calloc_inline(1, size) : sx_malloc_inline(size);
 }
 
-/* free() of what is neither guarded nor in a strata segment: invalid, unless forwarded. */
+/* free() of what is neither guarded nor in a strata segment: invalid, unless forwarded. Recorded
+ * for the file; the core says it and stops the program. */
 static void invalid_free(void *p, const char *fn, sx_site at) {
     if (sx_opt.foreign_free != SX_FOREIGN_ABORT) return;
     sx_stack *st = sx_stack_here(at);
-    sx_diag_error e = {.kind = "invalid-free", .addr = (uintptr_t)p, .free_stack = st ? st->id : 0,
-                       .access = "free"};
+    sx_diag_error e = {.kind = "invalid-free", .addr = (uintptr_t)p, .block = (uintptr_t)p,
+                       .free_stack = st ? st->id : 0, .access = "free"};
     sx_dump_error(&e);
     sx_dump_write("abort", 0);
     (void)fn;

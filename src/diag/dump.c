@@ -214,17 +214,19 @@ void sx_dump_write(const char *how, int sig) {
     if (at_exit) sx_track_unlock_all();
 }
 
+static const char *plural(size_t n) { return n == 1 ? "" : "s"; }
+
 void sx_dump_error(const sx_diag_error *e) {
     error = *e;
     has_error = true;
-    size_t end = e->block + e->size;
+    size_t end = e->block + e->size, past = e->addr - end, before = e->block - e->addr;
     const char *k = e->kind;
     if (!strcmp(k, "overflow"))
-        sx_message("guard: heap overflow: %s at %p, %zu bytes past the end of the %zu-byte block at %p",
-                   e->access, (void *)e->addr, (size_t)(e->addr - end), e->size, (void *)e->block);
+        sx_message("guard: heap overflow: %s at %p, %zu byte%s past the end of the %zu-byte block at %p",
+                   e->access, (void *)e->addr, past, plural(past), e->size, (void *)e->block);
     else if (!strcmp(k, "underflow"))
-        sx_message("guard: heap underflow: %s at %p, %zu bytes before the %zu-byte block at %p",
-                   e->access, (void *)e->addr, (size_t)(e->block - e->addr), e->size, (void *)e->block);
+        sx_message("guard: heap underflow: %s at %p, %zu byte%s before the %zu-byte block at %p",
+                   e->access, (void *)e->addr, before, plural(before), e->size, (void *)e->block);
     else if (!strcmp(k, "use-after-free"))
         sx_message("guard: use after free: %s at %p, %zu bytes into the %zu-byte block at %p, freed",
                    e->access, (void *)e->addr, (size_t)(e->addr - e->block), e->size, (void *)e->block);
@@ -233,8 +235,7 @@ void sx_dump_error(const sx_diag_error *e) {
     else if (!strcmp(k, "corrupt-tail"))
         sx_message("guard: the %zu-byte block at %p was written %s its bounds (at %p), found on free",
                    e->size, (void *)e->block, e->addr < e->block ? "before" : "past", (void *)e->addr);
-    else
-        sx_message("guard: %s of %p", k, (void *)e->addr);
+    /* invalid-free: the core says it */
 }
 
 /* ---- fatal signals ---- */
