@@ -128,17 +128,28 @@ static void invalid_free(void *p, const char *fn, sx_site at) {
     (void)fn;
 }
 
+/* The core could serve a block that the guard could not map: the map count, not memory, ran out. */
+static void say_unguarded(void) {
+    static _Atomic bool said;
+    if (!atomic_exchange(&said, true))
+        sx_message("guard: cannot map more guarded blocks (vm.max_map_count?); the rest are not "
+                   "guarded (guard_sample=N guards one in N)");
+}
+
 /* ---- entry points ---- */
 void *sx_diag_alloc(size_t size, size_t align, bool zero, sx_site at) {
     if (!recording()) return core_alloc(size, align, zero);
     tls_busy++;
+    sx_stack *st = want_stack(size) ? sx_stack_here(at) : NULL;
     void *p = NULL;
-    if (sx_diag_mode == SX_DIAG_GUARD) p = sx_guard_alloc(size, align, at);
-    if (!p) {
-        p = core_alloc(size, align, zero);
-        if (p && sx_diag_mode != SX_DIAG_GUARD)
-            sx_track_add(p, size, want_stack(size) ? sx_stack_here(at) : NULL);
+    if (sx_diag_mode == SX_DIAG_GUARD) {
+        size_t missed = sx_guard_unguarded();
+        p = sx_guard_alloc(size, align, st);
+        if (!p && sx_guard_unguarded() != missed && (p = core_alloc(size, align, zero)))
+            say_unguarded();
     }
+    if (!p) p = core_alloc(size, align, zero);
+    if (p) sx_track_add(p, size, st);
     tls_busy--;
     return p;
 }
@@ -156,14 +167,13 @@ void sx_diag_free(void *p, const char *fn, sx_site at) {
     if (!p) return;
     bool rec = recording();
     tls_busy++;
-    if (sx_diag_mode == SX_DIAG_GUARD) {
-        if (!sx_guard_free(p, at)) {
-            if (rec && !sx_segmap_contains(sx_segment_of(p))) invalid_free(p, fn, at);
-            sx_free_inline(p);
-        }
+    size_t size;
+    sx_stack *st;
+    if (sx_diag_mode == SX_DIAG_GUARD && sx_guard_free(p, sx_stack_here(at))) {
+        sx_track_remove(p, &size, &st);
     } else {
-        size_t size;
-        sx_stack *st;
+        if (rec && sx_diag_mode == SX_DIAG_GUARD && !sx_segmap_contains(sx_segment_of(p)))
+            invalid_free(p, fn, at);
         if (rec) sx_track_remove(p, &size, &st);
         sx_free_inline(p);
     }

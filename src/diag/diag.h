@@ -100,8 +100,8 @@ bool sx_scan_leaks(void);
 
 /* ---- guard.c: guard pages and quarantine ---- */
 void sx_guard_init(void);
-void *sx_guard_alloc(size_t size, size_t align, sx_site at); /* NULL: not guarded, use the core */
-bool sx_guard_free(void *p, sx_site at);                     /* false: not a guarded block */
+void *sx_guard_alloc(size_t size, size_t align, sx_stack *st); /* NULL: not guarded: the core */
+bool sx_guard_free(void *p, sx_stack *st);   /* false: not a guarded block; st: the free's stack */
 size_t sx_guard_unguarded(void); /* blocks served without a guard */
 bool sx_guard_size(const void *p, size_t *size);             /* false: not a guarded block */
 void sx_guard_lock(void);

@@ -17,7 +17,7 @@
  *
  * Each guarded block costs two mappings (block and guard); the kernel allows vm.max_map_count
  * (65530 by default) per process. When mapping fails, the quarantine is shortened and, if that
- * does not help, blocks are served unguarded from the core, counted and said once.
+ * does not help, blocks are served unguarded from the core, counted and said once (diag.c).
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -151,9 +151,7 @@ static uint8_t *map_guarded(size_t len, size_t page) {
         }
         quarantine_trim(qbytes / 2, qlen / 2); /* the map count, most likely: make room */
     }
-    if (atomic_fetch_add(&unguarded, 1) == 0)
-        sx_message("guard: cannot map more guarded blocks (vm.max_map_count?); the rest are not "
-                   "guarded (guard_sample=N guards one in N)");
+    atomic_fetch_add(&unguarded, 1);
     return NULL;
 }
 
@@ -172,7 +170,7 @@ static void pattern_bounds(const grec *r, size_t page, uintptr_t *h0, uintptr_t 
     *t1 = data_end;
 }
 
-void *sx_guard_alloc(size_t size, size_t align, sx_site at) {
+void *sx_guard_alloc(size_t size, size_t align, sx_stack *st) {
     size_t page = sx_os_page;
     if (align > page) return NULL;
     if (sx_opt.guard_sample > 1 && ++tls_count % (unsigned)sx_opt.guard_sample) return NULL;
@@ -183,7 +181,6 @@ void *sx_guard_alloc(size_t size, size_t align, sx_site at) {
     if (!m) return NULL;
     uintptr_t start = sx_opt.guard_underflow ? (uintptr_t)m + page : (uintptr_t)m;
     uintptr_t p = sx_opt.guard_underflow ? start : sx_align_down(start + data - size, align);
-    sx_stack *st = sx_stack_here(at);
     sx_spin_lock(&lock);
     grec *r = rec_new();
     if (r) {
@@ -196,10 +193,6 @@ void *sx_guard_alloc(size_t size, size_t align, sx_site at) {
         sx_os_unmap(m, len);
         atomic_fetch_add(&unguarded, 1);
         return NULL;
-    }
-    if (st) {
-        atomic_fetch_add_explicit(&st->allocs, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&st->bytes, size, memory_order_relaxed);
     }
     uintptr_t h0, h1, t0, t1;
     pattern_bounds(r, page, &h0, &h1, &t0, &t1);
@@ -227,7 +220,7 @@ static _Noreturn void free_error(const grec *r, const char *kind, uintptr_t addr
     abort();
 }
 
-bool sx_guard_free(void *ptr, sx_site at) {
+bool sx_guard_free(void *ptr, sx_stack *st) {
     uintptr_t p = (uintptr_t)ptr;
     sx_spin_lock(&lock);
     grec *r = rec_find(p);
@@ -237,7 +230,6 @@ bool sx_guard_free(void *ptr, sx_site at) {
     }
     grec copy = *r;
     sx_spin_unlock(&lock);
-    sx_stack *st = sx_stack_here(at);
     uint32_t id = st ? st->id : 0;
     if (copy.state == FREED) free_error(&copy, "double-free", p, copy.free_stack);
     uintptr_t bad = pattern_broken(&copy);
@@ -251,8 +243,6 @@ bool sx_guard_free(void *ptr, sx_site at) {
     qlen++;
     qbytes += r->len;
     sx_spin_unlock(&lock);
-    sx_stack *as = sx_stack_get(copy.alloc_stack);
-    if (as) atomic_fetch_add_explicit(&as->frees, 1, memory_order_relaxed);
     quarantine_trim(sx_opt.quarantine, QMAX - 1);
     return true;
 }
