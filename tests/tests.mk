@@ -6,6 +6,7 @@
 #   tests/unit/*.cc     the same, in C++
 #   tests/api/*.c       linked with libstrata-api (strata_ functions beside glibc's malloc)
 #   tests/programs/*.c  real programs (python3, gcc, git, sort, ...) preloaded with libstrata
+#   tests/planted/*.c   programs with known leaks and heap bugs, for strata leaks, guard and report
 #   tests/*.sh          build checks
 
 TEST_CFLAGS   := -std=gnu11 -g -O1 -fno-builtin -Wall -Wextra -Wno-unused-parameter -Wno-alloc-size-larger-than -Iinclude -Itests -pthread
@@ -22,6 +23,7 @@ REL_TESTS := $(patsubst tests/unit/%.c,build/tests/rel/%,$(UNIT_C)) \
 DBG_TESTS := $(patsubst tests/unit/%.c,build/tests/debug/%,$(UNIT_C)) \
              $(patsubst tests/unit/%.cc,build/tests/debug/%,$(UNIT_CXX))
 PRG_TESTS := $(patsubst tests/programs/%.c,build/tests/programs/%,$(PROG))
+PLANTED   := $(patsubst tests/planted/%.c,build/tests/planted/%,$(wildcard tests/planted/*.c))
 
 REL_LINK := -Llib -lstrata -Wl,-rpath,$(CURDIR)/lib -ldl
 DBG_LINK := -fsanitize=undefined -Lbuild/debug/lib -lstrata -Wl,-rpath,$(CURDIR)/build/debug/lib -ldl
@@ -46,7 +48,11 @@ build/tests/debug/%: tests/unit/%.cc tests/harness.h tests/stress.h build/debug/
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CXX) $(TEST_CXXFLAGS) $< -o $@ $(DBG_LINK)
-build/tests/programs/%: tests/programs/%.c tests/harness.h lib/libstrata.so bin/strata
+build/tests/planted/%: tests/planted/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) -std=gnu11 -g -O0 -fno-builtin -fno-omit-frame-pointer -Wno-free-nonheap-object -pthread $< -o $@
+build/tests/programs/%: tests/programs/%.c tests/harness.h lib/libstrata.so bin/strata $(PLANTED)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -DSTRATA_ROOT='"$(CURDIR)"' $< -o $@

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "../api/alloc.h"
@@ -58,6 +59,55 @@ bool sx_diag_is_own(uintptr_t a, uintptr_t *end) {
     return false;
 }
 
+/* ---- stacks of threads that have exited ----
+ * glibc keeps them mapped for the next threads; the frames the thread left there are stale and
+ * must not keep blocks "reachable" (its descriptor and TLS at the top are not: they stay
+ * scanned). A thread notes its stack at its first recorded allocation; at its exit (a key
+ * destructor) the part below that point goes on the dead list; a new thread on the same stack
+ * takes it back. */
+#define MAX_DEAD 256
+static struct { uintptr_t lo, hi; } dead[MAX_DEAD];
+static size_t ndead;
+static sx_spin dead_lock;
+static pthread_key_t exit_key;
+static __thread uintptr_t tls_stack_lo, tls_stack_hi;
+
+static void thread_exits(void *arg) {
+    (void)arg;
+    volatile uintptr_t here = 0; /* above: the thread's descriptor and TLS, still live; below: stale */
+    sx_spin_lock(&dead_lock);
+    if (ndead < MAX_DEAD) dead[ndead].lo = tls_stack_lo, dead[ndead++].hi = (uintptr_t)&here;
+    sx_spin_unlock(&dead_lock);
+}
+
+static sx_noinline void thread_starts(void) {
+    tls_stack_lo = 1; /* tried */
+    if (gettid() == getpid()) return; /* the main thread's stack is scanned from its pointer */
+    pthread_attr_t a;
+    void *lo;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &a)) return;
+    if (!pthread_attr_getstack(&a, &lo, &size)) {
+        tls_stack_lo = (uintptr_t)lo;
+        tls_stack_hi = (uintptr_t)lo + size;
+        sx_spin_lock(&dead_lock);
+        for (size_t i = 0; i < ndead; i++)
+            if (dead[i].lo < tls_stack_hi && tls_stack_lo < dead[i].hi) dead[i--] = dead[--ndead];
+        sx_spin_unlock(&dead_lock);
+        pthread_setspecific(exit_key, (void *)1);
+    }
+    pthread_attr_destroy(&a);
+}
+
+bool sx_diag_is_dead_stack(uintptr_t a, uintptr_t *end) {
+    for (size_t i = 0; i < ndead; i++)
+        if (a >= dead[i].lo && a < dead[i].hi) {
+            *end = dead[i].hi;
+            return true;
+        }
+    return false;
+}
+
 /* ---- start-up and fork ---- */
 static void fork_prepare(void) {
     sx_spin_lock(&own_lock);
@@ -85,6 +135,7 @@ static sx_noinline void diag_start(void) {
         sx_track_init();
         if (sx_opt.diag == SX_DIAG_GUARD) sx_guard_init();
         sx_dump_init();
+        pthread_key_create(&exit_key, thread_exits);
         pthread_atfork(fork_prepare, fork_release, fork_release);
         sx_diag_mode = sx_opt.diag;
     }
@@ -140,6 +191,7 @@ static void say_unguarded(void) {
 void *sx_diag_alloc(size_t size, size_t align, bool zero, sx_site at) {
     if (!recording()) return core_alloc(size, align, zero);
     tls_busy++;
+    if (sx_unlikely(!tls_stack_lo)) thread_starts();
     sx_stack *st = want_stack(size) ? sx_stack_here(at) : NULL;
     void *p = NULL;
     if (sx_diag_mode == SX_DIAG_GUARD) {

@@ -41,6 +41,8 @@ extern size_t sx_diag_sample_bytes; /* diag_sample: take a stack once per this m
 void *sx_diag_map(size_t size);
 void sx_diag_unmap(void *p, size_t size);
 bool sx_diag_is_own(uintptr_t a, uintptr_t *end); /* in one of them? *end: where it ends */
+/* In the stack of a thread that has exited (still mapped, for reuse)? *end: where it ends */
+bool sx_diag_is_dead_stack(uintptr_t a, uintptr_t *end);
 
 /* A spin lock for short critical sections; fork handlers take and release them all. */
 typedef struct { _Atomic int v; } sx_spin;

@@ -3,8 +3,9 @@
  *
  * The roots are every readable and writable mapping of the process (data and bss of the program
  * and its libraries, thread stacks, anonymous mappings, the current stack from its pointer up,
- * with the registers spilled onto it) except strata's own memory: its segments, the diagnostic
- * layer's tables, and the blocks themselves, which are scanned only once reached. Any aligned word
+ * with the registers spilled onto it) except strata's own memory (its segments, the diagnostic
+ * layer's tables, and the blocks themselves, which are scanned only once reached) and the stacks
+ * of threads that have exited. Any aligned word
  * that points into a block (its start or inside it) marks the block reachable, and the block is
  * scanned in turn. What is left unmarked is lost: nothing in the process points to it any more.
  *
@@ -77,7 +78,7 @@ static void scan_words(uintptr_t from, uintptr_t to) {
 static uintptr_t skip_own(uintptr_t a) {
     uintptr_t seg = sx_align_down(a, SX_SEG_SIZE), end;
     if (seg && sx_segmap_contains((void *)seg)) return seg + SX_SEG_SIZE; /* blocks are no roots */
-    if (sx_diag_is_own(a, &end)) return end;
+    if (sx_diag_is_own(a, &end) || sx_diag_is_dead_stack(a, &end)) return end;
     ptrdiff_t b = block_at(a); /* a huge block's later pages */
     if (b >= 0) return blocks[b].addr + blocks[b].size + 1;
     return 0;
