@@ -187,7 +187,8 @@ static bool draw(const struct report_args *a, const struct dump *d, const char *
 static void print_stacks(const struct dump *d) {
     struct symbols *sym = symbols_load(d);
     for (size_t i = 0; i < d->n_stacks; i++) {
-        printf("stack %llu (%zu frames)\n", (unsigned long long)d->stacks[i].id, d->stacks[i].depth);
+        size_t n = d->stacks[i].depth;
+        printf("stack %llu (%zu frame%s)\n", (unsigned long long)d->stacks[i].id, n, n == 1 ? "" : "s");
         symbols_print_stack(stdout, sym, &d->stacks[i], "    ", 0);
     }
     symbols_free(sym);
@@ -206,7 +207,8 @@ static int from_dump(struct report_args *a) {
     } else {
         char outcome[128];
         outcome_of_dump(&d, outcome, sizeof outcome);
-        status = output_writable(a) && draw(a, &d, *d.exe ? d.exe : a->from_dump, outcome) ? 0 : 1;
+        if (!output_writable(a)) status = 1;
+        else if (!draw(a, &d, *d.exe ? d.exe : a->from_dump, outcome)) status = 1, drop_output(a);
     }
     dump_free(&d);
     return status;

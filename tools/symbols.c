@@ -277,12 +277,21 @@ void symbols_free(struct symbols *s) {
 
 /* ---- words ---- */
 
+/* "file:12", or "file" when the line is unknown. */
+static void location(const struct sym_frame *f, char *buf, size_t cap) {
+    if (f->line) snprintf(buf, cap, "%s:%u", f->file, f->line);
+    else snprintf(buf, cap, "%s", f->file);
+}
+
 void sym_frame_text(const struct sym_frame *f, char *buf, size_t cap) {
     unsigned long long off = (unsigned long long)f->offset, foff = (unsigned long long)f->func_off;
+    char where[768] = "";
+    if (f->file) location(f, where, sizeof where);
     if (!f->module) snprintf(buf, cap, "??");
-    else if (f->func && f->file) snprintf(buf, cap, "%s (%s:%u)", f->func, f->file, f->line);
+    else if (f->func && f->file) snprintf(buf, cap, "%s (%s)", f->func, where);
     else if (f->func && f->func_start) snprintf(buf, cap, "%s+0x%llx (%s)", f->func, foff, f->module);
     else if (f->func) snprintf(buf, cap, "%s (%s+0x%llx)", f->func, f->module, off);
+    else if (f->file) snprintf(buf, cap, "%s+0x%llx (%s)", f->module, off, where);
     else snprintf(buf, cap, "%s+0x%llx", f->module, off);
 }
 

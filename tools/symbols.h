@@ -43,6 +43,7 @@ const struct sym_frame *symbols_frame(struct symbols *s, uint64_t pc);
  *   make_node (tests/leaky.c:12)        function and line
  *   make_node+0x1f (leaky)              function from the symbol table, no line
  *   make_node (leaky+0x1234)            function from addr2line, no line
+ *   leaky+0x1234 (tests/leaky.c:12)     a line, no function
  *   libfoo.so+0x1234                    no function
  *   ??                                  in no module */
 void sym_frame_text(const struct sym_frame *f, char *buf, size_t cap);

@@ -93,7 +93,7 @@ static const char fixture[] =
     "process 4242 report exit\n"
     "exe %s\n"
     "module 0x555555554000 0x555555555000 0x555555560000 \n"
-    "module 0x7ffff7d80000 0x7ffff7da8000 0x7ffff7f3d000 /nonexistent/libfoo.so.6\n"
+    "module 0x7ffff7d80000 0x7ffff7da8000 0x7ffff7f3d000 /nonexistent/my libs/libfoo.so.6\n"
     "stack 1 3 0x555555555100 0x555555555200 0x7ffff7da9000\n"
     "stack 2 3 0x555555555300 0x555555555200 0x7ffff7da9000\n"
     "stack 3 2 0x7ffff7db0000 0x555555555400\n"
@@ -232,6 +232,34 @@ static void program_names_are_escaped(void) {
            "operator< not escaped");
     CHECKF(!strstr(page, "<b>tree") && strstr(page, "&lt;b&gt;tree&lt;/b&gt;.cc:7"), "file name not escaped");
     CHECKF(strstr(page, "prog&lt;i&gt;&amp;&quot;q&quot;"), "exe path not escaped");
+    free(page);
+}
+
+/* Replace the first `from` in text (of capacity cap) with `to`. */
+static void substitute(char *text, size_t cap, const char *from, const char *to) {
+    char *at = strstr(text, from);
+    size_t a = strlen(from), b = strlen(to);
+    if (!at || strlen(text) - a + b >= cap) abort();
+    memmove(at + b, at + a, strlen(at + a) + 1);
+    memcpy(at, to, b);
+}
+
+/* Guard mode: the misuse that stopped the program, with the stacks of its block. */
+static void misuse_is_shown(void) {
+    char dump[PATH_MAX], text[sizeof fixture + PATH_MAX + 128], *page;
+    path_of(dump, sizeof dump, "guard.dump");
+    snprintf(text, sizeof text, fixture, "/nonexistent/leaky");
+    substitute(text, sizeof text, "report exit\n", "guard signal 11\n");
+    substitute(text, sizeof text, "end\n", "error use-after-free 0x5555555a0010 1 2 64 16 write\nend\n");
+    CHECK(write_text(dump, text));
+    th_result r = draw("guard.dump", "guard.html", &page, NULL);
+    CHECKF(r.exited && r.code == 0 && page, "code %d err %s", r.code, r.err);
+    CHECKF(strstr(page, "killed by signal 11 (SIGSEGV)"), "outcome: %.300s", strstr(page, "<p class=\"outcome\">"));
+    const char *error = strstr(page, "<section id=\"error\">");
+    CHECKF(error && error < strstr(page, "<section id=\"heap\">"), "no misuse section before the others");
+    CHECKF(strstr(error, "<b>use-after-free</b>: write at 0x5555555a0010, 16 bytes from the start of a block of 64 B"),
+           "%.400s", error);
+    CHECKF(strstr(error, "allocated at") && strstr(error, "freed at") && strstr(error, "leaky+0x1300"), "stacks");
     free(page);
 }
 
@@ -700,6 +728,7 @@ int main(int argc, char **argv) {
 
     RUN(fixture_draws_every_section);
     RUN(program_names_are_escaped);
+    RUN(misuse_is_shown);
     RUN(chromium_draws_the_charts);
     RUN(chromium_shows_planted_names_as_text);
     RUN(symbols_name_function_and_line);
