@@ -8,6 +8,7 @@
  * consecutive samples, so that peaks survive.
  */
 #define _GNU_SOURCE
+#include <stdbool.h>
 #include <string.h>
 
 #include "chart.h"
@@ -56,9 +57,10 @@ static struct axis make_axis(double max, enum chart_unit u, int ticks) {
     return a;
 }
 
+/* "1.5 MiB", "250 ms", "20k" (count suffixes stick to the number). */
 static void tick_label(const struct axis *a, double v, char *buf, size_t cap) {
-    snprintf(buf, cap, "%g%s%s", v / a->unit, *a->suffix && strcmp(a->suffix, "k") && strcmp(a->suffix, "M") ? " " : "",
-             a->suffix);
+    bool apart = *a->suffix && strcmp(a->suffix, "k") != 0 && strcmp(a->suffix, "M") != 0;
+    snprintf(buf, cap, "%g%s%s", v / a->unit, apart ? " " : "", a->suffix);
 }
 
 static double px(const struct axis *a, double x) { return LEFT + x / a->max * PLOT_W; }
