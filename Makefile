@@ -90,7 +90,8 @@ build/debug/lib/libstrata.so: $(DBG_OBJ) build/debug/api/override.o
 	@$(CC) -shared -fsanitize=undefined -Wl,-soname,libstrata.so -o $@ $^ -lpthread
 
 TOOLS_C := $(wildcard tools/*.c)
-bin/strata: $(TOOLS_C) tools/cli.h include/strata.h
+TOOLS_H := $(wildcard tools/*.h) src/diag/dump.h
+bin/strata: $(TOOLS_C) $(TOOLS_H) include/strata.h
 	@mkdir -p bin
 	@echo "  CC      $@"
 	@$(CC) -std=gnu11 -g $(OPT) $(WARN) -Iinclude \

@@ -2,14 +2,17 @@
  * cli.c — shared by the subcommands: usage, finding libstrata.so, running a program on it.
  *
  * The library is found next to the command (../lib/libstrata.so), then in the installation
- * directory, or wherever STRATA_LIBRARY points.
+ * directory, or wherever STRATA_LIBRARY points; the same goes for libstrata-diag.so (leaks, guard,
+ * report) and STRATA_DIAG_LIBRARY.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -24,6 +27,10 @@ static const char usage_text[] =
     "       strata maps [-t] [-o OPTIONS] [-O FILE] -- CMD [ARGS...]\n"
     "                                                    the same for CMD on strata as it exits (on stderr)\n"
     "       strata stats [-o OPTIONS] [--] CMD [ARGS...] run CMD on strata, heap statistics at exit\n"
+    "       strata report [-o OPTIONS] [-O FILE] [--depth N] [--] CMD [ARGS...]\n"
+    "                                                    run CMD recording every allocation's call stack;\n"
+    "                                                    an HTML report (heap over time, allocation sites,\n"
+    "                                                    leaks, sizes) in FILE (strata-report.html)\n"
     "       strata options                               list the STRATA_OPTIONS settings\n"
     "       strata version                               print the version\n"
     "       strata help                                  print this text\n"
@@ -31,7 +38,8 @@ static const char usage_text[] =
     "  -o, --options OPTIONS   add OPTIONS (name=value,...) to STRATA_OPTIONS for CMD\n"
     "  -v, --verbose           same as -o verbose=1: say that strata serves CMD, summary at exit\n"
     "  -t, --totals            maps: only the totals per kind, the process and the system summary\n"
-    "  -O, --output FILE       maps: write to FILE instead of stdout (stderr with -- CMD)\n";
+    "  -O, --output FILE       maps: write to FILE instead of stdout (stderr with -- CMD); report: the page\n"
+    "      --depth N           report: keep N frames of each call stack (diag_depth=N)\n";
 
 _Noreturn void cli_usage(const char *fmt, const char *arg) {
     if (fmt) {
@@ -47,16 +55,17 @@ void cli_help(FILE *out) { fputs(usage_text, out); }
 
 static int readable(const char *path) { return access(path, R_OK) == 0; }
 
-/* The library to preload, as an absolute path. */
-const char *cli_library(void) {
-    static char path[PATH_MAX + 32], real[PATH_MAX];
-    const char *env = getenv("STRATA_LIBRARY");
-    if (env && *env) {
-        if (!readable(env)) {
-            fprintf(stderr, "strata: STRATA_LIBRARY=%s: %s\n", env, strerror(errno));
+/* A library of strata's (file name `file`), as an absolute path; the environment variable `env`
+ * overrides where it is looked for. Exits with a message if there is none. */
+const char *cli_library_named(const char *file, const char *env) {
+    char path[PATH_MAX + 64], real[PATH_MAX];
+    const char *set = getenv(env);
+    if (set && *set) {
+        if (!readable(set)) {
+            fprintf(stderr, "strata: %s=%s: %s\n", env, set, strerror(errno));
             exit(1);
         }
-        return env;
+        return set;
     }
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -65,17 +74,45 @@ const char *cli_library(void) {
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = '\0';
-            snprintf(path, sizeof path, "%s/../lib/libstrata.so", exe);
-            if (readable(path)) return realpath(path, real) ? real : path;
+            snprintf(path, sizeof path, "%s/../lib/%s", exe, file);
+            if (readable(path)) return cli_strdup(realpath(path, real) ? real : path);
         }
     }
-    snprintf(path, sizeof path, "%s/libstrata.so", STRATA_LIBDIR);
-    if (readable(path)) return path;
-    fprintf(stderr,
-            "strata: cannot find libstrata.so (looked beside the command and in %s); "
-            "set STRATA_LIBRARY to its path\n",
-            STRATA_LIBDIR);
+    snprintf(path, sizeof path, "%s/%s", STRATA_LIBDIR, file);
+    if (readable(path)) return cli_strdup(path);
+    fprintf(stderr, "strata: cannot find %s (looked beside the command and in %s); set %s to its path\n", file,
+            STRATA_LIBDIR, env);
     exit(1);
+}
+
+/* libstrata.so, found once. */
+const char *cli_library(void) {
+    static const char *found;
+    if (!found) found = cli_library_named("libstrata.so", "STRATA_LIBRARY");
+    return found;
+}
+
+void *cli_alloc(size_t n) {
+    void *p = calloc(1, n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "strata: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+void *cli_realloc(void *p, size_t n) {
+    p = realloc(p, n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "strata: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+char *cli_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(cli_alloc(n), s, n);
 }
 
 /* Prepend `value` to a colon- or comma-separated environment list. */
@@ -111,7 +148,9 @@ void cli_add_options(const char *opts) {
     free(s);
 }
 
-void cli_preload(void) { env_prepend("LD_PRELOAD", cli_library(), ':'); }
+void cli_preload_library(const char *path) { env_prepend("LD_PRELOAD", path, ':'); }
+
+void cli_preload(void) { cli_preload_library(cli_library()); }
 
 _Noreturn void cli_exec_on_strata(char **argv) {
     cli_preload();
@@ -150,4 +189,29 @@ int cli_command_start(int argc, char **argv, const char *sub) {
         cli_usage(msg, NULL);
     }
     return i;
+}
+
+static const char *const signal_names[] = {
+    [SIGHUP] = "SIGHUP",   [SIGINT] = "SIGINT",       [SIGQUIT] = "SIGQUIT", [SIGILL] = "SIGILL",
+    [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT",     [SIGBUS] = "SIGBUS",   [SIGFPE] = "SIGFPE",
+    [SIGKILL] = "SIGKILL", [SIGUSR1] = "SIGUSR1",     [SIGSEGV] = "SIGSEGV", [SIGUSR2] = "SIGUSR2",
+    [SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM",     [SIGTERM] = "SIGTERM", [SIGCHLD] = "SIGCHLD",
+    [SIGCONT] = "SIGCONT", [SIGSTOP] = "SIGSTOP",     [SIGTSTP] = "SIGTSTP", [SIGTTIN] = "SIGTTIN",
+    [SIGTTOU] = "SIGTTOU", [SIGURG] = "SIGURG",       [SIGXCPU] = "SIGXCPU", [SIGXFSZ] = "SIGXFSZ",
+    [SIGVTALRM] = "SIGVTALRM", [SIGPROF] = "SIGPROF", [SIGWINCH] = "SIGWINCH", [SIGIO] = "SIGIO",
+    [SIGPWR] = "SIGPWR",   [SIGSYS] = "SIGSYS",
+};
+
+const char *cli_signal_name(int sig) {
+    if (sig > 0 && (size_t)sig < sizeof signal_names / sizeof signal_names[0] && signal_names[sig])
+        return signal_names[sig];
+    return sig >= SIGRTMIN && sig <= SIGRTMAX ? "a real-time signal" : "unknown";
+}
+
+int cli_exit_status(const char *cmd, int status) {
+    if (status < 0) return 1;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    int sig = WTERMSIG(status);
+    fprintf(stderr, "strata: %s killed by signal %d (%s)\n", cmd, sig, cli_signal_name(sig));
+    return 128 + sig;
 }

@@ -14,10 +14,18 @@ _Noreturn void cli_usage(const char *fmt, const char *arg);
 void cli_help(FILE *out);
 /* libstrata.so to preload, as an absolute path; exits with a message if there is none. */
 const char *cli_library(void);
+/* The same for another library of strata's: `file` (libstrata-diag.so) beside the command or in
+ * the installation directory, unless the environment variable `env` names it. */
+const char *cli_library_named(const char *file, const char *env);
+/* Memory or exit(1) with a message. */
+void *cli_alloc(size_t n); /* zeroed */
+void *cli_realloc(void *p, size_t n);
+char *cli_strdup(const char *s);
 /* Add name=value,... to STRATA_OPTIONS (later options win). */
 void cli_add_options(const char *opts);
-/* Put libstrata in LD_PRELOAD (keeping what is there). */
+/* Put libstrata (or the library at `path`) in LD_PRELOAD, keeping what is there. */
 void cli_preload(void);
+void cli_preload_library(const char *path);
 /* Read the options of `strata SUB [-o OPTIONS] [-v] [--] CMD ARGS...` (argv[0] is SUB) into the
  * environment; the index of CMD. A bad option or no command is a usage error. */
 int cli_command_start(int argc, char **argv, const char *sub);
@@ -28,9 +36,15 @@ _Noreturn void cli_exec_on_strata(char **argv);
  * Returns the status to exit with: the command's, or 128+N when signal N killed it. */
 int cli_run_to_exit(char **argv, void (*at_exit)(pid_t pid, void *arg), void *arg);
 
+/* The status for strata to exit with after CMD's wait status: its exit code, or 128+N after a line
+ * "strata: CMD killed by signal N (SIGNAME)"; 1 for a status < 0 (no status). */
+int cli_exit_status(const char *cmd, int status);
+const char *cli_signal_name(int sig); /* "SIGTERM" */
+
 int cmd_run(int argc, char **argv);
 int cmd_options(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_maps(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

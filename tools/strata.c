@@ -4,6 +4,8 @@
  *   strata run [-o OPTIONS] [--] CMD [ARGS...]   run CMD with libstrata preloaded
  *   strata maps PID | strata maps [-o OPTIONS] -- CMD [ARGS...]
  *                                                a process's memory regions, labelled (at CMD's exit)
+ *   strata report [-o OPTIONS] [-O FILE] [--depth N] [--] CMD [ARGS...]
+ *                                                run CMD under libstrata-diag.so, draw an HTML report
  *   strata options                               list STRATA_OPTIONS with their values
  *   strata version | help
  *
@@ -24,6 +26,7 @@ static const struct {
     {"options", cmd_options},
     {"stats", cmd_stats},
     {"maps", cmd_maps},
+    {"report", cmd_report},
 };
 
 int main(int argc, char **argv) {

@@ -41,23 +41,6 @@
 
 #include "cli.h"
 
-static const char *const signal_names[] = {
-    [SIGHUP] = "SIGHUP",   [SIGINT] = "SIGINT",       [SIGQUIT] = "SIGQUIT", [SIGILL] = "SIGILL",
-    [SIGTRAP] = "SIGTRAP", [SIGABRT] = "SIGABRT",     [SIGBUS] = "SIGBUS",   [SIGFPE] = "SIGFPE",
-    [SIGKILL] = "SIGKILL", [SIGUSR1] = "SIGUSR1",     [SIGSEGV] = "SIGSEGV", [SIGUSR2] = "SIGUSR2",
-    [SIGPIPE] = "SIGPIPE", [SIGALRM] = "SIGALRM",     [SIGTERM] = "SIGTERM", [SIGCHLD] = "SIGCHLD",
-    [SIGCONT] = "SIGCONT", [SIGSTOP] = "SIGSTOP",     [SIGTSTP] = "SIGTSTP", [SIGTTIN] = "SIGTTIN",
-    [SIGTTOU] = "SIGTTOU", [SIGURG] = "SIGURG",       [SIGXCPU] = "SIGXCPU", [SIGXFSZ] = "SIGXFSZ",
-    [SIGVTALRM] = "SIGVTALRM", [SIGPROF] = "SIGPROF", [SIGWINCH] = "SIGWINCH", [SIGIO] = "SIGIO",
-    [SIGPWR] = "SIGPWR",   [SIGSYS] = "SIGSYS",
-};
-
-static const char *signal_name(int sig) {
-    if (sig > 0 && (size_t)sig < sizeof signal_names / sizeof signal_names[0] && signal_names[sig])
-        return signal_names[sig];
-    return sig >= SIGRTMIN && sig <= SIGRTMAX ? "a real-time signal" : "unknown";
-}
-
 /* The child: be traced (or say why not), stop so the parent can set its options, exec. */
 _Noreturn static void start_traced(char **argv) {
     if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) == 0)
@@ -119,14 +102,6 @@ static int follow(struct traced *t, void (*at_exit)(pid_t, void *), void *arg) {
     }
 }
 
-static int exit_code(const char *cmd, int status) {
-    if (status < 0) return 1;
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    int sig = WTERMSIG(status);
-    fprintf(stderr, "strata: %s killed by signal %d (%s)\n", cmd, sig, signal_name(sig));
-    return 128 + sig;
-}
-
 int cli_run_to_exit(char **argv, void (*at_exit)(pid_t, void *), void *arg) {
     fflush(NULL);
     pid_t pid = fork();
@@ -145,5 +120,5 @@ int cli_run_to_exit(char **argv, void (*at_exit)(pid_t, void *), void *arg) {
     sigaction(SIGQUIT, &old_quit, NULL);
     if (t.execed && !t.stopped_at_exit)
         fprintf(stderr, "strata: %s was not stopped at its exit (killed by SIGKILL?): no snapshot\n", argv[0]);
-    return exit_code(argv[0], status);
+    return cli_exit_status(argv[0], status);
 }
