@@ -27,6 +27,13 @@ static const char usage_text[] =
     "       strata maps [-t] [-o OPTIONS] [-O FILE] -- CMD [ARGS...]\n"
     "                                                    the same for CMD on strata as it exits (on stderr)\n"
     "       strata stats [-o OPTIONS] [--] CMD [ARGS...] run CMD on strata, heap statistics at exit\n"
+    "       strata leaks [-o OPTIONS] [-O FILE] [--depth N] [--sample BYTES] [--lost] [--] CMD [ARGS...]\n"
+    "                                                    run CMD, then list the blocks it never freed by the\n"
+    "                                                    stack that allocated them: lost, then reachable\n"
+    "       strata guard [-o OPTIONS] [-O FILE] [--depth N] [--sample N] [--underflow]\n"
+    "                    [--quarantine SIZE] [--] CMD [ARGS...]\n"
+    "                                                    run CMD with a guard page at every block: stop it at\n"
+    "                                                    the first overflow or use after free, with the stacks\n"
     "       strata report [-o OPTIONS] [-O FILE] [--depth N] [--] CMD [ARGS...]\n"
     "                                                    run CMD recording every allocation's call stack;\n"
     "                                                    an HTML report (heap over time, allocation sites,\n"
@@ -38,8 +45,13 @@ static const char usage_text[] =
     "  -o, --options OPTIONS   add OPTIONS (name=value,...) to STRATA_OPTIONS for CMD\n"
     "  -v, --verbose           same as -o verbose=1: say that strata serves CMD, summary at exit\n"
     "  -t, --totals            maps: only the totals per kind, the process and the system summary\n"
-    "  -O, --output FILE       maps: write to FILE instead of stdout (stderr with -- CMD); report: the page\n"
-    "      --depth N           report: keep N frames of each call stack (diag_depth=N)\n";
+    "  -O, --output FILE       maps: write to FILE instead of stdout (stderr with -- CMD); report: the page;\n"
+    "                          leaks, guard: their list (stderr otherwise)\n"
+    "      --depth N           leaks, guard, report: keep N frames of each call stack (1 to 64)\n"
+    "      --sample BYTES|N    leaks: a stack once per BYTES allocated; guard: one block in N guarded\n"
+    "      --lost              leaks: list only the lost blocks\n"
+    "      --underflow         guard: the guard page before each block (catches underflows)\n"
+    "      --quarantine SIZE   guard: freed blocks' address space kept inaccessible (default 256m)\n";
 
 _Noreturn void cli_usage(const char *fmt, const char *arg) {
     if (fmt) {

@@ -192,6 +192,9 @@ static bool rec_error(struct dump *d, char *p) {
         !numbers(&p, (uint64_t *[]){&e.alloc, &e.free, &e.size}, 3) || !signed_number(field(&p), &e.off) ||
         !copy_word(e.access, sizeof e.access, field(&p)))
         return false;
+    const char *at = field(&p); /* optional: where the misuse happened */
+    e.at = 0;
+    if (at && !numbers(&(char *){(char *)at}, (uint64_t *[]){&e.at}, 1)) return false;
     d->error = e;
     d->has_error = true;
     return true;

@@ -51,6 +51,7 @@ struct dump_error {
     char kind[32];   /* overflow, underflow, use-after-free, double-free, invalid-free, corrupt-tail */
     char access[16]; /* read, write or free */
     uint64_t addr, alloc, free, size; /* alloc, free: stack IDs, 0 when unknown */
+    uint64_t at;                      /* the stack where it happened (the access or the free), 0: unknown */
     int64_t off;                      /* addr - block start */
 };
 

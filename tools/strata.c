@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "diagcmd.h"
 #include "strata.h"
 
 static const struct {
@@ -26,6 +27,8 @@ static const struct {
     {"options", cmd_options},
     {"stats", cmd_stats},
     {"maps", cmd_maps},
+    {"leaks", cmd_leaks},
+    {"guard", cmd_guard},
     {"report", cmd_report},
 };
 

@@ -173,7 +173,7 @@ static void invalid_free(void *p, const char *fn, sx_site at) {
     if (sx_opt.foreign_free != SX_FOREIGN_ABORT) return;
     sx_stack *st = sx_stack_here(at);
     sx_diag_error e = {.kind = "invalid-free", .addr = (uintptr_t)p, .block = (uintptr_t)p,
-                       .free_stack = st ? st->id : 0, .access = "free"};
+                       .at_stack = st ? st->id : 0, .access = "free"};
     sx_dump_error(&e);
     sx_dump_write("abort", 0);
     (void)fn;

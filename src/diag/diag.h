@@ -116,6 +116,7 @@ typedef struct {
     uintptr_t block;    /* the block's start (0: none) */
     size_t size;
     uint32_t alloc_stack, free_stack;
+    uint32_t at_stack;  /* where it happened: the faulting access, or the bad free */
     const char *access; /* read, write, free */
 } sx_diag_error;
 void sx_dump_init(void); /* handlers of fatal signals write what was recorded */

@@ -159,8 +159,8 @@ static bool has_error;
 static void put_error(void) {
     if (!has_error) return;
     const sx_diag_error *e = &error;
-    put("error %s 0x%lx %u %u %zu %ld %s\n", e->kind, (unsigned long)e->addr, e->alloc_stack,
-        e->free_stack, e->size, (long)(e->addr - e->block), e->access);
+    put("error %s 0x%lx %u %u %zu %ld %s %u\n", e->kind, (unsigned long)e->addr, e->alloc_stack,
+        e->free_stack, e->size, (long)(e->addr - e->block), e->access, e->at_stack);
 }
 
 /* Without a file to write to (no diag_file: the library used without the command), one line. */

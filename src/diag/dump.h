@@ -33,14 +33,15 @@
  *                                        tracked (allocations with a stack: all of them unless
  *                                        sampling) sample_bytes depth unguarded (guard mode:
  *                                        blocks served without a guard: the map limit was hit)
- *   error KIND ADDR ALLOC FREE SIZE OFF ACCESS
+ *   error KIND ADDR ALLOC FREE SIZE OFF ACCESS AT
  *                                        the misuse that stopped the program (at most one):
  *                                        KIND overflow, underflow, use-after-free, double-free,
  *                                        invalid-free, corrupt-tail (bytes past the end written,
  *                                        found on free); ADDR the faulting or freed address; the
  *                                        block's stacks (0: unknown), size and OFF = ADDR - block
  *                                        start (may be negative or past SIZE); ACCESS read, write
- *                                        or free; ALLOC, FREE, ADDR and OFF as above, ADDR in hex
+ *                                        or free; AT the stack where it happened (the faulting
+ *                                        access, or the free), 0: unknown; ADDR in hex
  *   end
  */
 #ifndef STRATA_DIAG_DUMP_H

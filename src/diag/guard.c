@@ -212,9 +212,11 @@ static uintptr_t pattern_broken(const grec *r) {
     return 0;
 }
 
-static _Noreturn void free_error(const grec *r, const char *kind, uintptr_t addr, uint32_t free_stack) {
+static _Noreturn void free_error(const grec *r, const char *kind, uintptr_t addr, uint32_t free_stack,
+                                 uint32_t here) {
     sx_diag_error e = {.kind = kind, .addr = addr, .block = r->p, .size = r->size,
-                       .alloc_stack = r->alloc_stack, .free_stack = free_stack, .access = "free"};
+                       .alloc_stack = r->alloc_stack, .free_stack = free_stack, .at_stack = here,
+                       .access = "free"};
     sx_dump_error(&e);
     sx_dump_write("abort", 0);
     abort();
@@ -231,9 +233,9 @@ bool sx_guard_free(void *ptr, sx_stack *st) {
     grec copy = *r;
     sx_spin_unlock(&lock);
     uint32_t id = st ? st->id : 0;
-    if (copy.state == FREED) free_error(&copy, "double-free", p, copy.free_stack);
+    if (copy.state == FREED) free_error(&copy, "double-free", p, copy.free_stack, id);
     uintptr_t bad = pattern_broken(&copy);
-    if (bad) free_error(&copy, "corrupt-tail", bad, id);
+    if (bad) free_error(&copy, "corrupt-tail", bad, 0, id);
     sx_os_decommit((void *)copy.base, copy.len);
     sx_os_protect((void *)copy.base, copy.len, PROT_NONE);
     sx_spin_lock(&lock);
@@ -266,6 +268,15 @@ static const char *access_of(void *ctx) {
 #endif
 }
 
+static uintptr_t fault_pc(void *ctx) {
+#if defined(__x86_64__)
+    return (uintptr_t)((ucontext_t *)ctx)->uc_mcontext.gregs[REG_RIP];
+#else
+    (void)ctx;
+    return 0;
+#endif
+}
+
 static void on_fault(int sig, siginfo_t *si, void *ctx) {
     uintptr_t a = (uintptr_t)si->si_addr;
     const grec *hit = NULL;
@@ -275,9 +286,10 @@ static void on_fault(int sig, siginfo_t *si, void *ctx) {
         const char *kind = hit->state == FREED ? "use-after-free"
                            : a >= hit->p + hit->size ? "overflow"
                                                      : "underflow";
+        sx_stack *here = sx_stack_here((sx_site){fault_pc(ctx), 0});
         sx_diag_error e = {.kind = kind, .addr = a, .block = hit->p, .size = hit->size,
                            .alloc_stack = hit->alloc_stack, .free_stack = hit->free_stack,
-                           .access = access_of(ctx)};
+                           .at_stack = here ? here->id : 0, .access = access_of(ctx)};
         sx_dump_error(&e);
         sx_dump_write("signal", sig);
         signal(SIGSEGV, SIG_DFL); /* returning faults again, now fatally */
