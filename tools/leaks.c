@@ -44,9 +44,14 @@ static void print_leak(struct diag_cmd *c, const struct dump_leak *l) {
 }
 
 static void summary(struct diag_cmd *c) {
-    uint64_t lb, ln, rb, rn, v;
+    uint64_t lb, ln, rb, rn, v, nostack[4] = {0};
     dump_leak_sum(&c->dump, DUMP_LOST, &lb, &ln);
     dump_leak_sum(&c->dump, DUMP_REACHABLE, &rb, &rn);
+    dump_total(&c->dump, "lost_nostack_blocks", &nostack[0]);
+    dump_total(&c->dump, "lost_nostack_bytes", &nostack[1]);
+    dump_total(&c->dump, "reachable_nostack_blocks", &nostack[2]);
+    dump_total(&c->dump, "reachable_nostack_bytes", &nostack[3]);
+    ln += nostack[0], lb += nostack[1], rn += nostack[2], rb += nostack[3];
     char lost[64], reach[64], req[64];
     bytes_text(lb, lost, sizeof lost);
     bytes_text(rb, reach, sizeof reach);
@@ -65,8 +70,9 @@ static void summary(struct diag_cmd *c) {
         uint64_t tracked = 0;
         dump_total(&c->dump, "tracked", &tracked);
         fprintf(c->out, "strata: leaks: sampled: %llu of the allocations have a stack (one per %llu bytes); "
-                        "leaked blocks without one are not listed\n",
-                (unsigned long long)tracked, (unsigned long long)v);
+                        "%llu lost and %llu reachable blocks without one are counted above, not listed\n",
+                (unsigned long long)tracked, (unsigned long long)v, (unsigned long long)nostack[0],
+                (unsigned long long)nostack[2]);
     }
     if (c->dump.end != DUMP_END_EXIT)
         fprintf(c->out, "strata: leaks: %s did not exit normally: no leak scan, only what was recorded\n",

@@ -99,6 +99,8 @@ void sx_track_sample_now(void);
 /* Marks every recorded block reachable or lost, adding to the stacks' lost_/reach_ fields.
  * Track locks held. Returns false if it could not get memory for its work. */
 bool sx_scan_leaks(void);
+/* Leaked blocks that have no stack (diag_sample): lost blocks, bytes, reachable blocks, bytes. */
+extern uint64_t sx_scan_nostack[4];
 
 /* ---- guard.c: guard pages and quarantine ---- */
 void sx_guard_init(void);

@@ -148,6 +148,8 @@ static void put_totals(const sx_track_totals *t) {
         {"live_blocks", t->live_blocks}, {"peak_live", t->peak_live}, {"tracked", t->tracked},
         {"sample_bytes", sx_diag_sample_bytes}, {"depth", (uint64_t)sx_opt.diag_depth},
         {"unguarded", sx_guard_unguarded()},
+        {"lost_nostack_blocks", sx_scan_nostack[0]}, {"lost_nostack_bytes", sx_scan_nostack[1]},
+        {"reachable_nostack_blocks", sx_scan_nostack[2]}, {"reachable_nostack_bytes", sx_scan_nostack[3]},
     };
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         put("total %s %llu\n", kv[i].k, (unsigned long long)kv[i].v);

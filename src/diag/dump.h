@@ -33,6 +33,8 @@
  *                                        tracked (allocations with a stack: all of them unless
  *                                        sampling) sample_bytes depth unguarded (guard mode:
  *                                        blocks served without a guard: the map limit was hit)
+ *                                        lost_nostack_blocks, _bytes, reachable_nostack_blocks,
+ *                                        _bytes (leaked blocks that have no stack: sampling)
  *   error KIND ADDR ALLOC FREE SIZE OFF ACCESS AT
  *                                        the misuse that stopped the program (at most one):
  *                                        KIND overflow, underflow, use-after-free, double-free,

@@ -160,10 +160,16 @@ static void propagate(void) {
     }
 }
 
+uint64_t sx_scan_nostack[4]; /* lost blocks, bytes, reachable blocks, bytes: blocks without a stack */
+
 static void tally(void) {
     for (size_t i = 0; i < nblocks; i++) {
         sx_stack *st = blocks[i].st;
-        if (!st) continue;
+        if (!st) {
+            sx_scan_nostack[marked[i] ? 2 : 0]++;
+            sx_scan_nostack[marked[i] ? 3 : 1] += blocks[i].size;
+            continue;
+        }
         if (marked[i]) {
             st->reach_blocks++;
             st->reach_bytes += blocks[i].size;
