@@ -172,6 +172,19 @@ _Noreturn void cli_exec_on_strata(char **argv) {
     exit(err == ENOENT ? 127 : 126);
 }
 
+const char *cli_option_value(int argc, char **argv, int *i, const char *shortname, const char *longname) {
+    const char *a = argv[*i];
+    size_t n = strlen(longname);
+    if (!strncmp(a, longname, n) && a[n] == '=') return a + n + 1;
+    if ((!shortname || strcmp(a, shortname) != 0) && strcmp(a, longname) != 0) return NULL;
+    if (++*i >= argc) cli_usage("%s needs a value", a);
+    return argv[*i];
+}
+
+const char *cli_tmpdir(void) {
+    const char *dir = getenv("TMPDIR");
+    return dir && *dir ? dir : "/tmp";
+}
 
 int cli_command_start(int argc, char **argv, const char *sub) {
     int i = 1;

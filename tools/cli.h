@@ -29,6 +29,12 @@ void cli_preload_library(const char *path);
 /* Read the options of `strata SUB [-o OPTIONS] [-v] [--] CMD ARGS...` (argv[0] is SUB) into the
  * environment; the index of CMD. A bad option or no command is a usage error. */
 int cli_command_start(int argc, char **argv, const char *sub);
+/* The value of the option at argv[*i] if it is "SHORT VALUE", "LONG VALUE" or "LONG=VALUE"
+ * (shortname may be NULL), moving *i past it; NULL if argv[*i] is another option. A missing
+ * value is a usage error. */
+const char *cli_option_value(int argc, char **argv, int *i, const char *shortname, const char *longname);
+/* Where temporary files go: $TMPDIR, else /tmp. */
+const char *cli_tmpdir(void);
 /* exec argv on strata; never returns (127 if not found, 126 if not runnable). */
 _Noreturn void cli_exec_on_strata(char **argv);
 

@@ -30,8 +30,7 @@ const char *diag_library(void) {
 }
 
 static bool make_dir(struct diag_run *r) {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(r->dir, sizeof r->dir, "%s/strata-diag-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(r->dir, sizeof r->dir, "%s/strata-diag-XXXXXX", cli_tmpdir());
     if (mkdtemp(r->dir)) return true;
     fprintf(stderr, "strata: cannot make a temporary directory %s: %s\n", r->dir, strerror(errno));
     r->dir[0] = '\0';

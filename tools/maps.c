@@ -415,16 +415,6 @@ static pid_t parse_pid(const char *s) {
     return errno || v > INT_MAX ? 0 : (pid_t)v;
 }
 
-/* The value of an option: "-o VALUE", "--options VALUE" or "--options=VALUE". */
-static const char *option_value(int argc, char **argv, int *i, const char *shortname, const char *longname) {
-    const char *a = argv[*i];
-    size_t n = strlen(longname);
-    if (!strncmp(a, longname, n) && a[n] == '=') return a + n + 1;
-    if (strcmp(a, shortname) != 0 && strcmp(a, longname) != 0) return NULL;
-    if (++*i >= argc) cli_usage("%s needs a value", a);
-    return argv[*i];
-}
-
 static void parse_args(int argc, char **argv, struct maps_args *a) {
     const char *pid_arg = NULL, *v;
     for (int i = 1; i < argc; i++) {
@@ -433,10 +423,10 @@ static void parse_args(int argc, char **argv, struct maps_args *a) {
             a->cmd = argv + i + 1;
             if (!a->cmd[0]) cli_usage("maps: no command given after --", NULL);
             break;
-        } else if ((v = option_value(argc, argv, &i, "-o", "--options"))) {
+        } else if ((v = cli_option_value(argc, argv, &i, "-o", "--options"))) {
             cli_add_options(v);
             a->with_options = true;
-        } else if ((v = option_value(argc, argv, &i, "-O", "--output"))) {
+        } else if ((v = cli_option_value(argc, argv, &i, "-O", "--output"))) {
             a->output = v;
         } else if (!strcmp(arg, "-v") || !strcmp(arg, "--verbose")) {
             cli_add_options("verbose=1");

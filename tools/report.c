@@ -51,16 +51,6 @@ static void add_option(struct report_args *a, const char *opt) {
     snprintf(a->options + old, n - old, "%s%s", old ? "," : "", opt);
 }
 
-/* The value of "-s VALUE", "--long VALUE" or "--long=VALUE" at argv[*i], or NULL if it is not that. */
-static const char *value_of(int argc, char **argv, int *i, const char *shortname, const char *longname) {
-    const char *a = argv[*i];
-    size_t n = strlen(longname);
-    if (!strncmp(a, longname, n) && a[n] == '=') return a + n + 1;
-    if ((!shortname || strcmp(a, shortname) != 0) && strcmp(a, longname) != 0) return NULL;
-    if (++*i >= argc) cli_usage("%s needs a value", a);
-    return argv[*i];
-}
-
 static long parse_depth(const char *s) {
     char *end;
     errno = 0;
@@ -84,13 +74,13 @@ static void parse_args(int argc, char **argv, struct report_args *a) {
         if (!strcmp(arg, "--")) {
             a->cmd = argv + i + 1;
             break;
-        } else if ((v = value_of(argc, argv, &i, "-o", "--options"))) {
+        } else if ((v = cli_option_value(argc, argv, &i, "-o", "--options"))) {
             add_option(a, v);
-        } else if ((v = value_of(argc, argv, &i, "-O", "--output"))) {
+        } else if ((v = cli_option_value(argc, argv, &i, "-O", "--output"))) {
             a->output = v;
-        } else if ((v = value_of(argc, argv, &i, NULL, "--depth"))) {
+        } else if ((v = cli_option_value(argc, argv, &i, NULL, "--depth"))) {
             a->depth = parse_depth(v);
-        } else if ((v = value_of(argc, argv, &i, NULL, "--from-dump"))) {
+        } else if ((v = cli_option_value(argc, argv, &i, NULL, "--from-dump"))) {
             a->from_dump = v;
         } else if (!strcmp(arg, "--stacks")) {
             a->stacks = true;

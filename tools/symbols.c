@@ -90,9 +90,8 @@ static void name_from_symtab(struct symbols *s, struct sym_frame *f) {
 
 /* A file (unlinked) holding the ELF addresses to look up, one per line, ready to read. */
 static int address_file(struct sym_frame **frames, size_t n) {
-    const char *dir = getenv("TMPDIR");
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/strata-addr-XXXXXX", dir && *dir ? dir : "/tmp");
+    snprintf(path, sizeof path, "%s/strata-addr-XXXXXX", cli_tmpdir());
     int fd = mkostemp(path, O_CLOEXEC);
     if (fd < 0) return -1;
     unlink(path);
