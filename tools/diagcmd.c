@@ -10,15 +10,6 @@
 #include "cli.h"
 #include "diagcmd.h"
 
-const char *diag_arg_value(int argc, char **argv, int *i, const char *shortname, const char *longname) {
-    const char *a = argv[*i];
-    size_t n = strlen(longname);
-    if (!strncmp(a, longname, n) && a[n] == '=') return a + n + 1;
-    if ((!shortname || strcmp(a, shortname) != 0) && strcmp(a, longname) != 0) return NULL;
-    if (++*i >= argc) cli_usage("%s needs a value", a);
-    return argv[*i];
-}
-
 void diag_cmd_option(struct diag_cmd *c, const char *fmt, const char *value) {
     char opt[512];
     snprintf(opt, sizeof opt, fmt, value);
@@ -44,7 +35,7 @@ bool diag_arg_common(int argc, char **argv, int *i, struct diag_cmd *c) {
     const char *a = argv[*i], *v;
     if (!strcmp(a, "--")) {
         c->cmd = argv + *i + 1;
-    } else if ((v = diag_arg_value(argc, argv, i, "-o", "--options"))) {
+    } else if ((v = cli_option_value(argc, argv, i, "-o", "--options"))) {
         if (strchr(v, ',')) { /* a list of its own: no value check, the library says what is wrong */
             size_t old = c->options ? strlen(c->options) : 0, n = old + strlen(v) + 2;
             c->options = cli_realloc(c->options, n);
@@ -52,10 +43,10 @@ bool diag_arg_common(int argc, char **argv, int *i, struct diag_cmd *c) {
         } else {
             diag_cmd_option(c, "%s", v);
         }
-    } else if ((v = diag_arg_value(argc, argv, i, "-O", "--output"))) {
+    } else if ((v = cli_option_value(argc, argv, i, "-O", "--output"))) {
         if (!*v) cli_usage("%s: -O needs a file name", c->sub);
         c->output = v;
-    } else if ((v = diag_arg_value(argc, argv, i, NULL, "--depth"))) {
+    } else if ((v = cli_option_value(argc, argv, i, NULL, "--depth"))) {
         diag_arg_number(c->sub, "--depth", v, 1, 64);
         diag_cmd_option(c, "diag_depth=%s", v);
     } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {

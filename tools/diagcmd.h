@@ -24,9 +24,6 @@ struct diag_cmd {
     int status; /* to exit with: the command's */
 };
 
-/* The value of "-s VALUE", "--long VALUE" or "--long=VALUE" at argv[*i], or NULL if it is not that
- * option; a missing value is a usage error. shortname may be NULL. */
-const char *diag_arg_value(int argc, char **argv, int *i, const char *shortname, const char *longname);
 /* Add name=value to the options for STRATA_OPTIONS. */
 void diag_cmd_option(struct diag_cmd *c, const char *fmt, const char *value);
 /* The options every diag command takes at argv[*i]: -o, -v, -O, --depth. True if it was one;

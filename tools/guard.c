@@ -45,10 +45,10 @@ int cmd_guard(int argc, char **argv) {
     for (int i = 1; i < argc && !c.cmd; i++) {
         const char *v;
         if (diag_arg_common(argc, argv, &i, &c)) continue;
-        if ((v = diag_arg_value(argc, argv, &i, NULL, "--sample"))) {
+        if ((v = cli_option_value(argc, argv, &i, NULL, "--sample"))) {
             diag_arg_number("guard", "--sample", v, 1, 1000000);
             diag_cmd_option(&c, "guard_sample=%s", v);
-        } else if ((v = diag_arg_value(argc, argv, &i, NULL, "--quarantine"))) {
+        } else if ((v = cli_option_value(argc, argv, &i, NULL, "--quarantine"))) {
             diag_cmd_option(&c, "quarantine=%s", v);
         } else if (!strcmp(argv[i], "--underflow")) {
             diag_cmd_option(&c, "%s", "guard_underflow=1");

@@ -85,7 +85,7 @@ int cmd_leaks(int argc, char **argv) {
     for (int i = 1; i < argc && !c.cmd; i++) {
         const char *v;
         if (diag_arg_common(argc, argv, &i, &c)) continue;
-        if ((v = diag_arg_value(argc, argv, &i, NULL, "--sample"))) {
+        if ((v = cli_option_value(argc, argv, &i, NULL, "--sample"))) {
             diag_arg_number("leaks", "--sample", v, 1, 1L << 40);
             diag_cmd_option(&c, "diag_sample=%s", v);
         } else if (!strcmp(argv[i], "--lost")) {

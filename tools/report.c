@@ -32,7 +32,7 @@
 #include "symbols.h"
 
 #define DEFAULT_OUTPUT "strata-report.html"
-#define MAX_DEPTH 1024
+#define MAX_DEPTH 64 /* the library's limit (diag_depth) */
 
 struct report_args {
     char **cmd;
@@ -56,7 +56,7 @@ static long parse_depth(const char *s) {
     errno = 0;
     long v = strtol(s, &end, 10);
     if (errno || !*s || *end || v < 1 || v > MAX_DEPTH)
-        cli_usage("report: --depth takes a number of frames from 1 to 1024, not '%s'", s);
+        cli_usage("report: --depth takes a number of frames from 1 to 64, not '%s'", s);
     return v;
 }
 

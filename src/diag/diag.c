@@ -121,6 +121,11 @@ static void fork_release(void) {
     sx_spin_unlock(&own_lock);
 }
 
+static void fork_child(void) {
+    fork_release();
+    sx_dump_pid_changed();
+}
+
 static sx_noinline void diag_start(void) {
     int expected = 0;
     if (!atomic_compare_exchange_strong(&ready, &expected, 1)) {
@@ -136,7 +141,7 @@ static sx_noinline void diag_start(void) {
         if (sx_opt.diag == SX_DIAG_GUARD) sx_guard_init();
         sx_dump_init();
         pthread_key_create(&exit_key, thread_exits);
-        pthread_atfork(fork_prepare, fork_release, fork_release);
+        pthread_atfork(fork_prepare, fork_release, fork_child);
         sx_diag_mode = sx_opt.diag;
     }
     atomic_store_explicit(&ready, 2, memory_order_release);

@@ -122,6 +122,7 @@ typedef struct {
     const char *access; /* read, write, free */
 } sx_diag_error;
 void sx_dump_init(void); /* handlers of fatal signals write what was recorded */
+void sx_dump_pid_changed(void); /* in a fork child */
 /* Keep the misuse that stops the program (for the file) and say it in one line on stderr. */
 void sx_dump_error(const sx_diag_error *e);
 /* Write the file (once per process): how = "exit" (then leaks are scanned), "signal" or "abort". */

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "diag.h"
@@ -248,6 +249,7 @@ static void on_fatal(int sig) {
 }
 
 void sx_dump_init(void) {
+    sx_dump_pid_changed();
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         struct sigaction old;
@@ -258,3 +260,20 @@ void sx_dump_init(void) {
 }
 
 __attribute__((destructor)) static void dump_at_exit(void) { sx_dump_write("exit", 0); }
+
+/* Programs that leave with _exit (dash's exit builtin does) run no destructor: libstrata-diag.so
+ * provides _exit and _Exit, writes the file, then ends the process. Not in a child of vfork (or
+ * posix_spawn), which shares its parent's memory: its pid is not the one the fork handlers saw. */
+static pid_t main_pid;
+void sx_dump_pid_changed(void) { main_pid = getpid(); }
+
+static _Noreturn void leave(int status) {
+    if (getpid() == main_pid) sx_dump_write("exit", 0);
+    syscall(SYS_exit_group, status);
+    __builtin_unreachable();
+}
+
+void _exit(int status);
+void _Exit(int status);
+sx_public void _exit(int status) { leave(status); }
+sx_public void _Exit(int status) { leave(status); }
