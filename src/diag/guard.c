@@ -16,12 +16,16 @@
  * stacks. A fault that is no guard's goes to the handler that was there before.
  *
  * Each guarded block costs two mappings (block and guard); the kernel allows vm.max_map_count
- * (65530 by default) per process. When mapping fails, the quarantine is shortened and, if that
- * does not help, blocks are served unguarded from the core, counted and said once (diag.c).
+ * (65530 by default) per process, and the core needs some too. Guarded blocks, live and
+ * quarantined, are held to a third of the limit: past it the oldest freed ones are unmapped, and
+ * if live ones fill it, blocks are served unguarded from the core (no system call tried), counted
+ * and said once (diag.c).
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -49,16 +53,38 @@ typedef struct {
 static grec *recs;
 static uint32_t *heads;     /* HASH chains by block address: index + 1 */
 static uint32_t *quar;      /* ring of freed records, oldest first */
-static uint32_t nrecs, free_recs, qfirst, qlen;
+static uint32_t nrecs, free_recs, qfirst, qlen, live_recs;
 static size_t qbytes;
 static sx_spin lock;
 static _Atomic size_t unguarded;
+static uint32_t budget; /* guarded blocks (live and quarantined) the map count leaves room for */
 static __thread unsigned tls_count __attribute__((tls_model("initial-exec")));
 static struct sigaction previous;
 
 static void on_fault(int sig, siginfo_t *si, void *ctx);
 
+/* Each guarded block holds two of the process's vm.max_map_count mappings (one once freed): keep
+ * a third of the limit for the program and the core, which must still be able to map and unmap. */
+static uint32_t map_budget(void) {
+    char buf[32];
+    long limit = 65530;
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n > 0) {
+            buf[n] = '\0';
+            long v = 0;
+            for (char *c = buf; *c >= '0' && *c <= '9'; c++) v = v * 10 + (*c - '0');
+            if (v > 0) limit = v;
+        }
+    }
+    long b = limit / 3;
+    return b > (long)MAX_RECS ? MAX_RECS : (uint32_t)b;
+}
+
 void sx_guard_init(void) {
+    budget = map_budget();
     recs = sx_diag_map(MAX_RECS * sizeof *recs);
     heads = sx_diag_map(HASH * sizeof *heads);
     quar = sx_diag_map(QMAX * sizeof *quar);
@@ -142,6 +168,11 @@ static void quarantine_trim(size_t keep_bytes, uint32_t keep_count) {
 
 /* ---- allocation ---- */
 static uint8_t *map_guarded(size_t len, size_t page) {
+    if (live_recs + qlen >= budget) quarantine_trim((size_t)-1, qlen / 2); /* room: oldest freed out */
+    if (live_recs + qlen >= budget) { /* the map count is spoken for: no guard, and no system call */
+        atomic_fetch_add(&unguarded, 1);
+        return NULL;
+    }
     for (int attempt = 0; attempt < 2; attempt++) {
         uint8_t *m = sx_os_map(len);
         if (m) {
@@ -187,6 +218,7 @@ void *sx_guard_alloc(size_t size, size_t align, sx_stack *st) {
         *r = (grec){.base = (uintptr_t)m, .len = len, .p = p, .size = size,
                     .alloc_stack = st ? st->id : 0, .state = LIVE};
         rec_link(r);
+        live_recs++;
     }
     sx_spin_unlock(&lock);
     if (!r) {
@@ -241,6 +273,7 @@ bool sx_guard_free(void *ptr, sx_stack *st) {
     sx_spin_lock(&lock);
     r->state = FREED;
     r->free_stack = id;
+    live_recs--;
     quar[(qfirst + qlen) % QMAX] = (uint32_t)(r - recs);
     qlen++;
     qbytes += r->len;

@@ -34,7 +34,7 @@ typedef struct {
 } __attribute__((aligned(64))) stripe;
 
 static stripe stripes[STRIPES];
-static _Atomic uint64_t peak_live;
+static _Atomic uint64_t live_all, peak_live; /* exact peak: one shared counter (diagnostics only) */
 
 static uint64_t hash(uintptr_t a) { return (a >> 4) * 0x9e3779b97f4a7c15ull; }
 static stripe *stripe_of(uint64_t h) { return &stripes[h >> 58]; }
@@ -101,10 +101,8 @@ static uint64_t rss_bytes(void) {
 }
 
 void sx_track_sample_now(void) {
-    uint64_t live = live_now();
-    uint64_t peak = atomic_load(&peak_live);
-    while (live > peak && !atomic_compare_exchange_weak(&peak_live, &peak, live)) {}
     if (sx_diag_mode != SX_DIAG_REPORT) return;
+    uint64_t live = live_now();
     uint64_t t = now_ms();
     sx_spin_lock(&sample_lock);
     if (!start_ms) start_ms = t;
@@ -160,6 +158,9 @@ void sx_track_add(void *p, size_t size, sx_stack *st) {
         atomic_fetch_add_explicit(&st->allocs, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&st->bytes, size, memory_order_relaxed);
     }
+    uint64_t live = atomic_fetch_add_explicit(&live_all, size, memory_order_relaxed) + size;
+    uint64_t peak = atomic_load_explicit(&peak_live, memory_order_relaxed);
+    while (live > peak && !atomic_compare_exchange_weak(&peak_live, &peak, live)) {}
     maybe_sample();
 }
 
@@ -208,6 +209,7 @@ bool sx_track_remove(void *p, size_t *size, sx_stack **stp) {
     s->frees++;
     s->live -= sz;
     sx_spin_unlock(&s->lock);
+    atomic_fetch_sub_explicit(&live_all, sz, memory_order_relaxed);
     sx_stack *st = sx_stack_get(id);
     if (st) atomic_fetch_add_explicit(&st->frees, 1, memory_order_relaxed);
     *size = sz;
