@@ -16,7 +16,7 @@ build/bench/%: bench/workloads/%.c bench/workload.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(BENCH_CFLAGS) $< -o $@
-build/bench/driver: bench/driver.c
+build/bench/driver: bench/driver.c bench/report.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(BENCH_CFLAGS) $< -o $@ -lm
