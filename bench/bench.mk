@@ -6,6 +6,8 @@
 #   make bench-instr           instructions per allocation call (callgrind), single-thread workloads
 #   make bench-scaling MAX_THREADS=16   the multi-thread workloads at 1, 2, 4 ... MAX_THREADS
 #   make bench-hugepages       strata with and without huge pages on a large random-access heap
+#   make bench-diag            strata leaks and guard (libstrata-diag.so) against valgrind and
+#                              heaptrack on perl, python3, sort, cfrac, espresso: time and memory
 
 BENCH_CFLAGS := -std=gnu11 -g -O2 -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free -Wall -Wextra -pthread
 BENCH_WORK   := $(patsubst bench/workloads/%.c,build/bench/%,$(wildcard bench/workloads/*.c))
@@ -16,7 +18,11 @@ build/bench/%: bench/workloads/%.c bench/workload.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(BENCH_CFLAGS) $< -o $@
-build/bench/driver: bench/driver.c
+build/bench/driver: bench/driver.c bench/report.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(BENCH_CFLAGS) $< -o $@ -lm
+build/bench/diag: bench/diag.c bench/report.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(BENCH_CFLAGS) $< -o $@ -lm
@@ -27,7 +33,7 @@ build/bench/libbump.so: bench/bump.c
 
 bench-build: lib/libstrata.so $(BENCH_WORK) build/bench/driver build/bench/libbump.so
 
-.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers
+.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag
 bench-peers:
 	@bench/install-peers.sh
 
@@ -43,3 +49,7 @@ bench-scaling: bench-build bench-peers
 
 bench-hugepages: bench-build
 	@build/bench/driver --publish BENCHMARKS.md --hugepages $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
+
+bench-diag: lib/libstrata-diag.so build/bench/diag build/bench/cfrac build/bench/espresso
+	@command -v valgrind >/dev/null && command -v heaptrack >/dev/null || bench/install-peers.sh valgrind heaptrack
+	@build/bench/diag --publish BENCHMARKS.md $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))

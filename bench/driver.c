@@ -33,10 +33,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "report.h"
 
 /* ---- allocators and workloads ---- */
 
@@ -224,17 +225,6 @@ static result run_one(const workload *w, const allocator *a, int nthreads, doubl
 
 /* ---- statistics ---- */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    if (n == 0) return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 typedef struct {
     int n;                  /* successful runs */
     int failed;
@@ -267,7 +257,7 @@ static void cell_add(cell *c, const result *r) {
 static double cell_med(const cell *c, const double *v) {
     double tmp[32];
     memcpy(tmp, v, sizeof tmp);
-    return c->failed ? NAN : median(tmp, c->n);
+    return c->failed ? NAN : bench_median(tmp, c->n);
 }
 
 static double cell_x(const cell *c, const char *name) {
@@ -280,28 +270,7 @@ static double cell_x(const cell *c, const char *name) {
 
 static char machine[512];
 
-static void describe_machine(void) {
-    char model[256] = "unknown CPU";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f))
-            if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
-                snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
-                model[strcspn(model, "\n")] = '\0';
-                break;
-            }
-        fclose(f);
-    }
-    struct utsname u;
-    uname(&u);
-    time_t now = time(NULL);
-    char date[64];
-    strftime(date, sizeof date, "%Y-%m-%d", gmtime(&now));
-    long mem = sysconf(_SC_PHYS_PAGES) / 1024 * sysconf(_SC_PAGESIZE) / 1024 / 1024;
-    snprintf(machine, sizeof machine, "%s, %ld cores, %ld GiB, Linux %s, %s", model,
-             sysconf(_SC_NPROCESSORS_ONLN), mem, u.release, date);
-}
+static void describe_machine(void) { bench_machine(machine, sizeof machine); }
 
 /* ---- output ---- */
 
@@ -792,35 +761,11 @@ static int run_hugepages(int runs) {
     return 0;
 }
 
-/* Put the markdown file `name` from --out between the markers "<!-- bench:KEY:begin -->" and
- * "<!-- bench:KEY:end -->" of the document `doc` (BENCHMARKS.md), so it always shows the last run. */
+/* Put the markdown file `name` from --out into `doc` (BENCHMARKS.md) between its KEY markers. */
 static void publish(const char *doc, const char *key, const char *name) {
-    char path[4096], begin[64], end[64];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", outdir, name);
-    snprintf(begin, sizeof begin, "<!-- bench:%s:begin -->", key);
-    snprintf(end, sizeof end, "<!-- bench:%s:end -->", key);
-    FILE *f = fopen(doc, "r"), *g = fopen(path, "r");
-    if (!f || !g) {
-        fprintf(stderr, "driver: cannot publish %s into %s\n", path, doc);
-        if (f) fclose(f);
-        if (g) fclose(g);
-        return;
-    }
-    static char text[1 << 20], table[1 << 18];
-    size_t n = fread(text, 1, sizeof text - 1, f), m = fread(table, 1, sizeof table - 1, g);
-    text[n] = table[m] = '\0';
-    fclose(f);
-    fclose(g);
-    char *b = strstr(text, begin), *e = b ? strstr(b, end) : NULL;
-    if (!b || !e) {
-        fprintf(stderr, "driver: %s has no %s ... %s section: not updated\n", doc, begin, end);
-        return;
-    }
-    f = fopen(doc, "w");
-    if (!f) return;
-    fprintf(f, "%.*s%s\n%s%s", (int)(b - text), text, begin, table, e);
-    fclose(f);
-    printf("updated %s (%s)\n", doc, key);
+    bench_publish(doc, key, path);
 }
 
 /* ---- main ---- */

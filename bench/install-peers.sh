@@ -1,12 +1,14 @@
 #!/bin/sh
-# Install the peer allocators the benchmarks compare strata with (Debian packages), if missing.
+# Install the Debian packages the benchmarks compare strata with, if missing: by default the peer
+# allocators; `install-peers.sh valgrind heaptrack` for make bench-diag.
 # Says exactly what it could not install; the driver then skips that column and says so too.
+[ $# -eq 0 ] && set -- libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
 missing=""
-for pkg in libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0; do
+for pkg in "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 [ -z "$missing" ] && exit 0
-echo "bench: installing peer allocators:$missing"
+echo "bench: installing$missing"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
 export DEBIAN_FRONTEND=noninteractive
