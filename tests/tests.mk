@@ -68,7 +68,7 @@ build/tests/runner: tests/runner.c
 
 TEST_PROGRAMS := $(REL_TESTS) $(DBG_TESTS) $(PRG_TESTS) $(wildcard tests/*.sh)
 
-test: all build/tests/runner $(REL_TESTS) $(DBG_TESTS) $(PRG_TESTS)
+test: all build/tests/runner $(REL_TESTS) $(DBG_TESTS) $(PRG_TESTS) $(PLANTED)
 	@build/tests/runner $(TEST_PROGRAMS)
 
 # One test program, e.g. `make test-one T=rel/test_malloc`.
