@@ -185,6 +185,28 @@ __attribute__((unused)) static th_result th_exec(char *const argv[], char *const
     return r;
 }
 
+/* th_exec, where the argument TH_OUTFILE stands for a fresh temporary file, read into buf
+ * (capacity cap) once argv has run, then removed: for commands that write a file (-O FILE). */
+#define TH_OUTFILE "@th-outfile@"
+__attribute__((unused)) static th_result th_exec_file(char *argv[], char *buf, size_t cap) {
+    char file[] = "/tmp/strata-test-XXXXXX";
+    int fd = mkstemp(file);
+    if (fd < 0) abort();
+    close(fd);
+    for (char **a = argv; *a; a++)
+        if (!strcmp(*a, TH_OUTFILE)) *a = file;
+    th_result r = th_exec(argv, NULL);
+    buf[0] = '\0';
+    fd = open(file, O_RDONLY);
+    if (fd >= 0) {
+        ssize_t k = read(fd, buf, cap - 1);
+        buf[k > 0 ? k : 0] = '\0';
+        close(fd);
+    }
+    unlink(file);
+    return r;
+}
+
 /* Re-run this test program in a mode (argv[1]) with the given STRATA_OPTIONS. */
 __attribute__((unused)) static th_result th_self(const char *mode, const char *options) {
     char exe[4096];

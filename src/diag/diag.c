@@ -16,7 +16,6 @@
 
 bool sx_diag_linked = true;
 int sx_diag_mode;
-size_t sx_diag_sample_bytes;
 
 static _Atomic int ready; /* 0, 1 starting, 2 done */
 static __thread int tls_busy __attribute__((tls_model("initial-exec")));
@@ -135,9 +134,7 @@ static sx_noinline void diag_start(void) {
     tls_busy++;
     sx_process_init();
     if (sx_opt.diag != SX_DIAG_NONE) {
-        sx_diag_sample_bytes = sx_opt.diag_sample;
         sx_stack_init();
-        sx_track_init();
         if (sx_opt.diag == SX_DIAG_GUARD) sx_guard_init();
         sx_dump_init();
         pthread_key_create(&exit_key, thread_exits);
@@ -159,10 +156,10 @@ __attribute__((constructor)) static void diag_start_early(void) { recording(); }
 
 /* diag_sample: a stack for the block that crosses the next multiple of the sampling interval. */
 static bool want_stack(size_t size) {
-    if (!sx_diag_sample_bytes) return true;
+    if (!sx_opt.diag_sample) return true;
     tls_sample_left -= (long)size;
     if (tls_sample_left > 0) return false;
-    while (tls_sample_left <= 0) tls_sample_left += (long)sx_diag_sample_bytes;
+    while (tls_sample_left <= 0) tls_sample_left += (long)sx_opt.diag_sample;
     return true;
 }
 
@@ -174,14 +171,13 @@ static void *core_alloc(size_t size, size_t align, bool zero) {
 
 /* free() of what is neither guarded nor in a strata segment: invalid, unless forwarded. Recorded
  * for the file; the core says it and stops the program. */
-static void invalid_free(void *p, const char *fn, sx_site at) {
+static void invalid_free(void *p, sx_site at) {
     if (sx_opt.foreign_free != SX_FOREIGN_ABORT) return;
     sx_stack *st = sx_stack_here(at);
     sx_diag_error e = {.kind = "invalid-free", .addr = (uintptr_t)p, .block = (uintptr_t)p,
                        .at_stack = st ? st->id : 0, .access = "free"};
     sx_dump_error(&e);
     sx_dump_write("abort", 0);
-    (void)fn;
 }
 
 /* The core could serve a block that the guard could not map: the map count, not memory, ran out. */
@@ -226,14 +222,11 @@ void sx_diag_free(void *p, const char *fn, sx_site at) {
     tls_busy++;
     size_t size;
     sx_stack *st;
-    if (sx_diag_mode == SX_DIAG_GUARD && sx_guard_free(p, sx_stack_here(at))) {
-        sx_track_remove(p, &size, &st);
-    } else {
-        if (rec && sx_diag_mode == SX_DIAG_GUARD && !sx_segmap_contains(sx_segment_of(p)))
-            invalid_free(p, fn, at);
-        if (rec) sx_track_remove(p, &size, &st);
-        sx_free_inline(p);
-    }
+    bool guarded = sx_diag_mode == SX_DIAG_GUARD && sx_guard_free(p, sx_stack_here(at));
+    if (!guarded && rec && sx_diag_mode == SX_DIAG_GUARD && !sx_segmap_contains(sx_segment_of(p)))
+        invalid_free(p, at);
+    if (rec || guarded) sx_track_remove(p, &size, &st);
+    if (!guarded) sx_free_inline(p);
     tls_busy--;
 }
 

@@ -34,7 +34,6 @@ void sx_diag_free(void *p, const char *fn, sx_site at);
 void *sx_diag_realloc(void *p, size_t size, const char *fn, sx_site at);
 int sx_diag_memalign(void **out, size_t align, size_t size, sx_site at);
 size_t sx_diag_usable(void *p);
-extern size_t sx_diag_sample_bytes; /* diag_sample: take a stack once per this many bytes */
 
 /* Memory for the diagnostic layer's own tables: mapped by the OS layer, remembered so that the
  * leak scan does not take the tables' pointers for the program's. */
@@ -43,6 +42,14 @@ void sx_diag_unmap(void *p, size_t size);
 bool sx_diag_is_own(uintptr_t a, uintptr_t *end); /* in one of them? *end: where it ends */
 /* In the stack of a thread that has exited (still mapped, for reuse)? *end: where it ends */
 bool sx_diag_is_dead_stack(uintptr_t a, uintptr_t *end);
+
+/* ---- maps.c: the lines of /proc/self/maps ---- */
+typedef struct {
+    uintptr_t lo, hi, offset;
+    const char *perms; /* "rw-p" ... */
+    const char *name;  /* a path, "[stack]" and the like, or "" */
+} sx_map_line;
+void sx_diag_maps_each(void (*fn)(const sx_map_line *m, void *arg), void *arg);
 
 /* A spin lock for short critical sections; fork handlers take and release them all. */
 typedef struct { _Atomic int v; } sx_spin;
@@ -74,7 +81,6 @@ uint32_t sx_stack_count(void); /* ids are 1 .. count */
 void sx_stack_init(void);
 
 /* ---- track.c: every live block, its size and stack; counters over the run ---- */
-void sx_track_init(void);
 void sx_track_add(void *p, size_t size, sx_stack *st);
 /* Forget p; false if it was not recorded. *size, *st: its requested size and stack. */
 bool sx_track_remove(void *p, size_t *size, sx_stack **st);

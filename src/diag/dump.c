@@ -59,57 +59,30 @@ static bool elf_bias(uintptr_t base, uintptr_t *bias) {
     return false;
 }
 
-static uintptr_t hexnum(const char **p) {
-    uintptr_t v = 0;
-    for (;; (*p)++) {
-        char c = **p;
-        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
-        else return v;
-    }
-}
+/* One line of /proc/self/maps: the code of a loaded object becomes a module record. */
+typedef struct {
+    uintptr_t base; /* where the current object's offset 0 is mapped */
+    char path[512];
+} module_walk;
 
-/* One line of /proc/self/maps; base: where the current object's offset 0 is mapped. */
-static void module_line(const char *l, uintptr_t *base, char *base_path, size_t cap) {
-    uintptr_t lo = hexnum(&l);
-    if (*l++ != '-') return;
-    uintptr_t hi = hexnum(&l);
-    const char *perms = ++l;
-    l += 5;
-    uintptr_t offset = hexnum(&l);
-    const char *path = strchr(l, '/');
-    if (!path || strchr(path, ' ')) return; /* anonymous, or "(deleted)" */
-    if (offset == 0 && perms[0] == 'r') {
-        *base = lo;
-        sx_fmt(base_path, cap, "%s", path);
+static void module_line(const sx_map_line *m, void *arg) {
+    module_walk *w = arg;
+    const char *path = m->name;
+    if (path[0] != '/' || strchr(path, ' ')) return; /* anonymous, or "(deleted)" */
+    if (m->offset == 0 && m->perms[0] == 'r') {
+        w->base = m->lo;
+        sx_fmt(w->path, sizeof w->path, "%s", path);
     }
     uintptr_t bias;
-    if (perms[2] == 'x' && *base && !strcmp(path, base_path) && elf_bias(*base, &bias))
-        put("module 0x%lx 0x%lx 0x%lx %s\n", (unsigned long)bias, (unsigned long)lo,
-            (unsigned long)hi, path);
+    if (m->perms[2] == 'x' && w->base && !strcmp(path, w->path) && elf_bias(w->base, &bias))
+        put("module 0x%lx 0x%lx 0x%lx %s\n", (unsigned long)bias, (unsigned long)m->lo,
+            (unsigned long)m->hi, path);
 }
 
 static void put_modules(void) {
-    static char buf[16384], path[512];
-    uintptr_t base = 0;
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    size_t have = 0;
-    ssize_t n;
-    while ((n = read(fd, buf + have, sizeof buf - 1 - have)) > 0) {
-        have += (size_t)n;
-        buf[have] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n'))) {
-            *nl = '\0';
-            module_line(line, &base, path, sizeof path);
-            line = nl + 1;
-        }
-        have = (size_t)(buf + have - line);
-        memmove(buf, line, have);
-        if (have == sizeof buf - 1) have = 0;
-    }
-    close(fd);
+    static module_walk w;
+    w.base = 0;
+    sx_diag_maps_each(module_line, &w);
 }
 
 /* ---- the records ---- */
@@ -147,7 +120,7 @@ static void put_totals(const sx_track_totals *t) {
     const struct { const char *k; uint64_t v; } kv[] = {
         {"allocs", t->allocs}, {"frees", t->frees}, {"bytes", t->bytes}, {"live", t->live},
         {"live_blocks", t->live_blocks}, {"peak_live", t->peak_live}, {"tracked", t->tracked},
-        {"sample_bytes", sx_diag_sample_bytes}, {"depth", (uint64_t)sx_opt.diag_depth},
+        {"sample_bytes", sx_opt.diag_sample}, {"depth", (uint64_t)sx_opt.diag_depth},
         {"unguarded", sx_guard_unguarded()},
         {"lost_nostack_blocks", sx_scan_nostack[0]}, {"lost_nostack_bytes", sx_scan_nostack[1]},
         {"reachable_nostack_blocks", sx_scan_nostack[2]}, {"reachable_nostack_bytes", sx_scan_nostack[3]},

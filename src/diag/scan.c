@@ -12,9 +12,7 @@
  * Pages not resident (never touched, or swapped out) are skipped; mincore says which.
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "diag.h"
 
@@ -107,50 +105,19 @@ static void scan_root(uintptr_t from, uintptr_t to) {
     }
 }
 
-static uintptr_t hex(const char **p) {
-    uintptr_t v = 0;
-    for (;; (*p)++) {
-        char c = **p;
-        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
-        else return v;
-    }
-}
-
 /* One line of /proc/self/maps: scan it if it is readable and writable. */
-static void root_line(const char *l, uintptr_t sp) {
-    uintptr_t lo = hex(&l);
-    if (*l++ != '-') return;
-    uintptr_t hi = hex(&l);
-    if (*l++ != ' ' || l[0] != 'r' || l[1] != 'w') return;
-    if (strstr(l, "[vvar]") || strstr(l, "[vsyscall]")) return;
-    if (sp >= lo && sp < hi) lo = sp; /* this thread's stack: from its pointer up */
-    scan_root(lo, hi);
+static void root_line(const sx_map_line *m, void *arg) {
+    uintptr_t sp = *(const uintptr_t *)arg, lo = m->lo;
+    if (m->perms[0] != 'r' || m->perms[1] != 'w') return;
+    if (!strcmp(m->name, "[vvar]") || !strcmp(m->name, "[vsyscall]")) return;
+    if (sp >= lo && sp < m->hi) lo = sp; /* this thread's stack: from its pointer up */
+    scan_root(lo, m->hi);
 }
 
 static sx_noinline void scan_roots(void) {
     volatile uintptr_t here = 0;
     uintptr_t sp = (uintptr_t)&here;
-    static char buf[65536];
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
-        if (n <= 0) break;
-        have += (size_t)n;
-        buf[have] = '\0';
-        char *line = buf, *nl;
-        while ((nl = strchr(line, '\n'))) {
-            *nl = '\0';
-            root_line(line, sp);
-            line = nl + 1;
-        }
-        have = (size_t)(buf + have - line);
-        memmove(buf, line, have);
-        if (have == sizeof buf - 1) have = 0; /* a line longer than the buffer: drop it */
-    }
-    close(fd);
+    sx_diag_maps_each(root_line, &sp);
 }
 
 static void propagate(void) {

@@ -40,8 +40,6 @@ static uint64_t hash(uintptr_t a) { return (a >> 4) * 0x9e3779b97f4a7c15ull; }
 static stripe *stripe_of(uint64_t h) { return &stripes[h >> 58]; }
 static size_t slot_of(uint64_t h, size_t cap) { return (size_t)(h >> 20) & (cap - 1); }
 
-void sx_track_init(void) {}
-
 static bool grow(stripe *s) {
     size_t cap = s->cap ? s->cap * 2 : 1024;
     entry *t = sx_diag_map(cap * sizeof *t);

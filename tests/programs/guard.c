@@ -6,7 +6,6 @@
  */
 #include "harness.h"
 
-#include <fcntl.h>
 
 #ifndef STRATA_ROOT
 #error "compile with -DSTRATA_ROOT='\"/path/to/repo\"'"
@@ -18,29 +17,13 @@
 static char text[1 << 16];
 
 static th_result guard(const char *opt, char *const *cmd) {
-    char file[] = "/tmp/strata-guard-XXXXXX";
-    int fd = mkstemp(file);
-    close(fd);
-    char *argv[32];
-    int n = 0;
-    argv[n++] = STRATA;
-    argv[n++] = "guard";
-    argv[n++] = "-O";
-    argv[n++] = file;
+    char *argv[32] = {STRATA, "guard", "-O", TH_OUTFILE};
+    int n = 4;
     if (opt) argv[n++] = (char *)opt;
     argv[n++] = "--";
     for (; *cmd; cmd++) argv[n++] = *cmd;
     argv[n] = NULL;
-    th_result r = th_exec(argv, NULL);
-    text[0] = '\0';
-    fd = open(file, O_RDONLY);
-    if (fd >= 0) {
-        ssize_t k = read(fd, text, sizeof text - 1);
-        text[k > 0 ? k : 0] = '\0';
-        close(fd);
-    }
-    unlink(file);
-    return r;
+    return th_exec_file(argv, text, sizeof text);
 }
 
 /* heapbugs BUG under guard: exit code, the library's line, and what the stacks must show. */

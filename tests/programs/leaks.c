@@ -6,7 +6,6 @@
  */
 #include "harness.h"
 
-#include <fcntl.h>
 #include <stdbool.h>
 
 #ifndef STRATA_ROOT
@@ -20,29 +19,13 @@ static char list[1 << 20];
 
 /* Run `strata leaks ARGS... -O FILE -- CMD...` and read FILE into list. */
 static th_result leaks(char *const *opts, char *const *cmd) {
-    char file[] = "/tmp/strata-leaks-XXXXXX";
-    int fd = mkstemp(file);
-    close(fd);
-    char *argv[64];
-    int n = 0;
-    argv[n++] = STRATA;
-    argv[n++] = "leaks";
-    argv[n++] = "-O";
-    argv[n++] = file;
+    char *argv[64] = {STRATA, "leaks", "-O", TH_OUTFILE};
+    int n = 4;
     for (; opts && *opts; opts++) argv[n++] = *opts;
     argv[n++] = "--";
     for (; *cmd; cmd++) argv[n++] = *cmd;
     argv[n] = NULL;
-    th_result r = th_exec(argv, NULL);
-    list[0] = '\0';
-    fd = open(file, O_RDONLY);
-    if (fd >= 0) {
-        ssize_t k = read(fd, list, sizeof list - 1);
-        list[k > 0 ? k : 0] = '\0';
-        close(fd);
-    }
-    unlink(file);
-    return r;
+    return th_exec_file(argv, list, sizeof list);
 }
 
 /* The entry "KIND: ... in N block(s)" whose stack names `func`; NULL if none. */
