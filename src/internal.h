@@ -91,6 +91,7 @@ static inline void sx_unlock(sx_lock_t *l) { pthread_mutex_unlock(l); }
 extern sx_lock_t sx_meta_lock;
 #define SX_HEAP_STRIDE ((sizeof(sx_heap) + 63) & ~(size_t)63) /* heaps of a region */
 sx_heap *sx_meta_heap(void); /* a zeroed heap with its counters above it; NULL if none */
+size_t sx_meta_region_heaps(void); /* heaps per region */
 
 /* ---- support/stats.c, support/report.c, support/share.c: statistics ---- */
 /* Counters of memory held and system calls, kept where they happen (rare paths); also the calls
@@ -163,18 +164,19 @@ size_t sx_resident_bytes(const char *statm_path, size_t page);
 void sx_report_print(int fd, const sx_snapshot *s, const char *title);
 
 /* ---- support/share.c: the statistics file `strata stats PID` reads ----
- * A memfd named "strata" (the command finds it among /proc/PID/fd): a header page with sx_count,
- * then the counters of the heaps of region k (meta.c) at SX_SHARE_HEADER + k * SX_HEAP_REGION,
- * heap j of a region at j * stride in it. */
+ * A memfd named "strata" (the command finds it among /proc/PID/fd) holding the counters of the
+ * heaps of region k (meta.c) at k * SX_HEAP_REGION: those of heap j at SX_SHARE_HEADER + j *
+ * SX_HEAP_STRIDE from there. The header, with sx_count, fills the bytes before region 0's heaps. */
 #define SX_SHARE_MAGIC 0x5453415441525453ULL /* "STRATAST" in memory */
 #define SX_SHARE_VERSION 1u
 #define SX_SHARE_NAME "strata"
-#define SX_SHARE_HEADER ((size_t)4096)
+#define SX_SHARE_HEADER ((size_t)2048)
 typedef struct sx_share_header {
     uint64_t magic;
     uint32_t version;     /* SX_SHARE_VERSION; the sizes below must match as well */
     uint32_t header_size, counters_size, heap_counts_size, bins, direct_slots;
-    uint32_t heap_stride; /* SX_HEAP_STRIDE: heaps of a region, and so their counters */
+    uint32_t heaps_at;     /* SX_SHARE_HEADER */
+    uint32_t heap_stride;  /* SX_HEAP_STRIDE */
     uint32_t region_heaps; /* heaps per region */
     uint64_t region_bytes; /* SX_HEAP_REGION */
     int32_t pid;          /* getpid() of the process that writes it */
@@ -184,10 +186,10 @@ typedef struct sx_share_header {
     _Atomic uint32_t hidden_heaps; /* of them, ones whose counters are not in the file */
     sx_counters count;    /* sx_count, in place */
 } sx_share_header;
-_Static_assert(sizeof(sx_share_header) <= SX_SHARE_HEADER, "the header fits its page");
-/* Map `len` bytes of the file at `offset` over [at, at+len), making the file on the first call;
- * false if there is no file (then the memory there stays private). meta lock held. */
-bool sx_share_map(void *at, size_t offset, size_t len);
+_Static_assert(sizeof(sx_share_header) <= SX_SHARE_HEADER, "the header fits before the heaps");
+/* Map the file's bytes of region k over `at` (SX_HEAP_REGION of them), making the file with
+ * region 0; false if there is no file (then the memory there stays private). meta lock held. */
+bool sx_share_map(void *at, unsigned region);
 void sx_share_heap_made(bool in_file); /* meta lock held */
 void sx_share_fork_child(void);        /* the child's own file, a copy of its parent's */
 
@@ -208,6 +210,7 @@ bool sx_os_protect(void *p, size_t size, int prot);
 /* Huge pages: ask for transparent ones on a range; map reserved (hugetlb) ones, 2 MiB multiples,
  * aligned to `align`, or NULL if the kernel has none to give. */
 void sx_os_advise_huge(void *p, size_t size);
+void sx_os_advise_nohuge(void *p, size_t size); /* small metadata: never a 2 MiB page */
 void *sx_os_map_hugetlb(size_t size, size_t align);
 uintptr_t sx_os_brk_get(void);
 bool sx_os_brk_set(uintptr_t end);

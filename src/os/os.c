@@ -132,6 +132,13 @@ void sx_os_advise_huge(void *p, size_t size) {
     atomic_fetch_add_explicit(&sx_count->madvise_calls, 1, memory_order_relaxed);
 }
 
+void sx_os_advise_nohuge(void *p, size_t size) {
+    int saved = errno;
+    madvise(p, size, MADV_NOHUGEPAGE);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count->madvise_calls, 1, memory_order_relaxed);
+}
+
 void *sx_os_map_hugetlb(size_t size, size_t align) {
     const size_t huge = (size_t)2 << 20;
     if (size % huge || align % huge || size > SIZE_MAX - align) return NULL;

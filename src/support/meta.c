@@ -8,15 +8,17 @@
  * where there is one, so `strata stats PID` reads the counters as they are written; the heaps
  * themselves stay private, and nothing the allocator decides depends on memory that another
  * process can see or write (a forked child, until it has its own file, counts into its parent's:
- * statistics, nothing more).
+ * statistics, nothing more). The first SX_SHARE_HEADER bytes of each half are not used for heaps:
+ * in region 0 the file's header is there.
  *
  * Nothing is freed: heaps are reused by new threads rather than destroyed (other threads may still
  * send them blocks).
  */
 #include "../internal.h"
 
+#define REGION_HEAPS ((SX_HEAP_REGION - SX_SHARE_HEADER) / SX_HEAP_STRIDE)
 _Static_assert(sizeof(sx_heap_counts) <= SX_HEAP_STRIDE, "a heap's counters fit its stride");
-_Static_assert(SX_HEAP_REGION % 4096 == 0, "a region's counters map a file at a page offset");
+_Static_assert(REGION_HEAPS >= 16, "a region holds a fair number of heaps");
 
 sx_lock_t sx_meta_lock = SX_LOCK_INIT;
 static uint8_t *region;      /* the region heaps are made in now */
@@ -24,22 +26,25 @@ static unsigned regions;     /* regions made so far */
 static size_t region_heaps;  /* heaps made in it */
 static bool region_in_file;  /* its counters are in the statistics file */
 
+size_t sx_meta_region_heaps(void) { return REGION_HEAPS; }
+
 sx_heap *sx_meta_heap(void) {
     sx_lock(&sx_meta_lock);
-    if (!region || region_heaps == SX_HEAP_REGION / SX_HEAP_STRIDE) {
+    if (!region || region_heaps == REGION_HEAPS) {
         uint8_t *r = sx_os_map(2 * SX_HEAP_REGION); /* untouched pages cost nothing */
         if (!r) {
             sx_unlock(&sx_meta_lock);
             return NULL;
         }
-        region_in_file = sx_share_map(r + SX_HEAP_REGION,
-                                      SX_SHARE_HEADER + (size_t)regions * SX_HEAP_REGION,
-                                      SX_HEAP_REGION);
+        region_in_file = sx_share_map(r + SX_HEAP_REGION, regions);
+        /* split from the file's mapping, the heaps' half is too small for a transparent huge
+         * page; whole, it may get one (2 MiB resident for a few heaps) */
+        if (!region_in_file) sx_os_advise_nohuge(r, 2 * SX_HEAP_REGION);
         region = r;
         regions++;
         region_heaps = 0;
     }
-    sx_heap *h = (sx_heap *)(region + region_heaps++ * SX_HEAP_STRIDE);
+    sx_heap *h = (sx_heap *)(region + SX_SHARE_HEADER + region_heaps++ * SX_HEAP_STRIDE);
     sx_share_heap_made(region_in_file);
     sx_unlock(&sx_meta_lock);
     return h;
