@@ -78,12 +78,14 @@ build/debug/lib/libstrata.so: $(DBG_OBJ) build/debug/api/override.o
 	@echo "  CC      $@"
 	@$(CC) -shared -fsanitize=undefined -Wl,-soname,libstrata.so -o $@ $^ -lpthread
 
-TOOLS_C := $(wildcard tools/*.c)
-bin/strata: $(TOOLS_C) tools/cli.h include/strata.h
+# The command prints heap statistics with the library's own printer (strata stats PID).
+TOOLS_C   := $(wildcard tools/*.c)
+TOOLS_LIB := src/support/report.c src/support/fmt.c
+bin/strata: $(TOOLS_C) $(TOOLS_LIB) tools/cli.h $(LIB_HDR)
 	@mkdir -p bin
 	@echo "  CC      $@"
-	@$(CC) -std=gnu11 -g $(OPT) $(WARN) -Iinclude \
-	    -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ $(TOOLS_C)
+	@$(CC) -std=gnu11 -g $(OPT) $(WARN) -Iinclude -Isrc \
+	    -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ $(TOOLS_C) $(TOOLS_LIB)
 
 # ---- install ----
 install: all
@@ -120,8 +122,8 @@ check-warnings:
 	  for f in $(LIB_SRC) src/api/api.c; do \
 	    $$cc $(LIBFLAGS) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -c src/api/api.c -o /dev/null || exit 1; \
-	  for f in $(TOOLS_C); do \
-	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c $$f -o /dev/null || exit 1; done; \
+	  for f in $(TOOLS_C) $(TOOLS_LIB); do \
+	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -Isrc -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done
 

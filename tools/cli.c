@@ -24,6 +24,7 @@ static const char usage_text[] =
     "       strata maps [-t] [-o OPTIONS] [-O FILE] -- CMD [ARGS...]\n"
     "                                                    the same for CMD on strata as it exits (on stderr)\n"
     "       strata stats [-o OPTIONS] [--] CMD [ARGS...] run CMD on strata, heap statistics at exit\n"
+    "       strata stats PID [-w N]                      heap statistics of PID, running on strata, now\n"
     "       strata options                               list the STRATA_OPTIONS settings\n"
     "       strata version                               print the version\n"
     "       strata help                                  print this text\n"
@@ -31,7 +32,8 @@ static const char usage_text[] =
     "  -o, --options OPTIONS   add OPTIONS (name=value,...) to STRATA_OPTIONS for CMD\n"
     "  -v, --verbose           same as -o verbose=1: say that strata serves CMD, summary at exit\n"
     "  -t, --totals            maps: only the totals per kind, the process and the system summary\n"
-    "  -O, --output FILE       maps: write to FILE instead of stdout (stderr with -- CMD)\n";
+    "  -O, --output FILE       maps: write to FILE instead of stdout (stderr with -- CMD)\n"
+    "  -w, --watch N           stats PID: again every N seconds, until PID exits\n";
 
 _Noreturn void cli_usage(const char *fmt, const char *arg) {
     if (fmt) {
