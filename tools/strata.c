@@ -4,6 +4,8 @@
  *   strata run [-o OPTIONS] [--] CMD [ARGS...]   run CMD with libstrata preloaded
  *   strata maps PID | strata maps [-o OPTIONS] -- CMD [ARGS...]
  *                                                a process's memory regions, labelled (at CMD's exit)
+ *   strata stats PID [--watch N] | strata stats [-o OPTIONS] -- CMD [ARGS...]
+ *                                                heap statistics of a running process (at CMD's exit)
  *   strata options                               list STRATA_OPTIONS with their values
  *   strata version | help
  *
