@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,12 +242,15 @@ static bool read_snapshot(const stats_file *f, int pid, sx_snapshot *s) {
     s->stats_option = f->hd.stats_option != 0;
     sx_share_header hd;
     if (pread(f->fd, &hd, sizeof hd, 0) != (ssize_t)sizeof hd) return false;
+    struct stat st;
+    if (fstat(f->fd, &st) != 0) return false;
     uint32_t heaps = atomic_load(&hd.heaps);
     s->hidden_heaps = atomic_load(&hd.hidden_heaps);
     for (uint32_t i = 0; i < heaps; i++) {
         sx_heap_counts c;
         uint64_t off = (uint64_t)(i / hd.region_heaps) * hd.region_bytes + hd.heaps_at +
                        (uint64_t)(i % hd.region_heaps) * hd.heap_stride;
+        if (off + sizeof c > (uint64_t)st.st_size) break; /* its region is not in the file: hidden */
         if (pread(f->fd, &c, sizeof c, (off_t)off) != (ssize_t)sizeof c) return false;
         sx_snapshot_add_heap(s, &c, true);
     }
