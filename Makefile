@@ -89,13 +89,15 @@ build/debug/lib/libstrata.so: $(DBG_OBJ) build/debug/api/override.o
 	@echo "  CC      $@"
 	@$(CC) -shared -fsanitize=undefined -Wl,-soname,libstrata.so -o $@ $^ -lpthread
 
-TOOLS_C := $(wildcard tools/*.c)
-TOOLS_H := $(wildcard tools/*.h) src/diag/dump.h
-bin/strata: $(TOOLS_C) $(TOOLS_H) include/strata.h
+# The command prints heap statistics with the library's own printer (strata stats PID).
+TOOLS_C   := $(wildcard tools/*.c)
+TOOLS_H   := $(wildcard tools/*.h) src/diag/dump.h
+TOOLS_LIB := src/support/report.c src/support/fmt.c
+bin/strata: $(TOOLS_C) $(TOOLS_LIB) $(TOOLS_H) $(LIB_HDR)
 	@mkdir -p bin
 	@echo "  CC      $@"
-	@$(CC) -std=gnu11 -g $(OPT) $(WARN) -Iinclude \
-	    -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ $(TOOLS_C)
+	@$(CC) -std=gnu11 -g $(OPT) $(WARN) -Iinclude -Isrc \
+	    -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ $(TOOLS_C) $(TOOLS_LIB)
 
 # ---- install ----
 install: all
@@ -134,8 +136,8 @@ check-warnings:
 	    $$cc $(LIBFLAGS) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -c src/api/api.c -o /dev/null || exit 1; \
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -DSTRATA_DIAG -c src/api/api.c -o /dev/null || exit 1; \
-	  for f in $(TOOLS_C); do \
-	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c $$f -o /dev/null || exit 1; done; \
+	  for f in $(TOOLS_C) $(TOOLS_LIB); do \
+	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -Isrc -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done
 

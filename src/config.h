@@ -58,6 +58,10 @@
 #define SX_RETAIN_MIN ((size_t)16 << 20)
 #define SX_RETAIN_FRACTION 8
 
+/* Thread heaps are made in regions of twice this size: the heaps in the lower half, each heap's
+ * counters this far above it, in memory shared with `strata stats PID` (support/meta.c). */
+#define SX_HEAP_REGION ((size_t)1 << 20)
+
 /* Cross-thread frees are batched per destination heap before one atomic push. */
 #define SX_OUT_SLOTS 8
 #define SX_OUT_BATCH 64

@@ -96,11 +96,17 @@ typedef pthread_mutex_t sx_lock_t;
 static inline void sx_lock(sx_lock_t *l) { pthread_mutex_lock(l); }
 static inline void sx_unlock(sx_lock_t *l) { pthread_mutex_unlock(l); }
 
-/* ---- support/meta.c: allocator-internal memory (heap structs); never freed ---- */
-void *sx_meta_alloc(size_t size);
+/* ---- support/meta.c: memory for thread heaps and their counters; never freed ---- */
 extern sx_lock_t sx_meta_lock;
+#define SX_HEAP_STRIDE ((sizeof(sx_heap) + 63) & ~(size_t)63) /* heaps of a region */
+sx_heap *sx_meta_heap(void); /* a zeroed heap with its counters above it; NULL if none */
+size_t sx_meta_region_heaps(void); /* heaps per region */
 
-/* ---- support/stats.c ---- */
+/* ---- support/stats.c, support/report.c, support/share.c: statistics ---- */
+/* Counters of memory held and system calls, kept where they happen (rare paths); also the calls
+ * of threads without a heap, the per-class peaks and a copy of the thresholds. Plain numbers, no
+ * pointers: they live in the process's shared statistics file once it has one (share.c), where
+ * `strata stats PID` reads them. */
 typedef struct sx_counters {
     _Atomic size_t brk_bytes;        /* committed bytes below the break that strata holds */
     _Atomic size_t mapped_bytes;     /* bytes of mmap'd normal segments */
@@ -113,23 +119,45 @@ typedef struct sx_counters {
     _Atomic size_t brk_calls, mmap_calls, munmap_calls, mremap_calls, madvise_calls;
     _Atomic size_t purged_bytes;
     _Atomic size_t huge_allocs, huge_frees; /* calls that made or freed a huge block */
+    _Atomic uint64_t stray_free[SX_BINS + 1]; /* frees by threads without a heap (exiting ones) */
+    _Atomic uint64_t stray_requested;
+    _Atomic uint64_t class_peak[SX_BINS + 1]; /* stats=1: most live blocks seen per class */
+    /* the thresholds as they are now (the variables in huge.c are what strata uses) */
+    _Atomic size_t mmap_threshold, trim_threshold, top_pad, threshold_fixed;
 } sx_counters;
-extern sx_counters sx_count;
-/* A walk over every live segment (racy reads of other threads' pages: approximate by nature). */
+/* The counters: private memory until the shared file exists, then the file's (share.c). */
+extern sx_counters *sx_count;
+
+/* What the statistics report shows, as plain numbers: taken inside the process (stats.c, which
+ * also walks every segment) or read from outside by `strata stats PID` (tools/stats.c, which
+ * cannot walk: `walked` is false and the report prints "-" for what only the walk knows). */
 typedef struct sx_snapshot {
+    int pid;
+    char version[16];
+    bool walked;           /* the fields marked "walk" below are known */
+    bool stats_option;     /* stats=1: bytes requested were counted */
+    size_t hidden_heaps;   /* heaps whose calls are not counted (outside the shared file) */
+    /* counters */
     size_t brk_bytes, mapped_bytes, huge_bytes, huge_count, huge_max_bytes, huge_max_count;
-    size_t segments, cached_segments, heaps;
+    size_t huge_cached_bytes, segments, cached_segments, heaps;
+    size_t brk_calls, mmap_calls, munmap_calls, mremap_calls, madvise_calls;
+    size_t purged_bytes, huge_allocs, huge_frees;
+    size_t mmap_threshold, trim_threshold, top_pad;
+    bool threshold_fixed;
+    /* walk */
     size_t segment_bytes;   /* committed bytes of live normal segments */
     size_t in_use, blocks;  /* bytes and blocks handed out, huge ones included */
     size_t huge_in_use;
     size_t large_count, large_bytes;
     size_t free_spans, free_span_bytes;
     size_t top_free;        /* committed free bytes at the top of the brk heap */
-    size_t bin_pages[SX_BINS], bin_used[SX_BINS], bin_capacity[SX_BINS];
+    size_t bin_used[SX_BINS], bin_capacity[SX_BINS];
+    /* pages per class, [SX_BIN_LARGE]: large blocks' spans (walk inside, counted outside) */
+    size_t bin_pages[SX_BINS + 1];
     /* calls summed over every heap; [SX_BIN_LARGE]: large blocks */
     uint64_t allocs[SX_BINS + 1], frees[SX_BINS + 1], peak[SX_BINS + 1];
     uint64_t requested;    /* bytes asked for, with stats=1 */
-    size_t resident;       /* the process's resident set, from /proc/self/statm */
+    size_t resident;       /* the process's resident set, from /proc/PID/statm */
 } sx_snapshot;
 void sx_stats_sample(unsigned bin); /* stats=1: note the class's live blocks if a new peak */
 void sx_snapshot_take(sx_snapshot *s);
@@ -137,6 +165,42 @@ struct strata_stats;
 void sx_stats_snapshot(struct strata_stats *out);
 /* title NULL: the one-line exit summary of verbose=1; otherwise malloc_stats' report. */
 void sx_stats_print(int fd, const char *title);
+/* report.c, shared with the strata command: sums and prints snapshots. */
+uint64_t sx_heap_class_allocs(const sx_heap_counts *c, unsigned bin);
+void sx_snapshot_add_heap(sx_snapshot *s, const sx_heap_counts *c, bool pages);
+void sx_snapshot_add_counters(sx_snapshot *s, sx_counters *c); /* after the heaps */
+size_t sx_resident_bytes(const char *statm_path, size_t page);
+void sx_report_print(int fd, const sx_snapshot *s, const char *title);
+
+/* ---- support/share.c: the statistics file `strata stats PID` reads ----
+ * A memfd named "strata" (the command finds it among /proc/PID/fd) holding the counters of the
+ * heaps of region k (meta.c) at k * SX_HEAP_REGION: those of heap j at SX_SHARE_HEADER + j *
+ * SX_HEAP_STRIDE from there. The header, with sx_count, fills the bytes before region 0's heaps. */
+#define SX_SHARE_MAGIC 0x5453415441525453ULL /* "STRATAST" in memory */
+#define SX_SHARE_VERSION 1u
+#define SX_SHARE_NAME "strata"
+#define SX_SHARE_HEADER ((size_t)2048)
+typedef struct sx_share_header {
+    uint64_t magic;
+    uint32_t version;     /* SX_SHARE_VERSION; the sizes below must match as well */
+    uint32_t header_size, counters_size, heap_counts_size, bins, direct_slots;
+    uint32_t heaps_at;     /* SX_SHARE_HEADER */
+    uint32_t heap_stride;  /* SX_HEAP_STRIDE */
+    uint32_t region_heaps; /* heaps per region */
+    uint64_t region_bytes; /* SX_HEAP_REGION */
+    int32_t pid;          /* getpid() of the process that writes it */
+    char library[16];     /* STRATA_VERSION_STRING */
+    uint8_t stats_option;
+    _Atomic uint32_t heaps;        /* heaps made, in order: region i / region_heaps */
+    _Atomic uint32_t hidden_heaps; /* of them, ones whose counters are not in the file */
+    sx_counters count;    /* sx_count, in place */
+} sx_share_header;
+_Static_assert(sizeof(sx_share_header) <= SX_SHARE_HEADER, "the header fits before the heaps");
+/* Map the file's bytes of region k over `at` (SX_HEAP_REGION of them), making the file with
+ * region 0; false if there is no file (then the memory there stays private). meta lock held. */
+bool sx_share_map(void *at, unsigned region);
+void sx_share_heap_made(bool in_file); /* meta lock held */
+void sx_share_fork_child(void);        /* the child's own file, a copy of its parent's */
 
 /* ---- os/os.c: memory system calls; errno is preserved by all of them ---- */
 extern size_t sx_os_page;
@@ -157,10 +221,19 @@ bool sx_os_resident(void *p, size_t size, unsigned char *vec);
 /* Huge pages: ask for transparent ones on a range; map reserved (hugetlb) ones, 2 MiB multiples,
  * aligned to `align`, or NULL if the kernel has none to give. */
 void sx_os_advise_huge(void *p, size_t size);
+void sx_os_advise_nohuge(void *p, size_t size); /* small metadata: never a 2 MiB page */
 void *sx_os_map_hugetlb(size_t size, size_t align);
 uintptr_t sx_os_brk_get(void);
 bool sx_os_brk_set(uintptr_t end);
 bool sx_os_getrandom(void *buf, size_t n);
+/* The shared statistics file (a memfd; share.c). */
+int sx_os_shm_create(const char *name);
+bool sx_os_shm_resize(int fd, size_t size);
+void *sx_os_shm_map(int fd, size_t offset, size_t size, void *at);
+bool sx_os_shm_write(int fd, const void *p, size_t n, size_t offset);
+uint64_t sx_os_fd_identity(int fd);
+bool sx_os_fd_move(int from, int to);
+void sx_os_close(int fd);
 
 /* ---- region/segmap.c: which 4 MiB chunks are segment bases ---- */
 extern _Atomic uint64_t sx_segmap[SX_SEGMAP_BITS / 64];
@@ -231,6 +304,7 @@ extern _Atomic bool sx_threshold_fixed;
 extern _Atomic size_t sx_fast_limit;
 void sx_thresholds_init(void);
 void sx_threshold_set_mmap(size_t v);
+void sx_thresholds_share(void); /* after any change: copy them into sx_count */
 void *sx_huge_alloc(size_t size, size_t align, bool zero);
 void sx_huge_free(sx_segment *seg);
 void *sx_huge_realloc(sx_segment *seg, void *p, size_t size);
@@ -256,6 +330,23 @@ void sx_heap_release_empty(sx_heap *h);
 void sx_heap_release_pages(sx_heap *h);
 void sx_heap_direct_point(sx_heap *h, unsigned bin, sx_page *pg); /* direct slots of bin */
 void sx_heap_direct_update(sx_heap *h, unsigned bin); /* back to the class's first page */
+
+/* A heap's counters, SX_HEAP_REGION above it (meta.c). The empty heap of threads without one has
+ * none: nothing counts in it (threads without a heap count in sx_count). */
+static inline sx_heap_counts *sx_counts_of(sx_heap *h) {
+    SX_ASSERT(h != &sx_heap_empty);
+    return (sx_heap_counts *)((uintptr_t)h + SX_HEAP_REGION);
+}
+static inline const sx_heap_counts *sx_counts_of_const(const sx_heap *h) {
+    return (const sx_heap_counts *)((uintptr_t)h + SX_HEAP_REGION);
+}
+
+/* Bytes requested (stats=1): a thread without a heap counts them in sx_count instead. */
+static inline void sx_count_requested(sx_heap *h, size_t size) {
+    if (h == &sx_heap_empty)
+        atomic_fetch_add_explicit(&sx_count->stray_requested, size, memory_order_relaxed);
+    else sx_counts_of(h)->requested += size;
+}
 
 /* Put a block back on its page; the owner heap does this, for its own frees and for frees that
  * other threads sent it. */

@@ -9,6 +9,7 @@
  *            first one is, so any address finds its page in O(1).
  *   heap     per-thread allocator state: the direct page table used by the malloc fast path, page
  *            queues per size class, free spans by length, the queue of blocks other threads freed.
+ *            Its statistics (sx_heap_counts) are apart, at a fixed distance, in shared memory.
  *   block    a free block; its first word links the free list, its second holds the free key
  *            (secret ^ address) that identifies a block as already freed.
  */
@@ -103,6 +104,18 @@ typedef struct sx_out_slot {
 
 enum { SX_HEAP_LIVE = 0, SX_HEAP_POOLED, SX_HEAP_CLAIMED, SX_HEAP_ORPHAN };
 
+/* What a heap counts, for statistics: the calls its thread made and the pages it holds. It sits
+ * SX_HEAP_REGION bytes above its heap (sx_counts_of), in memory shared with `strata stats PID`
+ * (support/meta.c), so counting costs the fast paths no more than a field of the heap would. Frees
+ * count where they happen, so one class's frees and mallocs may be in different heaps. */
+typedef struct sx_heap_counts {
+    uint64_t n_direct[SX_DIRECT_SLOTS]; /* fast-path mallocs, by direct-table slot */
+    uint64_t n_alloc[SX_BINS + 1];      /* other mallocs, by class; [SX_BIN_LARGE]: large */
+    uint64_t n_free[SX_BINS + 1];
+    uint64_t requested;                 /* bytes asked for, counted only with stats=1 */
+    uint32_t pages[SX_BINS + 1];        /* pages per class now; [SX_BIN_LARGE]: large blocks */
+} sx_heap_counts;
+
 typedef struct sx_heap {
     sx_page *direct[SX_DIRECT_SLOTS]; /* (size+15)/16 -> page with free blocks, for size <= 1 KiB */
     sx_page_queue bins[SX_BINS];      /* pages per size class; the first is the one in use */
@@ -114,12 +127,6 @@ typedef struct sx_heap {
     sx_out_slot out[SX_OUT_SLOTS];
     sx_page foreign[SX_FOREIGN_BINS]; /* other heaps' blocks this thread freed, kept for reuse */
     unsigned foreign_exits;           /* sx_thread_exits when the lists were last emptied */
-    /* Calls served by this heap's thread (stats.c sums them over all heaps). Frees count where
-     * they happen, so one class's frees and mallocs may be in different heaps. */
-    uint64_t n_direct[SX_DIRECT_SLOTS]; /* fast-path mallocs, by direct-table slot */
-    uint64_t n_alloc[SX_BINS + 1];      /* other mallocs, by class; [SX_BIN_LARGE]: large */
-    uint64_t n_free[SX_BINS + 1];
-    uint64_t requested;                 /* bytes asked for, counted only with stats=1 */
     uint32_t out_pending;
     uint32_t id;
     bool retain;                      /* keep a spare page per class and a last segment: a thread

@@ -27,6 +27,7 @@ static const char usage_text[] =
     "       strata maps [-t] [-o OPTIONS] [-O FILE] -- CMD [ARGS...]\n"
     "                                                    the same for CMD on strata as it exits (on stderr)\n"
     "       strata stats [-o OPTIONS] [--] CMD [ARGS...] run CMD on strata, heap statistics at exit\n"
+    "       strata stats PID [-w N]                      heap statistics of PID, running on strata, now\n"
     "       strata leaks [-o OPTIONS] [-O FILE] [--depth N] [--sample BYTES] [--lost] [--] CMD [ARGS...]\n"
     "                                                    run CMD, then list the blocks it never freed by the\n"
     "                                                    stack that allocated them: lost, then reachable\n"
@@ -51,7 +52,8 @@ static const char usage_text[] =
     "      --sample BYTES|N    leaks: a stack once per BYTES allocated; guard: one block in N guarded\n"
     "      --lost              leaks: list only the lost blocks\n"
     "      --underflow         guard: the guard page before each block (catches underflows)\n"
-    "      --quarantine SIZE   guard: freed blocks' address space kept inaccessible (default 256m)\n";
+    "      --quarantine SIZE   guard: freed blocks' address space kept inaccessible (default 256m)\n"
+    "  -w, --watch N           stats PID: again every N seconds, until PID exits\n";
 
 _Noreturn void cli_usage(const char *fmt, const char *arg) {
     if (fmt) {

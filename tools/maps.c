@@ -11,7 +11,8 @@
  *   heap       [heap]: the program break. strata puts its brk segments there.
  *   stack      [stack] (the main thread)
  *   vdso       [vdso], [vvar], [vvar_vclock], [vsyscall]
- *   strata     [anon:strata...], where the kernel names regions
+ *   strata     [anon:strata...], where the kernel names regions; /memfd:strata, the statistics
+ *              file strata shares with `strata stats PID` (src/support/share.c)
  *   guard      no access at all (---p): stack guards, reservations, gaps inside libraries
  *   text, rodata, data
  *              a mapping of the main executable (/proc/PID/exe) by permissions: executable = text,
@@ -28,7 +29,7 @@
  *              one region, so a region may hold several). Best effort: a program linked with
  *              libstrata.a shows them as anon-mmap, and another mapping may happen to qualify.
  *   anon-mmap  any other anonymous region ([anon:NAME] included)
- *   file       any other file mapping (shared memory, memfd, locale files, ...)
+ *   file       any other file mapping (shared memory, other memfds, locale files, ...)
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -230,7 +231,7 @@ static enum kind label(struct maps *m, size_t i, bool strata) {
     if (!strcmp(p, "[heap]")) return K_HEAP;
     if (starts(p, "[stack")) return K_STACK;
     if (!strcmp(p, "[vdso]") || starts(p, "[vvar") || !strcmp(p, "[vsyscall]")) return K_VDSO;
-    if (starts(p, "[anon:strata")) return K_STRATA;
+    if (starts(p, "[anon:strata") || starts(p, "/memfd:strata ")) return K_STRATA;
     if (!strncmp(r->perms, "---", 3)) return K_GUARD;
     if (is_anonymous(r)) return anonymous_kind(m, i, strata);
     if (p[0] == '/' && m->exe[0] && !strcmp(p, m->exe)) return binary_kind(r, false);

@@ -6,6 +6,8 @@
  *                                                a process's memory regions, labelled (at CMD's exit)
  *   strata report [-o OPTIONS] [-O FILE] [--depth N] [--] CMD [ARGS...]
  *                                                run CMD under libstrata-diag.so, draw an HTML report
+ *   strata stats PID [--watch N] | strata stats [-o OPTIONS] -- CMD [ARGS...]
+ *                                                heap statistics of a running process (at CMD's exit)
  *   strata options                               list STRATA_OPTIONS with their values
  *   strata version | help
  *

@@ -72,7 +72,7 @@ static void *alloc_any(size_t size, size_t align, bool zero) {
 }
 
 void *sx_alloc(size_t size, size_t align, bool zero) {
-    if (sx_unlikely(sx_opt.stats)) sx_tls_heap->requested += size; /* racy on the empty heap */
+    if (sx_unlikely(sx_opt.stats)) sx_count_requested(sx_tls_heap, size);
     return alloc_any(size, align, zero);
 }
 
@@ -80,7 +80,7 @@ void *sx_alloc(size_t size, size_t align, bool zero) {
  * without going through the general path. */
 sx_noinline void *sx_malloc_slow(size_t size) {
     sx_heap *h = sx_tls_heap;
-    if (sx_unlikely(sx_opt.stats)) h->requested += size;
+    if (sx_unlikely(sx_opt.stats)) sx_count_requested(h, size);
     if (sx_likely(size <= SX_MEDIUM_MAX &&
                   size < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed))) {
         unsigned bin = sx_bin_of(size);
@@ -91,7 +91,7 @@ sx_noinline void *sx_malloc_slow(size_t size) {
         if (sx_likely(b != NULL)) {
             pg->free = b->next;
             pg->used++;
-            h->n_alloc[bin]++;
+            sx_counts_of(h)->n_alloc[bin]++;
             b->key = 0;
             return b;
         }

@@ -29,7 +29,7 @@ static inline void *sx_malloc_inline(size_t size) {
         if (sx_likely(b != NULL)) {
             pg->free = b->next;
             pg->used++;
-            h->n_direct[slot]++;
+            sx_counts_of(h)->n_direct[slot]++;
             b->key = 0;
             return b;
         }
@@ -78,7 +78,7 @@ static inline __attribute__((always_inline)) void sx_free_inline(void *p) {
     b->key = key;
     sx_heap *h = sx_tls_heap;
     if (sx_likely(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h)) {
-        h->n_free[pg->bin]++;
+        sx_counts_of(h)->n_free[pg->bin]++;
         sx_page_free_block(h, pg, b);
     } else
         sx_free_remote(seg, pg, b);

@@ -32,6 +32,7 @@ int sx_mallopt(int param, int value) {
         return 1;
     }
     atomic_store(&sx_threshold_fixed, true);
+    sx_thresholds_share();
     return 1;
 }
 
@@ -54,8 +55,8 @@ struct mallinfo2 sx_mallinfo2(void) {
 
 int sx_malloc_trim(size_t pad) {
     sx_process_init();
-    size_t before = atomic_load(&sx_count.purged_bytes) + atomic_load(&sx_count.brk_calls) +
-                    atomic_load(&sx_count.munmap_calls);
+    size_t before = atomic_load(&sx_count->purged_bytes) + atomic_load(&sx_count->brk_calls) +
+                    atomic_load(&sx_count->munmap_calls);
     sx_heap *h = sx_tls_heap;
     if (h != &sx_heap_empty) {
         sx_foreign_flush(h);
@@ -68,8 +69,8 @@ int sx_malloc_trim(size_t pad) {
     sx_pool_collect(SIZE_MAX);
     sx_segcache_purge();
     sx_hugecache_purge();
-    size_t after = atomic_load(&sx_count.purged_bytes) + atomic_load(&sx_count.brk_calls) +
-                   atomic_load(&sx_count.munmap_calls);
+    size_t after = atomic_load(&sx_count->purged_bytes) + atomic_load(&sx_count->brk_calls) +
+                   atomic_load(&sx_count->munmap_calls);
     return after != before;
 }
 

@@ -16,12 +16,12 @@
 sx_heap sx_heap_empty = {.direct = {[0 ... SX_DIRECT_SLOTS - 1] = &sx_page_empty}};
 
 sx_heap *sx_heap_new(void) {
-    sx_heap *h = sx_meta_alloc(sizeof(sx_heap));
+    sx_heap *h = sx_meta_heap();
     if (!h) return NULL;
     for (unsigned d = 0; d < SX_DIRECT_SLOTS; d++) h->direct[d] = &sx_page_empty;
     sx_foreign_init(h);
     sx_lock(&sx_pool_lock);
-    h->id = (uint32_t)atomic_fetch_add(&sx_count.heaps, 1);
+    h->id = (uint32_t)atomic_fetch_add(&sx_count->heaps, 1);
     h->all_next = sx_all_heaps;
     sx_all_heaps = h;
     sx_unlock(&sx_pool_lock);
@@ -135,13 +135,16 @@ static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
     bool was_first = q->first == pg;
     queue_remove(q, pg);
     if (was_first) sx_heap_direct_update(h, pg->bin);
+    sx_counts_of(h)->pages[pg->bin]--;
     sx_span_free(h, sx_segment_of_desc(pg), sx_slice_index(pg), pg->slice_count);
 }
 
 void sx_page_free_slow(sx_heap *h, sx_page *pg) {
     if (pg->kind == SX_SPAN_LARGE) {
-        if (pg->used == 0)
+        if (pg->used == 0) {
+            sx_counts_of(h)->pages[SX_BIN_LARGE]--;
             sx_span_free(h, sx_segment_of_desc(pg), sx_slice_index(pg), pg->slice_count);
+        }
         return;
     }
     if (pg->flags & SX_PAGE_FULL) from_full(h, pg);
@@ -185,14 +188,14 @@ static sx_page *page_for_bin(sx_heap *h, unsigned bin) {
 
 void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
     SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_POOLED);
-    h->n_alloc[bin]++;
+    sx_counts_of(h)->n_alloc[bin]++;
     if (bin < SX_FOREIGN_BINS && h->foreign[bin].free) return sx_foreign_pop(&h->foreign[bin]);
     if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
     if (h->out_pending) sx_outbox_flush(h);
     if (sx_unlikely(sx_opt.stats)) sx_stats_sample(bin);
     sx_page *pg = page_for_bin(h, bin);
     if (!pg) {
-        h->n_alloc[bin]--;
+        sx_counts_of(h)->n_alloc[bin]--;
         return NULL;
     }
     sx_block *b = pg->free;
@@ -225,7 +228,8 @@ void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align) {
     pg->trigger = 0;
     pg->kind = SX_SPAN_LARGE;
     pg->bin = SX_BIN_LARGE;
-    h->n_alloc[SX_BIN_LARGE]++;
+    sx_counts_of(h)->n_alloc[SX_BIN_LARGE]++;
+    sx_counts_of(h)->pages[SX_BIN_LARGE]++;
     if (sx_unlikely(sx_opt.stats)) sx_stats_sample(SX_BIN_LARGE);
     pg->block_size = (uint32_t)(base + n * SX_SLICE_SIZE - start);
     ((sx_block *)start)->key = 0;

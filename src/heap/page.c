@@ -25,7 +25,7 @@ void sx_page_set_block_size(sx_page *pg, size_t bsize) {
 }
 
 void sx_page_init(sx_heap *h, sx_page *pg, unsigned bin, size_t slices) {
-    (void)h;
+    sx_counts_of(h)->pages[bin]++; /* for `strata stats PID`, which cannot count them itself */
     sx_segment *seg = sx_segment_of_desc(pg);
     size_t bsize = sx_bin_size(bin);
     pg->free = pg->local_free = NULL;

@@ -108,10 +108,15 @@ void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b) {
     sx_heap *dest = atomic_load_explicit(&seg->heap, memory_order_acquire);
     SX_ASSERT(dest != NULL);
     sx_heap *me = sx_tls_heap;
-    me->n_free[pg->bin]++; /* racy on the shared empty heap of exiting threads: statistics only */
+    /* A thread without a heap sends each block at once, and counts it in sx_count. */
+    if (me == &sx_heap_empty) {
+        atomic_fetch_add_explicit(&sx_count->stray_free[pg->bin], 1, memory_order_relaxed);
+        deliver(dest, b, b);
+        return;
+    }
+    sx_counts_of(me)->n_free[pg->bin]++;
     /* Nothing kept or batched for a heap whose thread has exited: its memory goes back now. */
-    if (me == &sx_heap_empty ||
-        atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED) {
+    if (atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED) {
         deliver(dest, b, b);
         return;
     }

@@ -180,6 +180,7 @@ static void fork_parent(void) {
 }
 
 static void fork_child(void) {
+    sx_share_fork_child(); /* the child's own statistics file */
     for (sx_heap *h = sx_all_heaps; h; h = h->all_next) {
         int st = atomic_load(&h->state);
         if (h != sx_tls_heap && (st == SX_HEAP_LIVE || st == SX_HEAP_CLAIMED))

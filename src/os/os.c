@@ -3,12 +3,16 @@
  *
  * Every function here handles its own failures and leaves errno as it found it; callers decide
  * what a failure means (fall back to mmap when brk fails, return NULL with ENOMEM when mmap fails).
+ * The shared statistics file (support/share.c) is a memfd: its descriptor and mapping calls are
+ * here too.
  * Anonymous private mappings are demand-zero: nothing is resident until touched, which is why a
  * 1.2 GiB malloc succeeds on a small machine (overcommit) and costs nothing until used.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -30,14 +34,14 @@ void sx_os_unmap(void *p, size_t size) {
     int saved = errno;
     if (munmap(p, size) != 0) sx_message("munmap(%p, %zu) failed (errno %d)", p, size, errno);
     errno = saved;
-    atomic_fetch_add_explicit(&sx_count.munmap_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->munmap_calls, 1, memory_order_relaxed);
 }
 
 static void *map_hint(void *hint, size_t size) {
     int saved = errno;
     void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     errno = saved;
-    atomic_fetch_add_explicit(&sx_count.mmap_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->mmap_calls, 1, memory_order_relaxed);
     return p == MAP_FAILED ? NULL : p;
 }
 
@@ -93,16 +97,16 @@ void sx_os_decommit(void *p, size_t size) {
     int saved = errno;
     /* MADV_DONTNEED, not MADV_FREE: resident memory must fall when strata gives memory back. */
     if (madvise(p, size, MADV_DONTNEED) == 0)
-        atomic_fetch_add_explicit(&sx_count.purged_bytes, size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sx_count->purged_bytes, size, memory_order_relaxed);
     errno = saved;
-    atomic_fetch_add_explicit(&sx_count.madvise_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->madvise_calls, 1, memory_order_relaxed);
 }
 
 bool sx_os_remap_inplace(void *p, size_t old_size, size_t new_size) {
     int saved = errno;
     void *q = mremap(p, old_size, new_size, 0);
     errno = saved;
-    atomic_fetch_add_explicit(&sx_count.mremap_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->mremap_calls, 1, memory_order_relaxed);
     return q == p;
 }
 
@@ -110,7 +114,7 @@ bool sx_os_remap_to(void *p, size_t old_size, size_t new_size, void *dest) {
     int saved = errno;
     void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest);
     errno = saved;
-    atomic_fetch_add_explicit(&sx_count.mremap_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->mremap_calls, 1, memory_order_relaxed);
     return q == dest;
 }
 
@@ -132,7 +136,14 @@ void sx_os_advise_huge(void *p, size_t size) {
     int saved = errno;
     madvise(p, size, MADV_HUGEPAGE); /* only advice: THP may be off, and that is fine */
     errno = saved;
-    atomic_fetch_add_explicit(&sx_count.madvise_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->madvise_calls, 1, memory_order_relaxed);
+}
+
+void sx_os_advise_nohuge(void *p, size_t size) {
+    int saved = errno;
+    madvise(p, size, MADV_NOHUGEPAGE);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count->madvise_calls, 1, memory_order_relaxed);
 }
 
 void *sx_os_map_hugetlb(size_t size, size_t align) {
@@ -144,7 +155,7 @@ void *sx_os_map_hugetlb(size_t size, size_t align) {
     uint8_t *p = mmap(NULL, size + align - huge, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
     errno = saved;
-    atomic_fetch_add_explicit(&sx_count.mmap_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->mmap_calls, 1, memory_order_relaxed);
     if (p == MAP_FAILED) return NULL;
     uintptr_t base = (uintptr_t)p, want = sx_align_up(base, align);
     if (want > base) sx_os_unmap(p, want - base);
@@ -166,7 +177,7 @@ bool sx_os_brk_set(uintptr_t end) {
     int saved = errno;
     int r = brk((void *)end);
     errno = saved;
-    atomic_fetch_add_explicit(&sx_count.brk_calls, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->brk_calls, 1, memory_order_relaxed);
     return r == 0;
 }
 
@@ -175,4 +186,89 @@ bool sx_os_getrandom(void *buf, size_t n) {
     long r = syscall(SYS_getrandom, buf, n, 1 /* GRND_NONBLOCK */);
     errno = saved;
     return r == (long)n;
+}
+
+/* ---- the shared statistics file: a memfd mapped MAP_SHARED ---- */
+
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U
+#endif
+
+/* A memfd, close-on-exec, moved to descriptor 100 or above where it can, out of the way of a
+ * program that closes 0-2 and expects its next open to get them back. -1 if there is none. */
+int sx_os_shm_create(const char *name) {
+    int saved = errno;
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_NOEXEC_SEAL);
+    if (fd < 0 && errno == EINVAL) fd = memfd_create(name, MFD_CLOEXEC); /* before Linux 6.3 */
+    if (fd >= 0 && fd < 100) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 100);
+        if (high >= 0) {
+            close(fd);
+            fd = high;
+        }
+    }
+    errno = saved;
+    return fd;
+}
+
+bool sx_os_shm_resize(int fd, size_t size) {
+    int saved = errno;
+    int r = ftruncate(fd, (off_t)size);
+    errno = saved;
+    return r == 0;
+}
+
+/* Map `size` bytes of the file from `offset`, shared, at `at` if not NULL (replacing what is
+ * there). If that fails, [at, at+size) holds fresh private memory, as a failed MAP_FIXED may have
+ * unmapped what was there. */
+void *sx_os_shm_map(int fd, size_t offset, size_t size, void *at) {
+    int saved = errno;
+    void *p = mmap(at, size, PROT_READ | PROT_WRITE, MAP_SHARED | (at ? MAP_FIXED : 0), fd,
+                   (off_t)offset);
+    atomic_fetch_add_explicit(&sx_count->mmap_calls, 1, memory_order_relaxed);
+    if (p == MAP_FAILED && at) {
+        mmap(at, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        atomic_fetch_add_explicit(&sx_count->mmap_calls, 1, memory_order_relaxed);
+    }
+    errno = saved;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+/* Write n bytes from p into the file at `offset`. */
+bool sx_os_shm_write(int fd, const void *p, size_t n, size_t offset) {
+    int saved = errno;
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = pwrite(fd, (const char *)p + done, n - done, (off_t)(offset + done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    errno = saved;
+    return done == n;
+}
+
+/* Which file a descriptor has open (device and inode), 0 if none: tells whether a descriptor is
+ * still the one strata opened (a program may close it and open something else under its number). */
+uint64_t sx_os_fd_identity(int fd) {
+    int saved = errno;
+    struct stat st;
+    int r = fstat(fd, &st);
+    errno = saved;
+    return r == 0 ? (uint64_t)st.st_ino ^ ((uint64_t)st.st_dev << 48) : 0;
+}
+
+/* Put descriptor `from` under number `to` (close-on-exec), closing what was there and `from`. */
+bool sx_os_fd_move(int from, int to) {
+    int saved = errno;
+    int r = dup3(from, to, O_CLOEXEC);
+    if (r >= 0) close(from);
+    errno = saved;
+    return r >= 0;
+}
+
+void sx_os_close(int fd) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
 }

@@ -71,7 +71,7 @@ sx_segment *sx_brk_segment_new(size_t commit) {
         uintptr_t end = (uintptr_t)top + SX_SEG_SIZE;
         if (brk_end < end) {
             if (!raise_to(brk_end, end)) return NULL;
-            atomic_fetch_add_explicit(&sx_count.brk_bytes, end - brk_end, memory_order_relaxed);
+            atomic_fetch_add_explicit(&sx_count->brk_bytes, end - brk_end, memory_order_relaxed);
             set_commit(top, end);
             brk_end = cur = end;
         }
@@ -91,7 +91,7 @@ sx_segment *sx_brk_segment_new(size_t commit) {
     set_commit(seg, end);
     store_top(seg);
     brk_end = end;
-    atomic_fetch_add_explicit(&sx_count.brk_bytes, commit, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->brk_bytes, commit, memory_order_relaxed);
     if (sx_opt.verbose >= 2) sx_message("brk segment %p (break %p)", (void *)seg, (void *)end);
     return seg;
 }
@@ -104,7 +104,7 @@ bool sx_brk_commit(sx_segment *seg, uintptr_t end) {
         want = end; /* without the pad, in case only that much is left */
         if (!raise_to(brk_end, want)) return false;
     }
-    atomic_fetch_add_explicit(&sx_count.brk_bytes, want - brk_end, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->brk_bytes, want - brk_end, memory_order_relaxed);
     brk_end = want;
     set_commit(seg, want);
     return true;
@@ -120,7 +120,7 @@ bool sx_brk_trim(sx_segment *seg, uintptr_t free_from, size_t pad) {
     uintptr_t end = brk_end;
     if (seg == load_top() && keep_end < end && brk_unmoved(sx_os_brk_get()) &&
         sx_os_brk_set(keep_end)) {
-        atomic_fetch_sub_explicit(&sx_count.brk_bytes, end - keep_end, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&sx_count->brk_bytes, end - keep_end, memory_order_relaxed);
         if (sx_opt.verbose >= 2)
             sx_message("break lowered by %zu KiB to %p", (end - keep_end) >> 10, (void *)keep_end);
         brk_end = keep_end;
@@ -137,7 +137,7 @@ static bool lower_through(sx_segment *seg, sx_segment **below) {
     uintptr_t floor = seg->brk_floor;
     sx_segment *prev = seg->brk_prev;
     if (!sx_os_brk_set(floor)) return false;
-    atomic_fetch_sub_explicit(&sx_count.brk_bytes, brk_end - (uintptr_t)seg, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&sx_count->brk_bytes, brk_end - (uintptr_t)seg, memory_order_relaxed);
     if (sx_opt.verbose >= 2) sx_message("break lowered to %p", (void *)floor);
     brk_end = floor;
     *below = prev;

@@ -37,12 +37,22 @@ void sx_threshold_set_mmap(size_t v) {
     update_fast_limit(v);
 }
 
+/* Copy the thresholds into sx_count, where the statistics (and `strata stats PID`) read them;
+ * called after every change. */
+void sx_thresholds_share(void) {
+    sx_store_relaxed(&sx_count->mmap_threshold, atomic_load(&sx_mmap_threshold));
+    sx_store_relaxed(&sx_count->trim_threshold, atomic_load(&sx_trim_threshold));
+    sx_store_relaxed(&sx_count->top_pad, atomic_load(&sx_top_pad));
+    sx_store_relaxed(&sx_count->threshold_fixed, (size_t)atomic_load(&sx_threshold_fixed));
+}
+
 void sx_thresholds_init(void) {
     sx_threshold_set_mmap(sx_opt.mmap_threshold);
     atomic_store(&sx_trim_threshold, sx_opt.trim_threshold);
     atomic_store(&sx_top_pad, sx_opt.top_pad);
     atomic_store(&sx_threshold_fixed,
                  sx_opt.mmap_threshold_set || sx_opt.trim_threshold_set || sx_opt.top_pad_set);
+    sx_thresholds_share();
 }
 
 /* Offset of the block from the mapping's start: after the header, or exactly one segment in for
@@ -56,13 +66,13 @@ static size_t block_offset(size_t align) {
 static void account(sx_segment *seg, bool add) {
     size_t bytes = seg->size;
     if (add) {
-        size_t b = atomic_fetch_add(&sx_count.huge_bytes, bytes) + bytes;
-        size_t c = atomic_fetch_add(&sx_count.huge_count, 1) + 1;
-        if (b > atomic_load(&sx_count.huge_max_bytes)) atomic_store(&sx_count.huge_max_bytes, b);
-        if (c > atomic_load(&sx_count.huge_max_count)) atomic_store(&sx_count.huge_max_count, c);
+        size_t b = atomic_fetch_add(&sx_count->huge_bytes, bytes) + bytes;
+        size_t c = atomic_fetch_add(&sx_count->huge_count, 1) + 1;
+        if (b > atomic_load(&sx_count->huge_max_bytes)) atomic_store(&sx_count->huge_max_bytes, b);
+        if (c > atomic_load(&sx_count->huge_max_count)) atomic_store(&sx_count->huge_max_count, c);
     } else {
-        atomic_fetch_sub(&sx_count.huge_bytes, bytes);
-        atomic_fetch_sub(&sx_count.huge_count, 1);
+        atomic_fetch_sub(&sx_count->huge_bytes, bytes);
+        atomic_fetch_sub(&sx_count->huge_count, 1);
     }
 }
 
@@ -71,7 +81,7 @@ static void publish(sx_segment *seg) {
     sx_segmap_set(seg);
     sx_registry_add(seg);
     account(seg, true);
-    atomic_fetch_add_explicit(&sx_count.huge_allocs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->huge_allocs, 1, memory_order_relaxed);
     sx_unlock(&sx_region_lock);
 }
 
@@ -154,11 +164,12 @@ void sx_huge_free(sx_segment *seg) {
     size_t size = seg->size;
     bool keep = seg->cached;
     unpublish(seg);
-    atomic_fetch_add_explicit(&sx_count.huge_frees, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->huge_frees, 1, memory_order_relaxed);
     if (!atomic_load_explicit(&sx_threshold_fixed, memory_order_relaxed) &&
         size > atomic_load(&sx_mmap_threshold) && size <= SX_MMAP_THRESHOLD_MAX) {
         sx_threshold_set_mmap(size);
         atomic_store(&sx_trim_threshold, 2 * size);
+        sx_thresholds_share();
         if (sx_opt.verbose >= 2) sx_message("mmap threshold raised to %zu", size);
     }
     /* A block that was below the threshold is heap memory, kept for reuse; one at or above it

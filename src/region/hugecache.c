@@ -30,7 +30,7 @@ static sx_segment *remove_at(unsigned i) {
     bytes -= seg->size;
     entries[i] = entries[--count];
     freed_at[i] = freed_at[count];
-    atomic_fetch_sub_explicit(&sx_count.huge_cached_bytes, seg->size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&sx_count->huge_cached_bytes, seg->size, memory_order_relaxed);
     return seg;
 }
 
@@ -83,7 +83,7 @@ bool sx_hugecache_put(sx_segment *seg) {
     entries[count] = seg;
     freed_at[count++] = now_ms();
     bytes += seg->size;
-    atomic_fetch_add_explicit(&sx_count.huge_cached_bytes, seg->size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->huge_cached_bytes, seg->size, memory_order_relaxed);
     sx_unlock(&sx_region_lock);
     return true;
 }

@@ -18,6 +18,10 @@ sx_segment *sx_all_segments;
 static sx_segment *cache_first, *cache_last; /* dirty ones first; doubly linked */
 static unsigned cache_mmap_count;
 static size_t cache_dirty;                   /* resident bytes of cached segments */
+/* Segments owned by heaps. sx_count has the same number for statistics, but decisions read only
+ * private memory: the counters are shared with the strata command, and a forked child's counts
+ * may carry a few of its parent's (share.c). */
+static _Atomic size_t held_segments;
 
 static size_t committed(const sx_segment *seg) {
     uintptr_t from = (uintptr_t)seg + SX_SLICE_SIZE;
@@ -26,7 +30,7 @@ static size_t committed(const sx_segment *seg) {
 }
 
 size_t sx_retain_budget(void) {
-    size_t held = atomic_load_explicit(&sx_count.segments, memory_order_relaxed) * SX_SEG_SIZE;
+    size_t held = atomic_load_explicit(&held_segments, memory_order_relaxed) * SX_SEG_SIZE;
     size_t share = held / SX_RETAIN_FRACTION;
     return share > SX_RETAIN_MIN ? share : SX_RETAIN_MIN;
 }
@@ -67,7 +71,7 @@ void sx_segcache_push(sx_segment *seg, bool dirty) {
     }
     if (dirty) cache_dirty += committed(seg);
     if (seg->source == SX_SRC_MMAP) cache_mmap_count++;
-    atomic_fetch_add_explicit(&sx_count.cached_segments, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->cached_segments, 1, memory_order_relaxed);
 }
 
 /* Take a segment out of the cache (region lock held). */
@@ -81,7 +85,7 @@ void sx_segcache_unlink(sx_segment *seg) {
     if (seg->dirty) cache_dirty -= committed(seg);
     seg->dirty = 0;
     if (seg->source == SX_SRC_MMAP) cache_mmap_count--;
-    atomic_fetch_sub_explicit(&sx_count.cached_segments, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&sx_count->cached_segments, 1, memory_order_relaxed);
 }
 
 static sx_segment *map_segment(void) {
@@ -96,7 +100,7 @@ static sx_segment *map_segment(void) {
     seg->brk_prev = NULL;
     if (sx_opt.huge_pages != SX_HUGE_OFF) sx_os_advise_huge(seg, SX_SEG_SIZE);
     atomic_store_explicit(&seg->commit_end, (uintptr_t)seg + SX_SEG_SIZE, memory_order_relaxed);
-    atomic_fetch_add_explicit(&sx_count.mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
     if (sx_opt.verbose >= 2) sx_message("mmap segment %p", (void *)seg);
     return seg;
 }
@@ -133,7 +137,8 @@ sx_segment *sx_segment_acquire(void) {
         header_reset(seg);
         sx_segmap_set(seg);
         sx_registry_add(seg);
-        atomic_fetch_add_explicit(&sx_count.segments, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&held_segments, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sx_count->segments, 1, memory_order_relaxed);
     }
     sx_unlock(&sx_region_lock);
     return seg;
@@ -158,7 +163,8 @@ void sx_segment_release(sx_segment *seg) {
     sx_registry_remove(seg);
     sx_segmap_clear(seg);
     atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&sx_count.segments, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&held_segments, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&sx_count->segments, 1, memory_order_relaxed);
     bool fixed = atomic_load_explicit(&sx_threshold_fixed, memory_order_relaxed);
     if (!fixed && cache_dirty + committed(seg) <= sx_retain_budget() &&
         (seg->source == SX_SRC_BRK || cache_mmap_count < SX_SEGCACHE_MAX)) {
@@ -167,7 +173,7 @@ void sx_segment_release(sx_segment *seg) {
         /* the break went down: the segment no longer exists */
     } else if (seg->source == SX_SRC_MMAP && cache_mmap_count >= SX_SEGCACHE_MAX) {
         sx_os_unmap(seg, SX_SEG_SIZE);
-        atomic_fetch_sub_explicit(&sx_count.mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&sx_count->mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
     } else {
         size_t n = committed(seg);
         if (n) sx_os_decommit((uint8_t *)seg + SX_SLICE_SIZE, n);
@@ -194,7 +200,7 @@ size_t sx_segcache_purge(void) {
         if (seg->source == SX_SRC_MMAP) {
             sx_segcache_unlink(seg);
             sx_os_unmap(seg, SX_SEG_SIZE);
-            atomic_fetch_sub_explicit(&sx_count.mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&sx_count->mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
             released += SX_SEG_SIZE;
         } else if (seg->dirty) { /* a brk segment: keep it, without its pages */
             size_t n = committed(seg);
