@@ -5,9 +5,10 @@
  * to pay on every malloc of a busy program. Most allocations come from a few call sites, so a
  * cache keyed by the program's call site and its stack pointer there answers almost all of them:
  * the same (site, sp) pair is, in practice, the same path through the program. Not always (the
- * same function called from two lines of its caller), so a hit must also find the next two return
- * addresses where they were on the stack the first time, one lookup in 64 unwinds anyway and
- * compares, and a key found to stand for two stacks is unwound every time from then on.
+ * same function called from two lines of its caller, or a helper called from many callers at one
+ * depth), so the key goes on with the words where the next return addresses were found on the
+ * stack, as deep as it takes to tell apart the stacks seen (see the cache below), and one lookup in
+ * 256 unwinds anyway to check.
  *
  * Stacks live in a table that only grows: records in an arena, a hash of the frames to find them,
  * and an array by id. Inserting is lock-free (compare-and-swap into an empty slot); reading needs
@@ -21,13 +22,13 @@
 
 #define MAX_STACKS (1u << 20) /* ids fit in 20 bits: 1 .. MAX_STACKS - 1 */
 #define SLOTS (1u << 21) /* load stays under one half */
-#define CACHE (1u << 16)
+#define CACHE (1u << 17)
 #define ARENA ((size_t)256 << 20)
-#define VERIFY_EVERY 64
+#define VERIFY_EVERY 256
 
 static sx_stack **by_id;            /* [1 .. MAX_STACKS - 1] */
 static _Atomic(sx_stack *) *slots;  /* by hash of the frames */
-static _Atomic uint64_t *cache;     /* (site, sp) hash -> check << 32 | id (id 0: always unwind) */
+static _Atomic uint64_t *cache;     /* see cache_get */
 static uint8_t *arena;
 static _Atomic size_t arena_used;
 static _Atomic uint32_t nstacks;
@@ -100,50 +101,87 @@ static sx_stack *intern(const uintptr_t *f, uint32_t n) {
     return NULL;
 }
 
-/* A cache entry, one word: check (20 bits) | id (20) | k1 (12) | k2 (12). k1 and k2 are where,
- * in words above the program's stack pointer, the stack's second and third return addresses
- * were found; a hit must find them there again (0: not found, not checked). This tells apart
- * the calls that the site and stack pointer alone would not: the same function called from two
- * lines of its caller. */
-#define K_MAX 4095
+/* The cache: one word an entry, tag (40 bits) | value (24). The first key is the site and the
+ * stack pointer; an entry either gives the stack's id (a leaf) or says "look deeper" (a node): at
+ * which word above the stack pointer the next return address of the stacks seen at this key
+ * lies, and the word found there goes into the next key. A new path gets nodes for its
+ * first two return addresses, then a leaf (checked against a full unwind one time in 256); when a
+ * stack's unwind disagrees with a leaf, the leaf becomes a node one return address deeper, so a
+ * helper called from many callers at the same depth gets one leaf per caller instead of one entry
+ * they keep overwriting, and a wrapper chain (PyObject_Malloc <- PyUnicode_New <- ...) gets as
+ * many levels as it takes to tell its callers apart. A word's offset is a property of the frame
+ * sizes on the path that the key already names, so it is learned once per key. */
+#define NODE (1u << 23)
+#define MIN_LEVELS 2 /* a leaf keyed by the site's two callers at least (when they are found) */
+#define K_SPAN 2048 /* how far above the last one the next return address is looked for */
 
-static uint32_t find_word(uintptr_t sp, uint32_t from, uintptr_t v) {
+static bool cache_get(uint64_t key, uint32_t *value) {
+    uint64_t v = atomic_load_explicit(&cache[key & (CACHE - 1)], memory_order_relaxed);
+    *value = (uint32_t)v & 0xffffff;
+    return (v >> 24) == ((key >> 24) | 1);
+}
+
+static void cache_put(uint64_t key, uint32_t value) {
+    atomic_store_explicit(&cache[key & (CACHE - 1)], ((key >> 24) | 1) << 24 | value, memory_order_relaxed);
+}
+
+static uint64_t deeper(uint64_t key, uintptr_t sp, uint32_t k) {
+    return mix(key, ((const uintptr_t *)sp)[k]);
+}
+
+/* Where, above word `after`, the return address v lies (0: not within reach). */
+static uint32_t find_word(uintptr_t sp, uint32_t after, uintptr_t v) {
     const uintptr_t *w = (const uintptr_t *)sp;
-    for (uint32_t k = from; k <= 512; k++)
+    for (uint32_t k = after + 1; k <= after + K_SPAN && k < NODE; k++)
         if (w[k] == v) return k;
     return 0;
 }
 
-static bool still_there(uintptr_t sp, uint64_t v, const sx_stack *s) {
-    uint32_t k1 = (uint32_t)(v >> 12) & K_MAX, k2 = (uint32_t)v & K_MAX;
-    const uintptr_t *w = (const uintptr_t *)sp;
-    return (!k1 || (s->depth > 1 && w[k1] == s->frames[1])) && (!k2 || (s->depth > 2 && w[k2] == s->frames[2]));
+/* Record the unwound stack s (frames f[0..n)) under its keys. */
+static void learn(uint64_t key, uintptr_t sp, const uintptr_t *f, uint32_t n, uint32_t id) {
+    uint32_t v, at = 0; /* at: the word holding f[level] (f[0], the site, is not on the stack) */
+    for (uint32_t level = 0; level < 64; level++) {
+        if (!cache_get(key, &v)) { /* a new path: its first return addresses in the key, then a leaf */
+            for (uint32_t k; level < MIN_LEVELS && level + 1 < n && (k = find_word(sp, at, f[level + 1]));
+                 level++, at = k) {
+                cache_put(key, NODE | k);
+                key = deeper(key, sp, k);
+            }
+            break;
+        }
+        if (v & NODE) {
+            if (!(at = v & ~NODE)) { id = 0; break; }
+            key = deeper(key, sp, at);
+            continue;
+        }
+        if (v == id) return;
+        /* a leaf that stands for another stack: they part deeper down, look one level further */
+        uint32_t k = level + 1 < n ? find_word(sp, at, f[level + 1]) : 0;
+        if (!k || !id) { id = 0; break; } /* cannot tell them apart: unwind every time */
+        cache_put(key, NODE | k);
+        key = deeper(key, sp, k);
+        break;
+    }
+    cache_put(key, id);
 }
 
 sx_stack *sx_stack_here(sx_site at) {
-    uint64_t key = mix(mix(0, at.pc), at.sp);
-    uint64_t check = (key >> 44) | 1;
-    _Atomic uint64_t *c = &cache[(key >> 7) & (CACHE - 1)];
-    uint64_t v = at.sp ? atomic_load_explicit(c, memory_order_relaxed) : 0;
-    bool hit = (v >> 44) == check;
-    uint32_t cached = (uint32_t)(v >> 24) & (MAX_STACKS - 1);
-    if (hit && cached && (++tls_verify % VERIFY_EVERY) != 0) {
-        sx_stack *s = by_id[cached];
-        if (s && still_there(at.sp, v, s)) return s;
+    uint64_t key = mix(mix(1, at.pc), at.sp);
+    uint32_t v;
+    if (at.sp && (++tls_verify % VERIFY_EVERY) != 0) {
+        for (uint64_t k = key; cache_get(k, &v); k = deeper(k, at.sp, v & ~NODE)) {
+            if (!(v & NODE)) {
+                sx_stack *s = v ? by_id[v] : NULL;
+                if (s) return s;
+                break;
+            }
+            if (!(v & ~NODE)) break;
+        }
     }
-
     uintptr_t frames[64];
     uint32_t n = unwind(at.pc, frames, sx_opt.diag_depth);
     sx_stack *s = intern(frames, n);
-    if (!at.sp) return s;
-    uint32_t id = s ? s->id : 0, k1 = 0, k2 = 0;
-    if (n > 1) k1 = find_word(at.sp, 1, frames[1]);
-    if (n > 2 && k1) k2 = find_word(at.sp, k1 + 1, frames[2]);
-    /* two stacks behind one key that the return addresses cannot tell apart: unwind every time */
-    if (hit && cached && cached != id && s && still_there(at.sp, v, by_id[cached])) id = 0;
-    if (!hit || cached)
-        atomic_store_explicit(c, check << 44 | (uint64_t)id << 24 | (uint64_t)k1 << 12 | k2,
-                              memory_order_relaxed);
+    if (at.sp) learn(key, at.sp, frames, n, s ? s->id : 0);
     return s;
 }
 

@@ -6,6 +6,8 @@
  *   keep_list          a list of 5 nodes hanging off a global: reachable
  *   keep_interior      a block only pointed into (8 bytes in) from a global: reachable
  *   lost_in_thread     a thread that allocates 3 blocks of 333 bytes and forgets them: lost
+ *   lose_via_a, _b     one helper called from two functions at the same depth, interleaved:
+ *                      300 blocks of 24 bytes lost from a, 500 of 40 from b (each stack its own)
  *   churn              many blocks allocated and freed (no leak), some through realloc
  *
  * argv[1] = "crash" ends it with SIGSEGV after the leaks are made (the record must survive).
@@ -61,6 +63,14 @@ __attribute__((noinline)) static void lost_in_thread(void) {
     pthread_join(t, NULL);
 }
 
+__attribute__((noinline)) static void *helper(size_t n) {
+    char *p = malloc(n);
+    p[0] = 1;
+    return p;
+}
+__attribute__((noinline)) static void lose_via_a(void) { *(void *volatile *)helper(24) = NULL; }
+__attribute__((noinline)) static void lose_via_b(void) { *(void *volatile *)helper(40) = NULL; }
+
 __attribute__((noinline)) static void churn(void) {
     for (int i = 0; i < 20000; i++) {
         char *s = malloc(16 + i % 200);
@@ -77,6 +87,10 @@ int main(int argc, char **argv) {
     keep_list();
     keep_interior();
     lost_in_thread();
+    for (int i = 0; i < 500; i++) {
+        if (i < 300) lose_via_a();
+        lose_via_b();
+    }
     churn();
     printf("leaky: done\n");
     fflush(stdout);
