@@ -41,7 +41,7 @@ static stripe *stripe_of(uint64_t h) { return &stripes[h >> 58]; }
 static size_t slot_of(uint64_t h, size_t cap) { return (size_t)(h >> 20) & (cap - 1); }
 
 static bool grow(stripe *s) {
-    size_t cap = s->cap ? s->cap * 2 : 1024;
+    size_t cap = s->cap ? s->cap * 2 : 4096 / sizeof(entry); /* a page: small programs stay small */
     entry *t = sx_diag_map(cap * sizeof *t);
     if (!t) return false;
     for (size_t i = 0; i < s->cap; i++) {
