@@ -83,6 +83,22 @@ lib/libstrata-api.a: $(REL_OBJ) build/rel/api/prefixed.o
 	@echo "  AR      $@"
 	@rm -f $@ && ar rcs $@ $^
 
+# The default build with its cheap checks compiled out (STRATA_HARDEN=0): for make bench-harden
+# only, to measure what the checks cost. Never installed.
+UNCHECKED_OBJ := $(patsubst src/%.c,build/unchecked/%.o,$(LIB_SRC))
+build/unchecked/%.o: src/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(LIBFLAGS) -DSTRATA_HARDEN=0 -c $< -o $@
+build/unchecked/api/override.o: src/api/api.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(LIBFLAGS) -DSTRATA_HARDEN=0 -DSTRATA_OVERRIDE -c $< -o $@
+build/unchecked/lib/libstrata.so: $(UNCHECKED_OBJ) build/unchecked/api/override.o
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) -shared -Wl,-soname,libstrata.so -Wl,-z,now -o $@ $^ -lpthread
+
 debug: build/debug/lib/libstrata.so
 build/debug/lib/libstrata.so: $(DBG_OBJ) build/debug/api/override.o
 	@mkdir -p $(dir $@)

@@ -6,6 +6,8 @@
 #   make bench-instr           instructions per allocation call (callgrind), single-thread workloads
 #   make bench-scaling MAX_THREADS=16   the multi-thread workloads at 1, 2, 4 ... MAX_THREADS
 #   make bench-hugepages       strata with and without huge pages on a large random-access heap
+#   make bench-harden          what the default build's checks cost (against the same build with
+#                              them compiled out) and what secure mode costs, every workload
 #   make bench-diag            strata leaks and guard (libstrata-diag.so) against valgrind and
 #                              heaptrack on perl, python3, sort, cfrac, espresso: time and memory
 
@@ -33,7 +35,7 @@ build/bench/libbump.so: bench/bump.c
 
 bench-build: lib/libstrata.so $(BENCH_WORK) build/bench/driver build/bench/libbump.so
 
-.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag
+.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden
 bench-peers:
 	@bench/install-peers.sh
 
@@ -49,6 +51,9 @@ bench-scaling: bench-build bench-peers
 
 bench-hugepages: bench-build
 	@build/bench/driver --publish BENCHMARKS.md --hugepages $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
+
+bench-harden: bench-build build/unchecked/lib/libstrata.so $(wildcard lib/libstrata-secure.so)
+	@build/bench/driver --publish BENCHMARKS.md --harden build/unchecked/lib/libstrata.so $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
 
 bench-diag: lib/libstrata-diag.so build/bench/diag build/bench/cfrac build/bench/espresso
 	@command -v valgrind >/dev/null && command -v heaptrack >/dev/null || bench/install-peers.sh valgrind heaptrack

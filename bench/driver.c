@@ -12,6 +12,8 @@
  *     --scaling MAX    thread-scaling mode: multi-thread workloads at 1, 2, 4 ... MAX threads
  *     --instr          instructions per operation (callgrind) of the single-thread workloads
  *     --hugepages      strata with huge_pages=off, thp and hugetlb on a large random-access heap
+ *     --harden LIB     what hardening costs: strata against LIB (the same build with its checks
+ *                      compiled out) and against secure=1 (lib/libstrata-secure.so if present)
  *     --publish DOC    put the result tables into DOC (BENCHMARKS.md) between its markers
  *
  * Allocators are preloaded (glibc: nothing preloaded). Runs are interleaved — every workload
@@ -170,7 +172,10 @@ static result run_one(const workload *w, const allocator *a, int nthreads, doubl
     argv[ac++] = sthreads;
     if (*w->mode) argv[ac++] = w->mode;
     argv[ac] = NULL;
-    const char *lib = !strncmp(a->name, "strata", 6) ? strata_lib : a == &allocs[BUMP] ? bump_lib : a->lib;
+    const char *lib = a->lib                       ? a->lib
+                      : !strncmp(a->name, "strata", 6) ? strata_lib
+                      : a == &allocs[BUMP]             ? bump_lib
+                                                       : NULL;
 
     int ofd[2], efd[2];
     if (pipe(ofd) || pipe(efd)) {
@@ -761,6 +766,73 @@ static int run_hugepages(int runs) {
     return 0;
 }
 
+/* ---- hardening: the default build against itself without its checks, and secure mode ---- */
+
+static int run_harden(const char *unchecked, int runs) {
+    static char secure_lib[4096];
+    static allocator variants[] = {
+        {"strata", NULL, NULL, true, NULL},
+        {"strata unchecked", NULL, NULL, true, NULL},
+        {"strata secure", NULL, NULL, true, "secure=1"},
+    };
+    enum { NV = sizeof variants / sizeof variants[0] };
+    static char unchecked_real[4096];
+    if (!realpath(unchecked, unchecked_real)) {
+        fprintf(stderr, "driver: %s not found\n", unchecked);
+        return 2;
+    }
+    variants[1].lib = unchecked_real;
+    /* lib/libstrata-secure.so beside lib/libstrata.so, if built: secure by default */
+    snprintf(secure_lib, sizeof secure_lib, "%s", strata_lib);
+    char *name = strstr(secure_lib, "libstrata.so");
+    if (name) {
+        snprintf(name, sizeof secure_lib - (size_t)(name - secure_lib), "libstrata-secure.so");
+        if (access(secure_lib, R_OK) == 0) variants[2].lib = secure_lib, variants[2].options = NULL;
+    }
+    static cell c[NWORK][NV];
+    for (int r = 0; r < runs; r++)
+        for (int w = 0; w < NWORK; w++)
+            for (int v = 0; v < NV; v++) {
+                progress("\r  run %d/%d  %-14s %-18s", r + 1, runs, works[w].row, variants[v].name);
+                result res = run_one(&works[w], &variants[v], works[w].threaded ? threads : 1, works[w].quick,
+                                     false);
+                cell_add(&c[w][v], &res);
+            }
+    progress("\r%70s\r", "");
+    md = open_out("harden.md");
+    say("Machine: %s. Every workload at its --quick scale, %d runs interleaved, medians of the time "
+        "each reports (threaded ones with %d threads). *unchecked*: the default build with its checks "
+        "compiled out (`-DSTRATA_HARDEN=0`: encoded free-list links, the double-free key, the "
+        "block-start test on free); *secure*: %s.\n\n"
+        "| workload | strata s | unchecked s | strata / unchecked | secure s | secure / strata |\n"
+        "|---|---:|---:|---:|---:|---:|\n",
+        machine, runs, threads, variants[2].lib ? "`lib/libstrata-secure.so`" : "`STRATA_OPTIONS=secure=1`");
+    double lcheck = 0, lsecure = 0;
+    int ncheck = 0, nsecure = 0;
+    for (int w = 0; w < NWORK; w++) {
+        double t[NV];
+        char s[NV][32];
+        for (int v = 0; v < NV; v++) {
+            t[v] = cell_med(&c[w][v], c[w][v].time);
+            if (isnan(t[v])) snprintf(s[v], sizeof s[v], "FAIL");
+            else snprintf(s[v], sizeof s[v], "%.3f", t[v]);
+        }
+        double rc = t[0] / t[1], rs = t[2] / t[0];
+        if (!isnan(rc) && rc > 0) lcheck += log(rc), ncheck++;
+        if (!isnan(rs) && rs > 0) lsecure += log(rs), nsecure++;
+        say("| %s | %s | %s | %.3f | %s | %.3f |\n", works[w].row, s[0], s[1], rc, s[2], rs);
+    }
+    say("| **geometric mean** | | | **%.3f** | | **%.3f** |\n", ncheck ? exp(lcheck / ncheck) : NAN,
+        nsecure ? exp(lsecure / nsecure) : NAN);
+    for (int w = 0; w < NWORK; w++)
+        for (int v = 0; v < NV; v++)
+            if (c[w][v].failed) say("\n- %s under %s failed: %s", works[w].row, variants[v].name, c[w][v].err);
+    say("\n");
+    fclose(md);
+    md = NULL;
+    return 0;
+}
+
 /* Put the markdown file `name` from --out into `doc` (BENCHMARKS.md) between its KEY markers. */
 static void publish(const char *doc, const char *key, const char *name) {
     char path[4096];
@@ -772,14 +844,15 @@ static void publish(const char *doc, const char *key, const char *name) {
 
 static void usage(void) {
     fprintf(stderr, "usage: driver [--bin DIR] [--strata LIB] [--out DIR] [--runs N] [--quick] "
-                    "[--threads N] [--only A,B] [--scaling MAX | --instr | --hugepages] [--publish DOC]\n");
+                    "[--threads N] [--only A,B] [--scaling MAX | --instr | --hugepages | --harden LIB] "
+                    "[--publish DOC]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     int runs = 0, scaling = 0;
     bool quick = false, instr = false, hugepages = false;
-    const char *only = NULL, *doc = NULL;
+    const char *only = NULL, *doc = NULL, *unchecked = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool more = i + 1 < argc;
@@ -794,6 +867,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--quick")) quick = true;
         else if (!strcmp(a, "--instr")) instr = true;
         else if (!strcmp(a, "--hugepages")) hugepages = true;
+        else if (!strcmp(a, "--harden") && more) unchecked = argv[++i];
         else usage();
     }
     if (runs <= 0) runs = quick ? 3 : scaling ? 3 : 5;
@@ -834,11 +908,13 @@ int main(int argc, char **argv) {
     int rc;
     if (instr) rc = run_instr();
     else if (hugepages) rc = run_hugepages(runs);
+    else if (unchecked) rc = run_harden(unchecked, runs);
     else if (scaling) rc = run_scaling(scaling, runs);
     else rc = run_table(runs, quick);
     if (doc && !quick) {
         if (instr) publish(doc, "instr", "instr.md");
         else if (hugepages) publish(doc, "hugepages", "hugepages.md");
+        else if (unchecked) publish(doc, "harden", "harden.md");
         else if (scaling) publish(doc, "scaling", "scaling.md");
         else publish(doc, "latest", "latest.md");
     }

@@ -69,4 +69,11 @@
 #define SX_FOREIGN_BINS 32                   /* classes up to 1 KiB keep other heaps' blocks */
 #define SX_FOREIGN_BYTES ((size_t)2 << 10)   /* at most this much per class (4 to 64 blocks) */
 
+/* The cheap checks of the default build: encoded free-list links checked when popped, the free
+ * key that catches a double free, the block-start test on free. STRATA_HARDEN=0 compiles them out,
+ * only to measure what they cost (make bench-harden); that build must never ship. */
+#ifndef STRATA_HARDEN
+#define STRATA_HARDEN 1
+#endif
+
 #endif

@@ -83,11 +83,51 @@ void sx_options_init(void);
 /* ---- support/init.c: process start-up ---- */
 extern _Atomic int sx_init_state; /* 0 none, 1 running, 2 done */
 extern uintptr_t sx_secret;       /* random per process: free keys */
+extern uintptr_t sx_list_key;     /* random per process, apart: free-list links */
 void sx_process_init_slow(void);
 void sx_announce(void); /* verbose: the first allocation of the process */
 static inline void sx_process_init(void) {
     if (sx_unlikely(atomic_load_explicit(&sx_init_state, memory_order_acquire) != 2))
         sx_process_init_slow();
+}
+
+/* ---- free-list links (hardening) ----
+ * A free block's first word holds the next block xor the block's own address xor a secret, so a
+ * linear overflow from the block before, or a write after free, that rewrites it decodes to an
+ * address outside the block's segment: the pop that meets it (sx_block_pop) says so and aborts,
+ * instead of handing the program memory an attacker chose. Lists of one page stay within one
+ * segment; the lists that do not (blocks other threads freed, on their way home) are checked
+ * out of line, as are ends of lists. */
+static inline sx_block *sx_block_next(const sx_block *b) {
+#if STRATA_HARDEN
+    return (sx_block *)(b->link ^ (uintptr_t)b ^ sx_list_key);
+#else
+    return (sx_block *)b->link;
+#endif
+}
+static inline void sx_block_link(sx_block *b, const sx_block *next) {
+#if STRATA_HARDEN
+    b->link = (uintptr_t)next ^ (uintptr_t)b ^ sx_list_key;
+#else
+    b->link = (uintptr_t)next;
+#endif
+}
+/* A block handed out is no longer freed: its free key goes (the double-free check). */
+static inline void sx_block_unfree(sx_block *b) {
+#if STRATA_HARDEN
+    b->key = 0;
+#else
+    (void)b;
+#endif
+}
+sx_block *sx_block_next_far(const sx_page *pg, const sx_block *b, sx_block *next); /* misuse.c */
+/* b's successor on the list of page pg (a page of blocks, or a list of other heaps' blocks). */
+static inline sx_block *sx_block_pop(const sx_page *pg, const sx_block *b) {
+    sx_block *next = sx_block_next(b);
+#if STRATA_HARDEN
+    if (sx_unlikely(((uintptr_t)next ^ (uintptr_t)b) >> SX_SEG_SHIFT)) next = sx_block_next_far(pg, b, next);
+#endif
+    return next;
 }
 
 /* ---- support/lock.h-like helpers (pthread mutexes: no allocation, fork-safe via atfork) ---- */
@@ -353,7 +393,7 @@ static inline void sx_count_requested(sx_heap *h, size_t size) {
 static inline void sx_page_free_block(sx_heap *h, sx_page *pg, sx_block *b) {
     SX_ASSERT((pg->trigger == SX_TRIGGER_NEVER ? pg->used > 0 : pg->used > pg->trigger) &&
               (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
-    b->next = pg->local_free;
+    sx_block_link(b, pg->local_free);
     pg->local_free = b;
     if (sx_unlikely(--pg->used == pg->trigger)) sx_page_free_slow(h, pg); /* empty, or was full */
 }
@@ -370,9 +410,9 @@ enum { SX_FOREIGN_BASE = 0x8000 }; /* a foreign list's `used` minus its length *
 
 static inline void *sx_foreign_pop(sx_page *f) {
     sx_block *b = f->free;
-    f->free = b->next;
+    f->free = sx_block_pop(f, b);
     f->used++;
-    b->key = 0;
+    sx_block_unfree(b);
     return b;
 }
 

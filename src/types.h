@@ -10,8 +10,8 @@
  *   heap     per-thread allocator state: the direct page table used by the malloc fast path, page
  *            queues per size class, free spans by length, the queue of blocks other threads freed.
  *            Its statistics (sx_heap_counts) are apart, at a fixed distance, in shared memory.
- *   block    a free block; its first word links the free list, its second holds the free key
- *            (secret ^ address) that identifies a block as already freed.
+ *   block    a free block; its first word links the free list (encoded: sx_block_next), its
+ *            second holds the free key (secret ^ address) that identifies a block as already freed.
  */
 #ifndef STRATA_TYPES_H
 #define STRATA_TYPES_H
@@ -23,7 +23,7 @@
 #include "config.h"
 
 typedef struct sx_block {
-    struct sx_block *next;
+    uintptr_t link; /* the next block, encoded (sx_block_next, sx_block_link) */
     uintptr_t key;
 } sx_block;
 

@@ -89,10 +89,10 @@ sx_noinline void *sx_malloc_slow(size_t size) {
         sx_page *pg = size > SX_DIRECT_MAX ? h->bins[bin].first : NULL; /* the empty heap has none */
         sx_block *b = pg ? pg->free : NULL;
         if (sx_likely(b != NULL)) {
-            pg->free = b->next;
+            pg->free = sx_block_pop(pg, b);
             pg->used++;
             sx_counts_of(h)->n_alloc[bin]++;
-            b->key = 0;
+            sx_block_unfree(b);
             return b;
         }
         if (h != &sx_heap_empty) {

@@ -27,10 +27,10 @@ static inline void *sx_malloc_inline(size_t size) {
         sx_page *pg = h->direct[slot];
         sx_block *b = pg->free;
         if (sx_likely(b != NULL)) {
-            pg->free = b->next;
+            pg->free = sx_block_pop(pg, b);
             pg->used++;
             sx_counts_of(h)->n_direct[slot]++;
-            b->key = 0;
+            sx_block_unfree(b);
             return b;
         }
     }
@@ -68,14 +68,16 @@ static inline __attribute__((always_inline)) void sx_free_inline(void *p) {
         return;
     }
     sx_page *pg = sx_page_of(seg, p);
+    sx_block *b = (sx_block *)p;
+#if STRATA_HARDEN
     if (sx_unlikely(!sx_block_valid(pg, p))) {
         sx_free_bad(p, seg, pg);
         return;
     }
-    sx_block *b = (sx_block *)p;
     uintptr_t key = sx_secret ^ (uintptr_t)p;
     if (sx_unlikely(b->key == key)) sx_double_free(p, "free");
     b->key = key;
+#endif
     sx_heap *h = sx_tls_heap;
     if (sx_likely(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h)) {
         sx_counts_of(h)->n_free[pg->bin]++;

@@ -14,7 +14,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 
-#include "../internal.h"
+#include "alloc.h"
 #include "strata.h"
 
 bool sx_is_foreign(const sx_segment *seg, const sx_page *pg, const void *p) {
@@ -51,6 +51,22 @@ _Noreturn void sx_free_invalid(void *p, const char *fn, sx_segment *seg, sx_page
 void sx_free_bad(void *p, sx_segment *seg, sx_page *pg) {
     if (sx_is_foreign(seg, pg, p)) sx_free_foreign(p, "free");
     else sx_free_invalid(p, "free", seg, pg);
+}
+
+/* A free-list link that leaves its block's segment: the end of a list, a list of other heaps'
+ * blocks (which may be anywhere strata's), or a link something overwrote. */
+sx_block *sx_block_next_far(const sx_page *pg, const sx_block *b, sx_block *next) {
+    if (next == NULL) return NULL;
+    if (pg->kind == SX_SPAN_FOREIGN) {
+        sx_segment *seg = sx_segment_of(next);
+        if (sx_segmap_contains(seg)) {
+            sx_page *npg = sx_page_of(seg, next);
+            if (npg->kind == SX_SPAN_PAGE && npg->block_size == pg->block_size && sx_block_valid(npg, next))
+                return next;
+        }
+    }
+    sx_fatal("malloc(): free list corrupted at the %u-byte block %p (overwritten after free, or by an "
+             "overflow from the block before it)", (unsigned)pg->block_size, (const void *)b);
 }
 
 _Noreturn void sx_double_free(void *p, const char *fn) {

@@ -199,9 +199,9 @@ void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
         return NULL;
     }
     sx_block *b = pg->free;
-    pg->free = b->next;
+    pg->free = sx_block_pop(pg, b);
     pg->used++;
-    b->key = 0;
+    sx_block_unfree(b);
     return b;
 }
 

@@ -52,8 +52,8 @@ void sx_page_extend(sx_page *pg) {
     if (n == 0) return;
     uint8_t *first = pg->start + (size_t)pg->capacity * bsize;
     uint8_t *b = first;
-    for (uint32_t i = 1; i < n; i++, b += bsize) ((sx_block *)b)->next = (sx_block *)(b + bsize);
-    ((sx_block *)b)->next = pg->free;
+    for (uint32_t i = 1; i < n; i++, b += bsize) sx_block_link((sx_block *)b, (sx_block *)(b + bsize));
+    sx_block_link((sx_block *)b, pg->free);
     pg->free = (sx_block *)first;
     /* Other threads read capacity when they check a pointer they free. */
     __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELEASE);

@@ -23,7 +23,7 @@
 static void push_chain(sx_heap *dest, sx_block *head, sx_block *tail) {
     sx_block *old = atomic_load_explicit(&dest->remote_in, memory_order_relaxed);
     do {
-        tail->next = old;
+        sx_block_link(tail, old);
     } while (!atomic_compare_exchange_weak_explicit(&dest->remote_in, &old, head,
                                                     memory_order_release, memory_order_relaxed));
 }
@@ -76,7 +76,7 @@ static bool foreign_keep(sx_heap *me, const sx_page *pg, sx_block *b) {
     }
     sx_page *f = &me->foreign[pg->bin];
     if ((uint16_t)(SX_FOREIGN_BASE - f->used) >= f->reserved) return false;
-    b->next = f->free;
+    sx_block_link(b, f->free);
     f->free = b;
     f->used--;
     if (me->direct[sx_bin_direct_hi(pg->bin)] != f) sx_heap_direct_point(me, pg->bin, f);
@@ -91,7 +91,7 @@ static void outbox_add(sx_heap *me, sx_heap *dest, const sx_page *pg, sx_block *
         slot_flush(me, s);
         s->dest = dest;
     }
-    b->next = s->head;
+    sx_block_link(b, s->head);
     s->head = b;
     if (!s->tail) s->tail = b;
     s->count++;
@@ -133,7 +133,7 @@ void sx_foreign_flush(sx_heap *h) {
         f->used = SX_FOREIGN_BASE;
         if (h->direct[sx_bin_direct_hi(bin)] == f) sx_heap_direct_update(h, bin);
         while (b) {
-            sx_block *next = b->next;
+            sx_block *next = sx_block_next(b);
             sx_segment *seg = sx_segment_of(b);
             sx_page *pg = sx_page_of(seg, b);
             sx_heap *dest = atomic_load_explicit(&seg->heap, memory_order_acquire);
@@ -149,7 +149,7 @@ void sx_foreign_flush(sx_heap *h) {
 void sx_remote_collect(sx_heap *h) {
     sx_block *b = atomic_exchange_explicit(&h->remote_in, NULL, memory_order_acquire);
     while (b) {
-        sx_block *next = b->next;
+        sx_block *next = sx_block_next(b);
         sx_segment *seg = sx_segment_of(b);
         SX_ASSERT(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h);
         sx_page_free_block(h, sx_page_of(seg, b), b);

@@ -20,18 +20,23 @@
 
 _Atomic int sx_init_state;
 uintptr_t sx_secret;
+uintptr_t sx_list_key;
 static __thread bool tls_initialising __attribute__((tls_model("initial-exec")));
 
 static void secret_init(void) {
-    uint64_t r = 0;
-    if (!sx_os_getrandom(&r, sizeof r)) {
+    uint64_t r[2] = {0, 0};
+    if (!sx_os_getrandom(r, sizeof r)) {
         const uint64_t *at = (const uint64_t *)getauxval(AT_RANDOM);
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        r = (at ? at[0] ^ at[1] : 0) ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&r;
+        r[0] = (at ? at[0] : 0) ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&r;
+        r[1] = (at ? at[1] : 0) ^ ((uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull) ^ (uint64_t)getpid();
     }
     /* Top bit set: secret ^ address is never 0 and never looks like a pointer. */
-    sx_secret = (uintptr_t)(r | ((uint64_t)1 << 63));
+    sx_secret = (uintptr_t)(r[0] | ((uint64_t)1 << 63));
+    /* Set before any block is freed (every free list is written with it) and never changed:
+     * a forked child keeps its parent's lists, and so its key. */
+    sx_list_key = (uintptr_t)r[1];
 }
 
 static int report_fd = 2;
