@@ -51,6 +51,26 @@ static void double_free_each_kind(void) {
     }
 }
 
+/* ---- a free block's link overwritten ---- */
+
+/* Overflow from a block into the free block after it (a fresh page hands blocks out in address
+ * order), then allocate until the list reaches the rewritten link. */
+static void overflow_into_free_block(void *byte) {
+    char *a = malloc(200), *b = malloc(200);
+    if (b != a + 208) _exit(3); /* not neighbours: nothing to test */
+    free(b);
+    memset(a + 200, (int)(uintptr_t)byte, 16); /* 8 bytes too far: b's link */
+    for (int i = 0; i < 1000; i++) (void)malloc(200);
+    _exit(0);
+}
+static void free_list_corruption(void) {
+    for (uintptr_t byte = 0; byte < 256; byte += 0x41) {
+        th_result r = th_child(overflow_into_free_block, (void *)byte);
+        CHECKF(th_aborted_with(&r, "malloc(): free list corrupted at the 208-byte block 0x"),
+               "byte %#lx: exit %d signal %d: %s", (unsigned long)byte, r.code, r.sig, r.err);
+    }
+}
+
 static void free_huge_twice(void *p) {
     free(p);
     free(p); /* unmapped by the first free: strata no longer knows it */
@@ -234,5 +254,6 @@ int main(int argc, char **argv) {
     RUN(foreign_free_ignore);
     RUN(foreign_free_forward);
     RUN(foreign_free_abort_is_default);
+    RUN(free_list_corruption);
     return 0;
 }
