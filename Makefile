@@ -138,6 +138,8 @@ check-warnings:
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -DSTRATA_DIAG -c src/api/api.c -o /dev/null || exit 1; \
 	  for f in $(TOOLS_C) $(TOOLS_LIB); do \
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -Isrc -c $$f -o /dev/null || exit 1; done; \
+	  for f in $(SEC_CHECKED); do \
+	    $$cc -std=gnu11 -O1 $(WARN) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done
 
