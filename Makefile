@@ -3,6 +3,7 @@
 #   make                 lib/libstrata.{so,a}, lib/libstrata-api.{so,a}, bin/strata
 #   make demo            run a real program on strata and show that strata served it
 #   make test            every test (release and debug builds), ending "N passed, N failed"
+#   make test-security   the security corpus under strata, glibc and the peers (SECURITY.md)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make debug           build/debug: assertions and -fsanitize=undefined
 

@@ -62,7 +62,7 @@ static bool listed(const char *list, const char *name) {
 
 int main(int argc, char **argv) {
     const char *only = NULL, *out_path = "build/security/results.txt";
-    unsigned timeout = 10;
+    unsigned timeout = 5;
     bool verbose = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];

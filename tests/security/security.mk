@@ -9,7 +9,7 @@
 
 SEC_CFLAGS   := -std=gnu11 -g -O0 -fno-builtin -U_FORTIFY_SOURCE -fno-stack-protector -Wall -Wextra \
                 -Wno-free-nonheap-object -Wno-use-after-free -Wno-array-bounds -Wno-stringop-overflow \
-                -Wno-alloc-size-larger-than
+                -Wno-alloc-size-larger-than -Wno-unknown-warning-option
 SEC_CXXFLAGS := -std=gnu++17 -g -O0 -fno-builtin -U_FORTIFY_SOURCE -fno-stack-protector -Wall -Wextra \
                 -Wno-mismatched-new-delete
 SEC_CASES    := $(patsubst tests/security/%.c,build/security/%,$(filter-out tests/security/runner.c,$(wildcard tests/security/*.c))) \
