@@ -59,6 +59,13 @@ __attribute__((unused)) static size_t case_size(const char *s) {
     return 0;
 }
 
+/* The SIZE of `PROGRAM VARIANT SIZE` in bytes; a case run any other way is broken. */
+__attribute__((unused)) static size_t case_args(int argc, char **argv) {
+    size_t n = argc == 3 ? case_size(argv[2]) : 0;
+    if (!n) case_broken("usage: PROGRAM VARIANT small|medium|large");
+    return n;
+}
+
 /* Keeps the compiler from deciding a result is unused. */
 static void *volatile case_sink;
 static volatile unsigned char case_byte_sink;

@@ -42,8 +42,7 @@ template <size_t N> static void run(const char *v) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3 || !case_size(argv[2])) case_broken("usage: delete_mismatch VARIANT SIZE");
-    switch (case_size(argv[2])) {
+    switch (case_args(argc, argv)) {
     case 8: run<8>(argv[1]); break;
     case 4096: run<4096>(argv[1]); break;
     default: run<256 * 1024>(argv[1]); break;

@@ -14,26 +14,24 @@
 #include "case.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3 || !case_size(argv[2])) case_broken("usage: double_free VARIANT SIZE");
-    const char *v = argv[1];
-    size_t n = case_size(argv[2]);
+    size_t n = case_args(argc, argv);
     char *p = case_malloc(n);
     char *q = case_malloc(n);
     case_fill(p, n, 1);
     case_fill(q, n, 2);
-    if (!strcmp(v, "immediate")) {
+    if (!strcmp(argv[1], "immediate")) {
         free(p);
         free(p);
-    } else if (!strcmp(v, "delayed")) {
+    } else if (!strcmp(argv[1], "delayed")) {
         free(p);
         for (int i = 0; i < 64; i++) free(case_malloc(n * 2 + (size_t)i * 16));
         free(p);
-    } else if (!strcmp(v, "interleaved")) {
+    } else if (!strcmp(argv[1], "interleaved")) {
         free(p);
         free(q);
         free(p);
         q = NULL;
-    } else if (!strcmp(v, "reused")) {
+    } else if (!strcmp(argv[1], "reused")) {
         free(p);
         char *r = case_malloc(n);
         case_fill(r, n, 3);

@@ -8,9 +8,8 @@
 #include "case.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3 || !case_size(argv[2]) || strcmp(argv[1], "ret"))
-        case_broken("usage: exec_heap ret SIZE");
-    size_t n = case_size(argv[2]);
+    size_t n = case_args(argc, argv);
+    if (strcmp(argv[1], "ret")) case_broken("unknown variant");
     unsigned char *p = case_malloc(n);
     memset(p, 0, n);
 #if defined(__x86_64__) || defined(__i386__)

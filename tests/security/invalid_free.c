@@ -20,26 +20,24 @@ static void free_it(void *x) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3 || !case_size(argv[2])) case_broken("usage: invalid_free VARIANT SIZE");
-    const char *v = argv[1];
-    size_t n = case_size(argv[2]);
+    size_t n = case_args(argc, argv);
     char *p = case_malloc(n);
     char *after = case_malloc(n);
     case_fill(p, n, 1);
-    if (!strcmp(v, "stack")) {
+    if (!strcmp(argv[1], "stack")) {
         char *buf = alloca(n);
         case_fill(buf, n, 2);
         free_it(buf);
-    } else if (!strcmp(v, "global")) {
+    } else if (!strcmp(argv[1], "global")) {
         case_fill(global_buf, n, 2);
         free_it(global_buf);
-    } else if (!strcmp(v, "interior")) {
+    } else if (!strcmp(argv[1], "interior")) {
         free_it(p + (n / 2 >= 16 ? n / 2 / 16 * 16 : 8));
-    } else if (!strcmp(v, "unaligned")) {
+    } else if (!strcmp(argv[1], "unaligned")) {
         free_it(p + 1);
-    } else if (!strcmp(v, "before")) {
+    } else if (!strcmp(argv[1], "before")) {
         free_it(p - 16);
-    } else if (!strcmp(v, "far")) {
+    } else if (!strcmp(argv[1], "far")) {
         free_it(p + ((size_t)1 << 30));
     } else {
         case_broken("unknown variant");

@@ -14,9 +14,8 @@
 #include "case.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3 || !case_size(argv[2])) case_broken("usage: large_request VARIANT SIZE");
+    size_t n = case_args(argc, argv);
     const char *v = argv[1];
-    size_t n = case_size(argv[2]);
     char *keep = case_malloc(n);
     case_fill(keep, n, 1);
     void *r;

@@ -12,8 +12,7 @@
 #include "case.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3 || !case_size(argv[2])) case_broken("usage: overflow VARIANT SIZE");
-    size_t n = case_size(argv[2]);
+    size_t n = case_args(argc, argv);
     char dir[16], how[16], amount[16];
     const char *v = argv[1];
     const char *d1 = strchr(v, '-'), *d2 = d1 ? strchr(d1 + 1, '-') : NULL;

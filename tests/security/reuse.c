@@ -10,8 +10,7 @@
 #include "case.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3 || !case_size(argv[2])) case_broken("usage: reuse VARIANT SIZE");
-    size_t n = case_size(argv[2]);
+    size_t n = case_args(argc, argv);
     char *p = case_malloc(n);
     free(p);
     if (strcmp(argv[1], "immediate")) case_broken("unknown variant");

@@ -27,21 +27,38 @@ typedef struct {
     const char *package; /* the Debian package that has it, for the note */
     sec_env env;
     bool on;
-    int caught[SEC_NCATEGORIES], total[SEC_NCATEGORIES], hung;
+    int caught[SEC_NCATEGORIES], total[SEC_NCATEGORIES], all_caught, all_total, hung;
 } column;
 
 static column columns[] = {
-    {"glibc", NULL, NULL, {NULL, NULL}, true, {0}, {0}, 0},
-    {"strata", NULL, NULL, {NULL, NULL}, true, {0}, {0}, 0},
-    {"secure", NULL, NULL, {NULL, NULL}, true, {0}, {0}, 0},
+    {"glibc", NULL, NULL, {NULL, NULL}, true, {0}, {0}, 0, 0, 0},
+    {"strata", NULL, NULL, {NULL, NULL}, true, {0}, {0}, 0, 0, 0},
+    {"secure", NULL, NULL, {NULL, NULL}, true, {0}, {0}, 0, 0, 0},
     {"jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "libjemalloc2", {NULL, NULL}, true,
-     {0}, {0}, 0},
+     {0}, {0}, 0, 0, 0},
     {"tcmalloc", "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4",
-     {NULL, NULL}, true, {0}, {0}, 0},
+     {NULL, NULL}, true, {0}, {0}, 0, 0, 0},
     {"mimalloc", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "libmimalloc2.0", {NULL, NULL}, true,
-     {0}, {0}, 0},
+     {0}, {0}, 0, 0, 0},
 };
 enum { NCOLUMNS = sizeof columns / sizeof columns[0] };
+
+/* One line of the table: category ci's caught/total, or the totals, or their percentages. */
+enum { ROW_TOTAL = -1, ROW_PERCENT = -2 };
+static void print_row(const char *label, int ci) {
+    printf("%-20s", label);
+    for (int a = 0; a < NCOLUMNS; a++) {
+        const column *col = &columns[a];
+        if (!col->on) continue;
+        char cell[32];
+        if (ci == ROW_PERCENT)
+            snprintf(cell, sizeof cell, "%.0f%%", col->all_total ? 100.0 * col->all_caught / col->all_total : 0.0);
+        else if (ci == ROW_TOTAL) snprintf(cell, sizeof cell, "%d/%d", col->all_caught, col->all_total);
+        else snprintf(cell, sizeof cell, "%d/%d", col->caught[ci], col->total[ci]);
+        printf(" %9s", cell);
+    }
+    printf("\n");
+}
 
 static void usage(void) {
     fprintf(stderr, "usage: runner [--only glibc,strata,secure,jemalloc,tcmalloc,mimalloc] "
@@ -117,8 +134,8 @@ int main(int argc, char **argv) {
                     column *col = &columns[a];
                     if (!col->on) continue;
                     sec_outcome o = sec_run(bindir, c, c->variants[v], c->sizes[s], col->env, timeout);
-                    col->total[ci]++;
-                    if (o.verdict == SEC_CAUGHT) col->caught[ci]++;
+                    col->total[ci]++, col->all_total++;
+                    if (o.verdict == SEC_CAUGHT) col->caught[ci]++, col->all_caught++;
                     if (o.verdict == SEC_HUNG) col->hung++;
                     if (o.verdict == SEC_BROKEN) broken++;
                     fprintf(out, "%s/%s/%s\t%s\t%s\t%s\n", c->name, c->variants[v], c->sizes[s],
@@ -135,36 +152,12 @@ int main(int argc, char **argv) {
     for (int a = 0; a < NCOLUMNS; a++)
         if (columns[a].on) printf(" %9s", columns[a].name);
     printf("\n");
-    for (int ci = 0; ci < SEC_NCATEGORIES; ci++) {
-        printf("%-20s", sec_categories[ci].name);
-        for (int a = 0; a < NCOLUMNS; a++) {
-            if (!columns[a].on) continue;
-            char cell[32];
-            snprintf(cell, sizeof cell, "%d/%d", columns[a].caught[ci], columns[a].total[ci]);
-            printf(" %9s", cell);
-        }
-        printf("\n");
-    }
-    printf("%-20s", "total");
-    for (int a = 0; a < NCOLUMNS; a++) {
-        if (!columns[a].on) continue;
-        int c = 0, t = 0;
-        for (int ci = 0; ci < SEC_NCATEGORIES; ci++) c += columns[a].caught[ci], t += columns[a].total[ci];
-        char cell[32];
-        snprintf(cell, sizeof cell, "%d/%d", c, t);
-        printf(" %9s", cell);
-        fprintf(out, "total\t%s\t%d\t%d\n", columns[a].name, c, t);
-    }
-    printf("\n%-20s", "caught");
-    for (int a = 0; a < NCOLUMNS; a++) {
-        if (!columns[a].on) continue;
-        int c = 0, t = 0;
-        for (int ci = 0; ci < SEC_NCATEGORIES; ci++) c += columns[a].caught[ci], t += columns[a].total[ci];
-        char cell[32];
-        snprintf(cell, sizeof cell, "%.0f%%", t ? 100.0 * c / t : 0.0);
-        printf(" %9s", cell);
-    }
-    printf("\n");
+    for (int ci = 0; ci < SEC_NCATEGORIES; ci++) print_row(sec_categories[ci].name, ci);
+    print_row("total", ROW_TOTAL);
+    print_row("caught", ROW_PERCENT);
+    for (int a = 0; a < NCOLUMNS; a++)
+        if (columns[a].on) fprintf(out, "total\t%s\t%d\t%d\n", columns[a].name, columns[a].all_caught,
+                                   columns[a].all_total);
     for (int a = 0; a < NCOLUMNS; a++)
         if (columns[a].on && columns[a].hung)
             printf("%s: %d case(s) hung past %u s (counted as not caught)\n", columns[a].name,

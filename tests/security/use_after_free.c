@@ -15,9 +15,8 @@
 #include "case.h"
 
 int main(int argc, char **argv) {
-    if (argc != 3 || !case_size(argv[2])) case_broken("usage: use_after_free VARIANT SIZE");
+    size_t n = case_args(argc, argv);
     const char *v = argv[1];
-    size_t n = case_size(argv[2]);
     char *sibling = case_malloc(n);
     char *p = case_malloc(n);
     case_fill(p, n, 1);
