@@ -3,6 +3,7 @@
 #   make                 lib/libstrata.{so,a}, lib/libstrata-api.{so,a}, bin/strata
 #   make demo            run a real program on strata and show that strata served it
 #   make test            every test (release and debug builds), ending "N passed, N failed"
+#   make test-security   the security corpus under strata, glibc and the peers (SECURITY.md)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make debug           build/debug: assertions and -fsanitize=undefined
 
@@ -154,6 +155,8 @@ check-warnings:
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -DSTRATA_DIAG -c src/api/api.c -o /dev/null || exit 1; \
 	  for f in $(TOOLS_C) $(TOOLS_LIB); do \
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -Isrc -c $$f -o /dev/null || exit 1; done; \
+	  for f in $(SEC_CHECKED); do \
+	    $$cc -std=gnu11 -O1 $(WARN) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done
 

@@ -74,3 +74,5 @@ test: all build/tests/runner $(REL_TESTS) $(DBG_TESTS) $(PRG_TESTS) $(PLANTED)
 # One test program, e.g. `make test-one T=rel/test_malloc`.
 test-one: all build/tests/runner build/tests/$(T)
 	@build/tests/runner build/tests/$(T)
+
+include tests/security/security.mk
