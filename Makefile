@@ -5,6 +5,7 @@
 #   make test            every test (release and debug builds), ending "N passed, N failed"
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make debug           build/debug: assertions and -fsanitize=undefined
+#   make examples        build/examples/memlog (see examples/memlog/README.md)
 
 CC      ?= cc
 CXX     ?= c++
@@ -33,7 +34,8 @@ DBG_OBJ  := $(patsubst src/%.c,build/debug/%.o,$(LIB_SRC))
 DIAG_OBJ := $(patsubst src/%.c,build/rel/%.o,$(DIAG_SRC))
 
 .PHONY: all debug test demo install uninstall clean check-warnings
-all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a lib/libstrata-diag.so bin/strata
+all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a lib/libstrata-diag.so bin/strata \
+     build/examples/memlog
 
 build/rel/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
@@ -138,9 +140,12 @@ check-warnings:
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -DSTRATA_DIAG -c src/api/api.c -o /dev/null || exit 1; \
 	  for f in $(TOOLS_C) $(TOOLS_LIB); do \
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -Isrc -c $$f -o /dev/null || exit 1; done; \
+	  for f in $(EXAMPLES_C) bench/memlog.c; do \
+	    $$cc $(EXAMPLES_CFLAGS) -Werror -Iexamples/memlog -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done
 
+include examples/examples.mk
 include tests/tests.mk
 include bench/bench.mk
 
