@@ -8,6 +8,7 @@
 #   make bench-hugepages       strata with and without huge pages on a large random-access heap
 #   make bench-diag            strata leaks and guard (libstrata-diag.so) against valgrind and
 #                              heaptrack on perl, python3, sort, cfrac, espresso: time and memory
+#   make bench-memlog          examples/memlog: records/s against fprintf+fflush and a mutex buffer
 
 BENCH_CFLAGS := -std=gnu11 -g -O2 -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free -Wall -Wextra -pthread
 BENCH_WORK   := $(patsubst bench/workloads/%.c,build/bench/%,$(wildcard bench/workloads/*.c))
@@ -33,7 +34,7 @@ build/bench/libbump.so: bench/bump.c
 
 bench-build: lib/libstrata.so $(BENCH_WORK) build/bench/driver build/bench/libbump.so
 
-.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag
+.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-memlog
 bench-peers:
 	@bench/install-peers.sh
 
@@ -53,3 +54,11 @@ bench-hugepages: bench-build
 bench-diag: lib/libstrata-diag.so build/bench/diag build/bench/cfrac build/bench/espresso
 	@command -v valgrind >/dev/null && command -v heaptrack >/dev/null || bench/install-peers.sh valgrind heaptrack
 	@build/bench/diag --publish BENCHMARKS.md $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
+
+build/bench/memlog: bench/memlog.c $(MEMLOG_LIB) examples/memlog/memlog.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) -std=gnu11 -g -O2 -Wall -Wextra -pthread -Iexamples/memlog $< $(MEMLOG_LIB) -o $@
+
+bench-memlog: build/bench/memlog
+	@build/bench/memlog $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))

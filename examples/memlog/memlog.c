@@ -90,7 +90,8 @@ struct memlog {
     void *map;
     size_t map_len;
     int fd, flags, is_consumer, huge;
-    uint64_t seg, cap, salt;
+    uint64_t seg, cap, salt; /* powers of two: positions are split with masks */
+    int seg_shift;
     char name[256];
 };
 
@@ -159,7 +160,7 @@ static inline uint64_t record_size(uint64_t len) {
 static inline uint64_t tag_len(uint64_t tag) { return tag & 0xffffffffu; }
 static inline pid_t tag_pid(uint64_t tag) { return (pid_t)((tag >> PID_SHIFT) & PID_MASK); }
 static inline _Atomic uint64_t *tag_at(const memlog *log, uint64_t pos) {
-    return (_Atomic uint64_t *)(log->data + pos % log->cap);
+    return (_Atomic uint64_t *)(log->data + (pos & (log->cap - 1)));
 }
 
 /* ---- growing the file, first lap only ---- */
@@ -217,7 +218,7 @@ void *memlog_reserve(memlog *log, size_t len) {
     unsigned spins = 0;
     for (;;) {
         uint64_t t = atomic_load_explicit(&h->tail, memory_order_acquire);
-        uint64_t off = t % log->cap, rest = log->seg - off % log->seg;
+        uint64_t off = t & (log->cap - 1), rest = log->seg - (t & (log->seg - 1));
         uint64_t need = n <= rest ? n : rest; /* no room left in this segment: pad it */
         if (t + need > atomic_load_explicit(&h->freed, memory_order_acquire) + log->cap) {
             if (atomic_load_explicit(&h->tail, memory_order_relaxed) != t) continue;
@@ -228,7 +229,7 @@ void *memlog_reserve(memlog *log, size_t len) {
             backoff(&spins); /* a whole ring ahead of the consumer: wait for room */
             continue;
         }
-        if (t < log->cap && ensure_grown(log, off / log->seg) != 0) return NULL;
+        if (t < log->cap && ensure_grown(log, off >> log->seg_shift) != 0) return NULL;
         _Atomic uint64_t *tag = tag_at(log, t);
         uint64_t cur = free_tag(log, t);
         uint64_t want = n <= rest ? mine : ST_COMMITTED | TAG_PAD | (rest - TAG_BYTES);
@@ -298,7 +299,7 @@ long memlog_consume(memlog *log, int (*fn)(const memlog_record *r, void *arg), v
     long count = 0;
     int stop = 0, err = 0;
     while (!stop && (max == 0 || (size_t)count < max)) {
-        if (p < log->cap && p / log->seg >= atomic_load_explicit(&h->grown, memory_order_acquire))
+        if (p < log->cap && p >> log->seg_shift >= atomic_load_explicit(&h->grown, memory_order_acquire))
             break; /* nothing claimed here yet: the segment does not exist */
         _Atomic uint64_t *tagp = tag_at(log, p);
         uint64_t tag = atomic_load_explicit(tagp, memory_order_acquire);
@@ -306,7 +307,7 @@ long memlog_consume(memlog *log, int (*fn)(const memlog_record *r, void *arg), v
             if (tag != free_tag(log, p)) err = 1;
             break; /* not claimed yet */
         }
-        uint64_t size = record_size(tag_len(tag)), rest = log->seg - p % log->seg;
+        uint64_t size = record_size(tag_len(tag)), rest = log->seg - (p & (log->seg - 1));
         if (!(tag & ST_MASK) || size > rest) {
             err = 1;
             break;
@@ -403,16 +404,16 @@ static void advise_huge(memlog *log, int on_hugetlbfs, int quiet) {
 }
 
 static int parse_size_ok(uint64_t seg, uint64_t cap, uint64_t unit) {
-    return seg >= unit && seg % unit == 0 && seg <= (1ull << 30) && cap >= seg && cap % seg == 0 &&
-           cap <= (1ull << 46);
+    return seg >= unit && !(seg & (seg - 1)) && seg <= (1ull << 30) && cap >= seg &&
+           !(cap & (cap - 1)) && cap <= (1ull << 46);
 }
 
 /* Check the sizes of a log to create; on failure say why, close the handle, errno EINVAL. */
 static int sizes_ok(memlog *log, uint64_t seg, uint64_t cap, uint64_t unit) {
     if (parse_size_ok(seg, cap, unit)) return 1;
     say(log, log->flags,
-        "segment size %llu and capacity %llu: the segment must be a multiple of %llu bytes up to "
-        "1 GiB, the capacity a multiple of the segment up to 64 TiB",
+        "segment size %llu and capacity %llu: both must be powers of two, the segment from %llu "
+        "bytes to 1 GiB, the capacity from the segment size to 64 TiB",
         (unsigned long long)seg, (unsigned long long)cap, (unsigned long long)unit);
     memlog_close(log);
     errno = EINVAL;
@@ -454,6 +455,7 @@ memlog *memlog_create(const char *path, const memlog_config *config, int flags) 
         return NULL;
     }
     log->seg = seg;
+    log->seg_shift = __builtin_ctzll(seg);
     log->cap = cap;
     if (ftruncate(log->fd, (off_t)unit) != 0) return fail(log, "cannot size the header");
     if (do_map(log, unit) != 0) return fail(log, "mmap");
@@ -490,6 +492,7 @@ memlog *memlog_open(const char *path, int flags) {
         return fail(log, "unsupported memlog version or corrupt header");
     }
     log->seg = h.segment_size;
+    log->seg_shift = __builtin_ctzll(h.segment_size);
     log->cap = h.capacity;
     log->salt = h.salt;
     if (do_map(log, h.data_offset) != 0) return fail(log, "mmap");

@@ -26,8 +26,8 @@
 typedef struct memlog memlog;
 
 typedef struct {
-    size_t segment_size; /* bytes per segment (0: 1 MiB); a multiple of the page size */
-    size_t capacity;     /* bytes in the ring (0: 64 MiB); a multiple of segment_size */
+    size_t segment_size; /* bytes per segment (0: 1 MiB): a power of two, at least a page */
+    size_t capacity;     /* bytes in the ring (0: 64 MiB): a power of two, >= segment_size */
     int huge_pages;      /* ask for huge pages; falls back with a message on stderr */
 } memlog_config;
 
