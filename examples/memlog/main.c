@@ -294,10 +294,11 @@ static int cmd_consume(int argc, char **argv) {
         long n = memlog_consume(log, to_sink, &s, 4096);
         if (n < 0) die("%s: corrupt record (%s)", path, strerror(errno));
         sink_flush(&s);
-        if (n > 0) {
-            idle = 0;
+        if (n >= 1024) { /* busy: read on; with fewer, let records gather rather than chase */
+            idle = 0;     /* the producers cache line by cache line */
             continue;
         }
+        if (n > 0) idle = 0;
         memlog_get_stat(log, &st);
         if (!stopping && stop_requested) stopping = 1, until = st.claimed;
         if (stopping && st.consumed >= until) break;
