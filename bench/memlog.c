@@ -65,23 +65,34 @@ static void write_all(int fd, const char *p, size_t n) {
     }
 }
 
+enum { M_MEMLOG, M_MUTEX, M_FPRINTF, METHODS };
+static const char *method_name[METHODS] = {"memlog", "mutex buffer", "fprintf+fflush"};
+
 struct run {
-    int thread, nthreads;
-    void *shared;
+    int thread, method;
+    void *shared; /* the FILE, the struct mbuf or the memlog */
     atomic_ulong *bytes;
 };
 
-/* ---- fprintf + fflush ---- */
+struct mbuf;
+static void mutex_put(struct mbuf *b, const char *line, size_t n);
 
-static void *fprintf_thread(void *arg) {
+/* A producer thread: its records, one at a time, by its method. */
+static void *producer(void *arg) {
     struct run *r = arg;
-    FILE *f = r->shared;
     unsigned long bytes = 0;
     char line[128];
     for (unsigned long i = 0; i < records; i++) {
-        int n = raw ? (int)fwrite(line, 1, (size_t)format_line(line, sizeof line, r->thread, i), f)
-                    : fprintf(f, LINE_FMT, r->thread, i, i * 0x9e3779b97f4a7c15ul);
-        fflush(f);
+        int n;
+        if (r->method == M_FPRINTF && !raw) {
+            n = fprintf(r->shared, LINE_FMT, r->thread, i, i * 0x9e3779b97f4a7c15ul);
+        } else {
+            n = format_line(line, sizeof line, r->thread, i);
+            if (r->method == M_FPRINTF) fwrite(line, 1, (size_t)n, r->shared);
+            else if (r->method == M_MUTEX) mutex_put(r->shared, line, (size_t)n);
+            else if (memlog_append(r->shared, line, (size_t)n) != 0) die("memlog_append");
+        }
+        if (r->method == M_FPRINTF) fflush(r->shared);
         bytes += (unsigned long)n;
     }
     atomic_fetch_add(r->bytes, bytes);
@@ -99,26 +110,16 @@ struct mbuf {
     int fd, done, writing;
 };
 
-static void *mutex_thread(void *arg) {
-    struct run *r = arg;
-    struct mbuf *b = r->shared;
-    unsigned long bytes = 0;
-    char line[128];
-    for (unsigned long i = 0; i < records; i++) {
-        int n = format_line(line, sizeof line, r->thread, i);
-        pthread_mutex_lock(&b->lock);
-        while (b->len + (size_t)n > HALF) { /* both halves busy: wait for the writer */
-            pthread_cond_signal(&b->filled);
-            pthread_cond_wait(&b->drained, &b->lock);
-        }
-        memcpy(b->cur + b->len, line, (size_t)n);
-        b->len += (size_t)n;
-        if (b->len > HALF / 2 && !b->writing) pthread_cond_signal(&b->filled);
-        pthread_mutex_unlock(&b->lock);
-        bytes += (unsigned long)n;
+static void mutex_put(struct mbuf *b, const char *line, size_t n) {
+    pthread_mutex_lock(&b->lock);
+    while (b->len + n > HALF) { /* both halves busy: wait for the writer */
+        pthread_cond_signal(&b->filled);
+        pthread_cond_wait(&b->drained, &b->lock);
     }
-    atomic_fetch_add(r->bytes, bytes);
-    return NULL;
+    memcpy(b->cur + b->len, line, n);
+    b->len += n;
+    if (b->len > HALF / 2 && !b->writing) pthread_cond_signal(&b->filled);
+    pthread_mutex_unlock(&b->lock);
 }
 
 static void *mutex_writer(void *arg) {
@@ -141,20 +142,6 @@ static void *mutex_writer(void *arg) {
 }
 
 /* ---- memlog ---- */
-
-static void *memlog_thread(void *arg) {
-    struct run *r = arg;
-    memlog *log = r->shared;
-    unsigned long bytes = 0;
-    char line[128];
-    for (unsigned long i = 0; i < records; i++) {
-        int n = format_line(line, sizeof line, r->thread, i);
-        if (memlog_append(log, line, (size_t)n) != 0) die("memlog_append");
-        bytes += (unsigned long)n;
-    }
-    atomic_fetch_add(r->bytes, bytes);
-    return NULL;
-}
 
 struct drain {
     memlog *log;
@@ -189,9 +176,6 @@ static void *memlog_writer(void *arg) {
 
 /* ---- one timed run ---- */
 
-enum { M_MEMLOG, M_MUTEX, M_FPRINTF, METHODS };
-static const char *method_name[METHODS] = {"memlog", "mutex buffer", "fprintf+fflush"};
-
 static double run_once(int method, int nthreads) {
     int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) die(out_path);
@@ -203,18 +187,17 @@ static double run_once(int method, int nthreads) {
     static struct drain dr;
     memlog *log = NULL;
     void *shared;
-    void *(*fn)(void *);
     if (method == M_FPRINTF) {
         f = fdopen(fd, "w");
         if (!f) die("fdopen");
-        shared = f, fn = fprintf_thread;
+        shared = f;
     } else if (method == M_MUTEX) {
         memset(&mb, 0, sizeof mb);
         pthread_mutex_init(&mb.lock, NULL);
         pthread_cond_init(&mb.filled, NULL);
         pthread_cond_init(&mb.drained, NULL);
         mb.cur = malloc(HALF), mb.spare = malloc(HALF), mb.fd = fd;
-        shared = &mb, fn = mutex_thread;
+        shared = &mb;
     } else {
         memlog_config cfg = {.segment_size = 1 << 20, .capacity = 8 << 20};
         log = memlog_create(log_path[0] ? log_path : NULL, &cfg, 0);
@@ -222,14 +205,14 @@ static double run_once(int method, int nthreads) {
         memset(&dr, 0, sizeof dr);
         dr.log = log, dr.fd = fd;
         if (memlog_consumer(log) != 0) die("memlog_consumer");
-        shared = log, fn = memlog_thread;
+        shared = log;
     }
     double t0 = now();
     if (method == M_MUTEX) pthread_create(&writer, NULL, mutex_writer, &mb);
     if (method == M_MEMLOG) pthread_create(&writer, NULL, memlog_writer, &dr);
     for (int i = 0; i < nthreads; i++) {
-        r[i] = (struct run){i, nthreads, shared, &bytes};
-        pthread_create(&tid[i], NULL, fn, &r[i]);
+        r[i] = (struct run){i, method, shared, &bytes};
+        pthread_create(&tid[i], NULL, producer, &r[i]);
     }
     for (int i = 0; i < nthreads; i++) pthread_join(tid[i], NULL);
     if (method == M_MUTEX) {
