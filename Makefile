@@ -6,6 +6,7 @@
 #   make test-security   the security corpus under strata, glibc and the peers (SECURITY.md)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make debug           build/debug: assertions and -fsanitize=undefined
+#   make examples        build/examples/memlog (see examples/memlog/README.md)
 
 CC      ?= cc
 CXX     ?= c++
@@ -34,7 +35,8 @@ DBG_OBJ  := $(patsubst src/%.c,build/debug/%.o,$(LIB_SRC))
 DIAG_OBJ := $(patsubst src/%.c,build/rel/%.o,$(DIAG_SRC))
 
 .PHONY: all debug test demo install uninstall clean check-warnings
-all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a lib/libstrata-diag.so bin/strata
+all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a lib/libstrata-diag.so bin/strata \
+     build/examples/memlog
 
 build/rel/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
@@ -157,9 +159,12 @@ check-warnings:
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -Isrc -c $$f -o /dev/null || exit 1; done; \
 	  for f in $(SEC_CHECKED); do \
 	    $$cc -std=gnu11 -O1 $(WARN) -Werror -c $$f -o /dev/null || exit 1; done; \
+	  for f in $(EXAMPLES_C) bench/memlog.c; do \
+	    $$cc $(EXAMPLES_CFLAGS) -Werror -Iexamples/memlog -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done
 
+include examples/examples.mk
 include tests/tests.mk
 include bench/bench.mk
 

@@ -10,6 +10,7 @@
 #                              them compiled out) and what secure mode costs, every workload
 #   make bench-diag            strata leaks and guard (libstrata-diag.so) against valgrind and
 #                              heaptrack on perl, python3, sort, cfrac, espresso: time and memory
+#   make bench-memlog          examples/memlog: records/s against fprintf+fflush and a mutex buffer
 
 BENCH_CFLAGS := -std=gnu11 -g -O2 -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free -Wall -Wextra -pthread
 BENCH_WORK   := $(patsubst bench/workloads/%.c,build/bench/%,$(wildcard bench/workloads/*.c))
@@ -35,7 +36,7 @@ build/bench/libbump.so: bench/bump.c
 
 bench-build: lib/libstrata.so $(BENCH_WORK) build/bench/driver build/bench/libbump.so
 
-.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden
+.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog
 bench-peers:
 	@bench/install-peers.sh
 
@@ -58,3 +59,11 @@ bench-harden: bench-build build/unchecked/lib/libstrata.so $(wildcard lib/libstr
 bench-diag: lib/libstrata-diag.so build/bench/diag build/bench/cfrac build/bench/espresso
 	@command -v valgrind >/dev/null && command -v heaptrack >/dev/null || bench/install-peers.sh valgrind heaptrack
 	@build/bench/diag --publish BENCHMARKS.md $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
+
+build/bench/memlog: bench/memlog.c $(MEMLOG_LIB) examples/memlog/memlog.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) -std=gnu11 -g -O2 -Wall -Wextra -pthread -Iexamples/memlog $< $(MEMLOG_LIB) -o $@
+
+bench-memlog: build/bench/memlog
+	@build/bench/memlog $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
