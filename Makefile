@@ -35,7 +35,7 @@ DBG_OBJ  := $(patsubst src/%.c,build/debug/%.o,$(LIB_SRC))
 DIAG_OBJ := $(patsubst src/%.c,build/rel/%.o,$(DIAG_SRC))
 
 .PHONY: all debug test demo install uninstall clean check-warnings
-all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a lib/libstrata-diag.so bin/strata \
+all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a lib/libstrata-diag.so lib/libstrata-secure.so bin/strata \
      build/examples/memlog
 
 build/rel/%.o: src/%.c $(LIB_HDR)
@@ -72,6 +72,15 @@ lib/libstrata.a: $(REL_OBJ) build/rel/api/override.o
 	@mkdir -p lib
 	@echo "  AR      $@"
 	@rm -f $@ && ar rcs $@ $^
+# libstrata-secure.so: the same library with secure mode on unless STRATA_OPTIONS says secure=0
+build/rel/support/options-secure.o: src/support/options.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(LIBFLAGS) -DSTRATA_SECURE_DEFAULT -c $< -o $@
+lib/libstrata-secure.so: $(filter-out build/rel/support/options.o,$(REL_OBJ)) build/rel/support/options-secure.o build/rel/api/override.o
+	@mkdir -p lib
+	@echo "  CC      $@"
+	@$(CC) -shared -Wl,-soname,libstrata-secure.so -Wl,-z,now -o $@ $^ -lpthread
 # libstrata-diag.so: the same core with the diagnostic layer in front (strata leaks, guard, report)
 lib/libstrata-diag.so: $(REL_OBJ) $(DIAG_OBJ) build/rel/api/diag.o
 	@mkdir -p lib
@@ -122,7 +131,8 @@ bin/strata: $(TOOLS_C) $(TOOLS_LIB) $(TOOLS_H) $(LIB_HDR)
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 lib/libstrata.so lib/libstrata-api.so lib/libstrata-diag.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 lib/libstrata.so lib/libstrata-api.so lib/libstrata-diag.so lib/libstrata-secure.so \
+	    $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 lib/libstrata.a lib/libstrata-api.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 644 include/strata.h $(DESTDIR)$(PREFIX)/include/
 	install -m 755 bin/strata $(DESTDIR)$(PREFIX)/bin/
@@ -131,7 +141,7 @@ install: all
 	      strata.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; done
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libstrata.so $(DESTDIR)$(PREFIX)/lib/libstrata-api.so \
-	    $(DESTDIR)$(PREFIX)/lib/libstrata-diag.so \
+	    $(DESTDIR)$(PREFIX)/lib/libstrata-diag.so $(DESTDIR)$(PREFIX)/lib/libstrata-secure.so \
 	    $(DESTDIR)$(PREFIX)/lib/libstrata.a $(DESTDIR)$(PREFIX)/lib/libstrata-api.a \
 	    $(DESTDIR)$(PREFIX)/include/strata.h $(DESTDIR)$(PREFIX)/bin/strata \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata-api.pc

@@ -69,6 +69,9 @@
 #define SX_FOREIGN_BINS 32                   /* classes up to 1 KiB keep other heaps' blocks */
 #define SX_FOREIGN_BYTES ((size_t)2 << 10)   /* at most this much per class (4 to 64 blocks) */
 
+/* Secure mode: freed blocks wait in a per-heap quarantine of this many before they can be reused. */
+#define SX_QUARANTINE 64
+
 /* The cheap checks of the default build: encoded free-list links checked when popped, the free
  * key that catches a double free, the block-start test on free. STRATA_HARDEN=0 compiles them out,
  * only to measure what they cost (make bench-harden); that build must never ship. */

@@ -66,6 +66,7 @@ typedef struct sx_options {
     int foreign_free;
     int huge_pages;
     bool stats; /* count requested bytes and sample per-class peaks; report at exit */
+    bool secure; /* secure mode (api/secure.c) */
     /* libstrata-diag.so only (diag/): what to record, and where to */
     int diag;            /* SX_DIAG_NONE, _LEAKS, _GUARD, _REPORT (diag/diag.h) */
     char diag_file[256]; /* the dump goes to this path + "." + pid */
@@ -256,6 +257,7 @@ bool sx_os_remap_inplace(void *p, size_t old_size, size_t new_size);
 /* Move a mapping's pages (no copy) onto `dest`, which must be a mapping of new_size bytes. */
 bool sx_os_remap_to(void *p, size_t old_size, size_t new_size, void *dest);
 bool sx_os_protect(void *p, size_t size, int prot);
+void *sx_os_reserve(size_t size); /* PROT_NONE */
 /* Which pages of [p, p + size) are resident: vec[i] & 1 for page i (mincore); false on failure. */
 bool sx_os_resident(void *p, size_t size, unsigned char *vec);
 /* Huge pages: ask for transparent ones on a range; map reserved (hugetlb) ones, 2 MiB multiples,
@@ -429,6 +431,19 @@ void sx_pool_collect_heap(sx_heap *h);  /* collect h now, if it is pooled */
 
 /* ---- api/alloc.c: slow paths ---- */
 void *sx_malloc_slow(size_t size);
+void *sx_alloc_core(size_t size, size_t align, bool zero); /* no secure mode, no statistics */
+size_t sx_block_usable(void *p, const char *fn, sx_page **pgp); /* 0, *pgp NULL: foreign */
+
+/* ---- api/secure.c: secure mode (secure=1, lib/libstrata-secure.so) ---- */
+extern bool sx_secure_on;
+void sx_secure_init(void);
+void *sx_secure_alloc(size_t size, size_t align, bool zero);
+void sx_secure_free(void *p, const char *fn, size_t size, bool sized);
+void *sx_secure_realloc(void *p, size_t size, const char *fn);
+size_t sx_secure_usable(void *p);
+sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, sx_block **tail); /* new blocks */
+uint64_t sx_secure_random(void);
+void sx_secure_flush(sx_heap *h); /* empty its quarantine (malloc_trim) */
 void *sx_alloc(size_t size, size_t align, bool zero);
 void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero);
 void *sx_realloc(void *p, size_t size, const char *fn);

@@ -129,6 +129,9 @@ typedef struct sx_heap {
     unsigned foreign_exits;           /* sx_thread_exits when the lists were last emptied */
     uint32_t out_pending;
     uint32_t id;
+    uint64_t rng;                     /* secure mode: xorshift state */
+    unsigned nquarantined;            /* secure mode: blocks in quarantine[] */
+    void *quarantine[SX_QUARANTINE];  /* secure mode: freed blocks waiting (api/secure.c) */
     bool retain;                      /* keep a spare page per class and a last segment: a thread
                                          runs this heap (pooled heaps give everything back) */
     _Atomic int state;

@@ -72,13 +72,19 @@ static void *alloc_any(size_t size, size_t align, bool zero) {
 }
 
 void *sx_alloc(size_t size, size_t align, bool zero) {
+    sx_process_init(); /* the options first: secure mode changes what every block looks like */
+    if (sx_unlikely(sx_secure_on)) return sx_secure_alloc(size, align, zero);
     if (sx_unlikely(sx_opt.stats)) sx_count_requested(sx_tls_heap, size);
     return alloc_any(size, align, zero);
 }
 
+void *sx_alloc_core(size_t size, size_t align, bool zero) { return alloc_any(size, align, zero); }
+
 /* Past the direct table (sizes above 1 KiB) a size class still has a page in use: pop from it
  * without going through the general path. */
 sx_noinline void *sx_malloc_slow(size_t size) {
+    sx_process_init(); /* the options first: secure mode changes what every block looks like */
+    if (sx_unlikely(sx_secure_on)) return sx_secure_alloc(size, 0, false);
     sx_heap *h = sx_tls_heap;
     if (sx_unlikely(sx_opt.stats)) sx_count_requested(h, size);
     if (sx_likely(size <= SX_MEDIUM_MAX &&
@@ -136,7 +142,14 @@ static size_t block_usable(sx_segment *seg, sx_page *pg, const void *p) {
     return pg->block_size;
 }
 
+size_t sx_block_usable(void *p, const char *fn, sx_page **pgp) {
+    sx_segment *seg;
+    sx_page *pg = *pgp = checked_page(p, fn, &seg);
+    return pg ? block_usable(seg, pg, p) : 0;
+}
+
 size_t sx_usable_size(void *p) {
+    if (sx_unlikely(sx_secure_on)) return sx_secure_usable(p);
     if (!p) return 0;
     sx_segment *seg;
     sx_page *pg = checked_page(p, "malloc_usable_size", &seg);
@@ -170,6 +183,7 @@ static void *realloc_move(void *p, size_t usable, size_t size) {
 }
 
 void *sx_realloc(void *p, size_t size, const char *fn) {
+    if (sx_unlikely(sx_secure_on)) return sx_secure_realloc(p, size, fn);
     if (!p) return sx_malloc_inline(size);
     if (size == 0) { /* glibc: realloc(p, 0) frees p and returns NULL */
         sx_free_inline(p);

@@ -60,7 +60,8 @@ static inline bool sx_block_valid(const sx_page *pg, const void *p) {
     return q < __atomic_load_n(&pg->capacity, __ATOMIC_RELAXED);
 }
 
-static inline __attribute__((always_inline)) void sx_free_inline(void *p) {
+/* free without secure mode (api/secure.c calls it for blocks leaving its quarantine) */
+static inline __attribute__((always_inline)) void sx_free_core(void *p) {
     if (sx_unlikely(p == NULL)) return;
     sx_segment *seg = sx_segment_of(p);
     if (sx_unlikely(!sx_segmap_contains(seg))) {
@@ -86,9 +87,17 @@ static inline __attribute__((always_inline)) void sx_free_inline(void *p) {
         sx_free_remote(seg, pg, b);
 }
 
+static inline __attribute__((always_inline)) void sx_free_inline(void *p) {
+    if (sx_unlikely(sx_secure_on)) {
+        sx_secure_free(p, "free", 0, false);
+        return;
+    }
+    sx_free_core(p);
+}
+
 /* realloc that stays within its block's size class: the common case of a growing string. */
 static inline void *sx_realloc_inline(void *p, size_t size, const char *fn) {
-    if (sx_likely(p != NULL && size != 0)) {
+    if (sx_likely(p != NULL && size != 0 && !sx_secure_on)) {
         sx_segment *seg = sx_segment_of(p);
         if (sx_likely(sx_segmap_contains(seg))) {
             sx_page *pg = sx_page_of(seg, p);

@@ -103,7 +103,15 @@ SX_API void strata_cfree(void *ptr) { SX_FREE(ptr); }
 
 /* C23's sized frees (glibc 2.41+). strata finds a block's size itself; the size given is not
  * needed, and a wrong one is the caller's undefined behaviour, not checked here. */
-SX_API void strata_free_sized(void *ptr, size_t size) { SX_FREE(ptr); }
+SX_API void strata_free_sized(void *ptr, size_t size) {
+#ifndef STRATA_DIAG
+    if (sx_unlikely(sx_secure_on)) { /* secure mode knows the size asked for: it must match */
+        sx_secure_free(ptr, "free_sized", size, true);
+        return;
+    }
+#endif
+    SX_FREE(ptr);
+}
 
 SX_API void strata_free_aligned_sized(void *ptr, size_t alignment, size_t size) {
     SX_FREE(ptr);

@@ -59,6 +59,7 @@ int sx_malloc_trim(size_t pad) {
                     atomic_load(&sx_count->munmap_calls);
     sx_heap *h = sx_tls_heap;
     if (h != &sx_heap_empty) {
+        sx_secure_flush(h);
         sx_foreign_flush(h);
         sx_outbox_flush(h);
         sx_remote_collect(h);

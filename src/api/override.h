@@ -49,6 +49,22 @@ SX_ALIAS(malloc_trim, strata_malloc_trim)
 SX_ALIAS(malloc_stats, strata_malloc_stats)
 SX_ALIAS(malloc_info, strata_malloc_info)
 
+/* C++'s sized operator delete (and delete[]): libstdc++'s would call free and drop the size;
+ * here secure mode checks it against the size asked for (new T[n] given to delete). */
+void _ZdlPvm(void *ptr, size_t size);
+void _ZdaPvm(void *ptr, size_t size);
+static void sized_delete(void *ptr, size_t size) {
+#ifndef STRATA_DIAG
+    if (sx_unlikely(sx_secure_on)) {
+        sx_secure_free(ptr, "operator delete", size, true);
+        return;
+    }
+#endif
+    SX_FREE(ptr);
+}
+SX_ALIAS(_ZdlPvm, sized_delete)
+SX_ALIAS(_ZdaPvm, sized_delete)
+
 SX_ALIAS(__libc_malloc, strata_malloc)
 SX_ALIAS(__libc_free, strata_free)
 SX_ALIAS(__libc_calloc, strata_calloc)

@@ -54,9 +54,10 @@ static void queue_remove(sx_page_queue *q, sx_page *pg) {
     pg->next = pg->prev = NULL;
 }
 
-/* Point the direct-table slots of a class (up to 1 KiB) at pg. */
+/* Point the direct-table slots of a class (up to 1 KiB) at pg. In secure mode malloc(0) must
+ * reach the slow path too (the fast path serves sizes up to sx_fast_limit, 0): slot 0 stays empty. */
 void sx_heap_direct_point(sx_heap *h, unsigned bin, sx_page *pg) {
-    for (unsigned d = sx_bin_direct_lo(bin), hi = sx_bin_direct_hi(bin); d <= hi; d++)
+    for (unsigned d = sx_bin_direct_lo(bin) + (bin == 0 && sx_secure_on), hi = sx_bin_direct_hi(bin); d <= hi; d++)
         h->direct[d] = pg;
 }
 

@@ -51,6 +51,14 @@ void sx_page_extend(sx_page *pg) {
     if (n > step) n = step;
     if (n == 0) return;
     uint8_t *first = pg->start + (size_t)pg->capacity * bsize;
+    if (sx_unlikely(sx_secure_on)) {
+        sx_block *tail; /* zeroed, marked free, linked in random order */
+        sx_block *head = sx_secure_fresh(first, n, bsize, &tail);
+        sx_block_link(tail, pg->free);
+        pg->free = head;
+        __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELEASE);
+        return;
+    }
     uint8_t *b = first;
     for (uint32_t i = 1; i < n; i++, b += bsize) sx_block_link((sx_block *)b, (sx_block *)(b + bsize));
     sx_block_link((sx_block *)b, pg->free);

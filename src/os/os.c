@@ -118,6 +118,14 @@ bool sx_os_remap_to(void *p, size_t old_size, size_t new_size, void *dest) {
     return q == dest;
 }
 
+/* Address space nobody may touch (secure mode's zero-size blocks): NULL if none is left. */
+void *sx_os_reserve(size_t size) {
+    int saved = errno;
+    void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    errno = saved;
+    return p == MAP_FAILED ? NULL : p;
+}
+
 bool sx_os_protect(void *p, size_t size, int prot) {
     int saved = errno;
     int r = mprotect(p, size, prot);

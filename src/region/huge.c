@@ -28,7 +28,7 @@ _Atomic size_t sx_fast_limit = SX_DIRECT_MAX;
  * below 1 KiB must send the sizes above it to the slow path, which knows about huge blocks. */
 static void update_fast_limit(size_t threshold) {
     size_t lim = threshold > SX_DIRECT_MAX ? SX_DIRECT_MAX : (threshold ? threshold - 1 : 0);
-    if (sx_opt.stats) lim = 0; /* statistics count requested bytes in the slow path */
+    if (sx_opt.stats || sx_opt.secure) lim = 0; /* statistics, secure mode: in the slow path */
     atomic_store_explicit(&sx_fast_limit, lim, memory_order_relaxed);
 }
 

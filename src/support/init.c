@@ -54,6 +54,7 @@ void sx_process_init_slow(void) {
     sx_options_init();
     /* programs may close stderr before exit (sort does): keep a copy for the exit report */
     if (sx_opt.stats) report_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+    if (sx_opt.secure) sx_secure_init();
     sx_thresholds_init();
     sx_thread_key_init();
     sx_fork_init();

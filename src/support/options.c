@@ -27,6 +27,9 @@ sx_options sx_opt = {
     .diag_depth = 16,
     .guard_sample = 1,
     .quarantine = (size_t)256 << 20,
+#ifdef STRATA_SECURE_DEFAULT /* lib/libstrata-secure.so */
+    .secure = true,
+#endif
 };
 
 /* libstrata-diag.so defines it true (diag/diag.c); here, the release build's answer. */
@@ -64,6 +67,8 @@ static const option_t options[] = {
     {.name = "huge_pages", .type = OPT_ENUM, .value = &sx_opt.huge_pages, .names = huge_names,
      .help = "back memory with huge pages: off, thp (transparent, by madvise) or hugetlb "
              "(reserved pages for big blocks where the kernel has them, else thp)"},
+    {.name = "secure", .type = OPT_BOOL, .value = &sx_opt.secure, .max = 1,
+     .help = "secure mode: canaries, zero-on-free, quarantine, random order (see SECURITY.md)"},
     {.name = "stats", .type = OPT_BOOL, .value = &sx_opt.stats, .max = 1,
      .help = "print heap statistics at exit, per size class (calls take the slow path: slower)"},
     {.name = "diag", .type = OPT_ENUM, .value = &sx_opt.diag, .names = diag_names,
@@ -234,6 +239,11 @@ void sx_options_init(void) {
         sx_message("option diag=%s needs libstrata-diag.so (strata leaks, guard and report preload "
                    "it); ignored", diag_names[sx_opt.diag]);
         sx_opt.diag = 0;
+    }
+    if (sx_opt.secure && sx_diag_linked && sx_opt.diag) {
+        sx_message("option secure=1 does not combine with diag=%s (its checks would see secure mode's "
+                   "canaries as the program's bytes); ignored", diag_names[sx_opt.diag]);
+        sx_opt.secure = false;
     }
     if (sx_opt.diag_depth < 1) {
         sx_message("bad value '0' for option diag_depth in STRATA_OPTIONS (keeping 16)");

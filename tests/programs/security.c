@@ -38,6 +38,10 @@ static const struct {
     {"default", "exec from heap/ret/*"},
     /* Caught today but not asserted, as the crash depends on what the wild write hit: the
      * 1 MiB underflows, the 32-byte overflows of the small block, double free/reused/medium. */
+
+    /* secure mode (secure=1): canaries around every block, zero-on-free with a checked
+     * quarantine, random order, malloc(0) in inaccessible memory, sized delete checked */
+    {"secure", "*/*/*"},
 };
 enum { NEXPECTED = sizeof expected / sizeof expected[0] };
 

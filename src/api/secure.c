@@ -1,0 +1,237 @@
+/*
+ * secure.c — secure mode (STRATA_OPTIONS=secure=1, or lib/libstrata-secure.so): the checks a
+ * security-minded operator pays for, on top of the default build's (encoded free-list links, the
+ * free key, the block-start test).
+ *
+ * Every request takes the slow path here (the malloc fast path is off: sx_fast_limit is 0) and
+ * gets a block 8 bytes longer than asked for. The last word of the block, the tail, holds the
+ * requested size xor a canary made from the block's address and a secret; the bytes between the
+ * request and the tail hold a pattern. A freed block's tail says "freed" instead. So free finds:
+ *   - an overflow: the tail does not decode to a size that fits, or the pattern is broken;
+ *   - an underflow (or an overflow from the block before): the tail of the block before it,
+ *     which every block of the page has from the moment the page made it, is broken;
+ *   - a double free: the tail already says freed;
+ *   - a wrong size given to free_sized or C++'s sized delete: it is not the size asked for.
+ * A freed block of a page is zeroed and waits in its heap's quarantine (SX_QUARANTINE blocks,
+ * one leaves at random when another comes in); when it leaves, and again when malloc hands it out,
+ * it must still be zero: a write after free is caught there. New blocks of a page are linked in
+ * random order, so neither reuse nor the placement of neighbours can be predicted. malloc(0)
+ * returns an address in a region nobody may touch. Large and huge blocks get the same canaries;
+ * huge blocks have their own mappings, unmapped on free, so a use after free faults.
+ */
+#include <string.h>
+
+#include "alloc.h"
+
+bool sx_secure_on;
+
+#define FREED ((uintptr_t)1 << 63) /* a tail that decodes to this: the block is free */
+#define ZERO_REGION ((size_t)64 << 20)
+
+static uint8_t pattern;
+static _Atomic(uint8_t *) zero_base;
+static _Atomic size_t zero_next;
+
+void sx_secure_init(void) {
+    sx_secure_on = true;
+    pattern = (uint8_t)(sx_list_key >> 24) | 0x81; /* never 0: a stray NUL is an overflow too */
+}
+
+uint64_t sx_secure_random(void) {
+    static _Atomic uint64_t state;
+    uint64_t x = atomic_load_explicit(&state, memory_order_relaxed);
+    if (!x) x = sx_list_key ^ 0x9e3779b97f4a7c15ull;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    atomic_store_explicit(&state, x, memory_order_relaxed); /* racy on purpose: any value will do */
+    return x;
+}
+
+static uintptr_t canary(const void *p) { return ((uintptr_t)p * 0x9e3779b97f4a7c15ull) ^ sx_secret; }
+static uintptr_t *tail_of(void *p, size_t bsize) { return (uintptr_t *)((uint8_t *)p + bsize - 8); }
+
+/* ---- zero-size blocks ---- */
+
+static void *zero_block(size_t align) {
+    uint8_t *base = atomic_load_explicit(&zero_base, memory_order_acquire);
+    if (!base) {
+        uint8_t *mine = sx_os_reserve(ZERO_REGION);
+        if (!mine) return NULL;
+        if (atomic_compare_exchange_strong(&zero_base, &base, mine)) base = mine;
+        else sx_os_unmap(mine, ZERO_REGION);
+    }
+    size_t at = atomic_fetch_add_explicit(&zero_next, align, memory_order_relaxed);
+    return base + sx_align_up(at, align) % ZERO_REGION;
+}
+
+static bool is_zero_block(const void *p) {
+    uint8_t *base = atomic_load_explicit(&zero_base, memory_order_relaxed);
+    return base && (const uint8_t *)p >= base && (const uint8_t *)p < base + ZERO_REGION;
+}
+
+/* ---- blocks ---- */
+
+/* [from, to) of p must be zero: a block that was freed and nobody wrote to since. */
+static void check_zero(void *p, size_t from, size_t to, size_t bsize, const char *when) {
+    const uint64_t *w = (const uint64_t *)((uint8_t *)p + from), *end = (const uint64_t *)((uint8_t *)p + to);
+    for (; w < end; w++)
+        if (*w)
+            sx_fatal("%s: write after free in the %zu-byte block at %p (found at offset %zu)", when,
+                     bsize - 8, p, (size_t)((const uint8_t *)w - (uint8_t *)p));
+}
+
+sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, sx_block **tail) {
+    uint16_t order[SX_EXTEND_BYTES / 16];
+    for (uint32_t i = 0; i < n; i++) {
+        uint8_t *b = first + (size_t)i * bsize;
+        memset(b, 0, bsize - 8);
+        *tail_of(b, bsize) = canary(b) ^ FREED;
+        order[i] = (uint16_t)i;
+    }
+    for (uint32_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+        uint32_t j = (uint32_t)(sx_secure_random() % (i + 1));
+        uint16_t t = order[i];
+        order[i] = order[j], order[j] = t;
+    }
+    for (uint32_t i = 0; i + 1 < n; i++)
+        sx_block_link((sx_block *)(first + order[i] * bsize), (sx_block *)(first + order[i + 1] * bsize));
+    *tail = (sx_block *)(first + order[n - 1] * bsize);
+    return (sx_block *)(first + order[0] * bsize);
+}
+
+void *sx_secure_alloc(size_t size, size_t align, bool zero) {
+    if (size == 0 && align <= sx_os_page) return zero_block(align < 16 ? 16 : align);
+    if (size > PTRDIFF_MAX - 64) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (sx_unlikely(sx_opt.stats)) sx_count_requested(sx_tls_heap, size);
+    uint8_t *p = sx_alloc_core(size + 8, align, false);
+    if (!p) return NULL;
+    sx_segment *seg = sx_segment_of(p);
+    sx_page *pg = sx_page_of(seg, p);
+    size_t bsize = pg->kind == SX_SPAN_HUGE ? sx_huge_usable(seg, p) : pg->block_size;
+    uintptr_t *tail = tail_of(p, bsize);
+    /* A page's blocks are zero but for their link and free key (the first 16 bytes) from the
+     * moment the page made them until malloc hands them out. */
+    if (pg->kind == SX_SPAN_PAGE && *tail == (canary(p) ^ FREED)) check_zero(p, 16, bsize - 8, bsize, "malloc()");
+    *tail = canary(p) ^ size;
+    memset(p + size, pattern, bsize - 8 - size);
+    memset(p, 0, zero ? size : size < 16 ? size : 16); /* the link and key go: no address leaks */
+    return p;
+}
+
+/* The block's requested size, from its tail; aborts if it is broken. */
+static size_t checked_size(void *p, size_t bsize, const char *fn) {
+    uintptr_t v = *tail_of(p, bsize) ^ canary(p);
+    if (v == FREED) sx_fatal("%s(): double free of %p detected", fn, p);
+    if (v > bsize - 8)
+        sx_fatal("%s(): heap overflow past the end of the block at %p: its canary was overwritten", fn, p);
+    const uint8_t *s = (const uint8_t *)p + v, *end = (const uint8_t *)p + bsize - 8;
+    for (; s < end; s++)
+        if (*s != pattern)
+            sx_fatal("%s(): heap overflow: %zu bytes past the end of the %zu-byte block at %p were "
+                     "written", fn, (size_t)(s - (const uint8_t *)p) - v + 1, (size_t)v, p);
+    return (size_t)v;
+}
+
+/* The tail of the block before p in its page must be whole: free, or a size that fits. */
+static void check_before(void *p, const sx_page *pg, size_t bsize, const char *fn) {
+    if (pg->kind == SX_SPAN_PAGE && (uint8_t *)p != pg->start) {
+        uint8_t *q = (uint8_t *)p - bsize;
+        uintptr_t raw = *tail_of(q, bsize), v = raw ^ canary(q);
+        bool key = bsize == 16 && raw == (sx_secret ^ (uintptr_t)q); /* 16 bytes: tail is the free key */
+        if (v != FREED && v > bsize - 8 && !key && raw != 0)
+            sx_fatal("%s(): heap underflow before the block at %p (or an overflow from the block "
+                     "before it at %p): a canary was overwritten", fn, p, (void *)q);
+    } else if (pg->kind == SX_SPAN_HUGE) {
+        /* the slice descriptor just below a huge block holds nothing but its slice_back */
+        const sx_page *last = &sx_segment_of(p)->slices[SX_SLICES];
+        sx_page want;
+        memset(&want, 0, sizeof want);
+        want.slice_back = last->slice_back;
+        if ((uint8_t *)(last + 1) == (uint8_t *)p && memcmp(last, &want, sizeof want))
+            sx_fatal("%s(): heap underflow before the block at %p: the bytes before it were "
+                     "overwritten", fn, p);
+    }
+}
+
+/* A quarantined block must be as free() left it: zero, its tail saying freed. */
+static void check_quarantined(uint8_t *q, const char *when) {
+    size_t bs = sx_page_of(sx_segment_of(q), q)->block_size;
+    if (*tail_of(q, bs) != (canary(q) ^ FREED))
+        sx_fatal("%s: write after free at the end of the %zu-byte block at %p", when, bs - 8, (void *)q);
+    check_zero(q, 0, bs - 8, bs, when);
+}
+
+/* Each free checks one other quarantined block too, so a write after free is found even in a
+ * program that frees too little for its block to leave the quarantine. */
+static void quarantine(sx_heap *h, void *p, size_t bsize) {
+    memset(p, 0, bsize - 8);
+    if (h == &sx_heap_empty) { /* an exiting thread: no quarantine */
+        sx_free_core(p);
+        return;
+    }
+    unsigned n = h->nquarantined;
+    if (n) check_quarantined(h->quarantine[sx_secure_random() % n], "free()");
+    if (n < SX_QUARANTINE) {
+        h->quarantine[h->nquarantined++] = p;
+        return;
+    }
+    unsigned i = (unsigned)(sx_secure_random() % SX_QUARANTINE);
+    uint8_t *old = h->quarantine[i];
+    h->quarantine[i] = p;
+    check_quarantined(old, "free()");
+    sx_free_core(old);
+}
+
+/* malloc_trim, and a thread's heap given back: the quarantine is emptied, each block checked. */
+void sx_secure_flush(sx_heap *h) {
+    if (!sx_secure_on || h == &sx_heap_empty) return;
+    while (h->nquarantined) {
+        uint8_t *q = h->quarantine[--h->nquarantined];
+        check_quarantined(q, "malloc_trim()");
+        sx_free_core(q);
+    }
+}
+
+void sx_secure_free(void *p, const char *fn, size_t size, bool sized) {
+    if (!p || is_zero_block(p)) return;
+    sx_page *pg;
+    size_t bsize = sx_block_usable(p, fn, &pg);
+    if (!pg) {
+        sx_free_foreign(p, fn);
+        return;
+    }
+    size_t had = checked_size(p, bsize, fn);
+    if (sized && size != had)
+        sx_fatal("%s(): size %zu given for the block at %p, which was allocated with %zu", fn, size, p, had);
+    check_before(p, pg, bsize, fn);
+    *tail_of(p, bsize) = canary(p) ^ FREED;
+    if (pg->kind == SX_SPAN_PAGE) quarantine(sx_tls_heap, p, bsize);
+    else sx_free_core(p);
+}
+
+void *sx_secure_realloc(void *p, size_t size, const char *fn) {
+    if (!p || is_zero_block(p)) return sx_secure_alloc(size, 0, false);
+    if (size == 0) { /* glibc: realloc(p, 0) frees p and returns NULL */
+        sx_secure_free(p, fn, 0, false);
+        return NULL;
+    }
+    sx_page *pg;
+    size_t bsize = sx_block_usable(p, fn, &pg);
+    if (!pg) return sx_foreign_realloc(p, size);
+    size_t had = checked_size(p, bsize, fn);
+    void *q = sx_secure_alloc(size, 0, false); /* always moves: the old block goes to quarantine */
+    if (!q) return NULL;
+    memcpy(q, p, had < size ? had : size);
+    sx_secure_free(p, fn, 0, false);
+    return q;
+}
+
+size_t sx_secure_usable(void *p) {
+    if (!p || is_zero_block(p)) return 0;
+    sx_page *pg;
+    size_t bsize = sx_block_usable(p, "malloc_usable_size", &pg);
+    if (!pg) return sx_foreign_usable_size(p);
+    return checked_size(p, bsize, "malloc_usable_size"); /* exactly what was asked for */
+}
