@@ -8,6 +8,8 @@
 #   make bench-hugepages       strata with and without huge pages on a large random-access heap
 #   make bench-diag            strata leaks and guard (libstrata-diag.so) against valgrind and
 #                              heaptrack on perl, python3, sort, cfrac, espresso: time and memory
+#   make bench-explicit        strata_pool, strata_cache and strata_pages against malloc/free,
+#                              posix_memalign and mmap (RUNS=N interleaved runs, default 5)
 
 BENCH_CFLAGS := -std=gnu11 -g -O2 -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free -Wall -Wextra -pthread
 BENCH_WORK   := $(patsubst bench/workloads/%.c,build/bench/%,$(wildcard bench/workloads/*.c))
@@ -33,7 +35,12 @@ build/bench/libbump.so: bench/bump.c
 
 bench-build: lib/libstrata.so $(BENCH_WORK) build/bench/driver build/bench/libbump.so
 
-.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag
+build/bench/explicit: bench/explicit.c include/strata.h lib/libstrata-api.so
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(BENCH_CFLAGS) -Iinclude $< -o $@ -Llib -lstrata-api -Wl,-rpath,$(CURDIR)/lib
+
+.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-explicit
 bench-peers:
 	@bench/install-peers.sh
 
@@ -53,3 +60,6 @@ bench-hugepages: bench-build
 bench-diag: lib/libstrata-diag.so build/bench/diag build/bench/cfrac build/bench/espresso
 	@command -v valgrind >/dev/null && command -v heaptrack >/dev/null || bench/install-peers.sh valgrind heaptrack
 	@build/bench/diag --publish BENCHMARKS.md $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
+
+bench-explicit: build/bench/explicit
+	@build/bench/explicit $(if $(RUNS),--runs $(RUNS))

@@ -138,8 +138,7 @@ _Noreturn void sx_cache_bad_free(strata_cache *c, void *obj) {
     if (c->magic != SX_CACHE_MAGIC)
         sx_fatal("strata_cache_free(): %p is not a cache (destroyed?)", (void *)c);
     uintptr_t slab = (uintptr_t)obj & c->slab_mask;
-    sx_ptop *t = sx_pagemap_get(slab);
-    if (!t || t->owner != &sx_slab_pages)
+    if (!sx_slabmap_contains(slab))
         sx_fatal("strata_cache_free(): %p was not allocated by cache '%s' (not from any cache)", obj,
                  c->name);
     if (((sx_slab *)slab)->cache != c)
@@ -179,7 +178,8 @@ sx_public strata_cache *strata_cache_create(const char *name, size_t size, size_
     size_t obj = sx_align_up(size, 8);
     c->meta = ctor ? obj : 0;
     c->stride = sx_align_up(ctor ? obj + sizeof(sx_cobj) : (obj < sizeof(sx_cobj) ? sizeof(sx_cobj) : obj), align);
-    c->first = sx_align_up(sizeof(sx_slab), align);
+    /* objects of whole cache lines start on one: none straddles two */
+    c->first = sx_align_up(sizeof(sx_slab), c->stride % 64 == 0 && align < 64 ? 64 : align);
     unsigned shift = (unsigned)__builtin_ctzl(sx_os_page);
     unsigned order = 0;
     while (((sx_os_page << order) < SLAB_MIN ||

@@ -59,7 +59,29 @@ void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn);
 /* ---- pagemap.c: which top-level block an address lies in (lock-free to read) ---- */
 /* Point every 4 MiB of [base, base + size) at top (NULL: forget them); false if no memory. */
 bool sx_pagemap_set(uintptr_t base, size_t size, sx_ptop *top);
-sx_ptop *sx_pagemap_get(uintptr_t addr);
+#define SX_PAGEMAP_LEAF_BITS 12
+#define SX_PAGEMAP_LEAF ((size_t)1 << SX_PAGEMAP_LEAF_BITS)
+typedef struct {
+    _Atomic(sx_ptop *) top[SX_PAGEMAP_LEAF];
+} sx_pagemap_leaf;
+extern _Atomic(sx_pagemap_leaf *) sx_pagemap_root[SX_SEGMAP_BITS >> SX_PAGEMAP_LEAF_BITS];
+/* One bit per 4 MiB of address space: a top-level block of sx_slab_pages starts there. The check
+ * strata_cache_free makes on every pointer before reading its slab header: one load. */
+extern _Atomic uint64_t sx_slabmap[SX_SEGMAP_BITS / 64];
+void sx_slabmap_mark(uintptr_t base, bool on);
+static inline bool sx_slabmap_contains(uintptr_t addr) {
+    uintptr_t i = addr >> SX_SEG_SHIFT;
+    if (sx_unlikely(i >= SX_SEGMAP_BITS)) return false;
+    return (sx_load_relaxed(&sx_slabmap[i >> 6]) >> (i & 63)) & 1;
+}
+/* The top-level block whose 4 MiB addr lies in, if any (the caller checks addr is inside it). */
+static inline sx_ptop *sx_pagemap_get(uintptr_t addr) {
+    size_t g = addr >> SX_SEG_SHIFT;
+    if (sx_unlikely(g >= SX_SEGMAP_BITS)) return NULL;
+    sx_pagemap_leaf *l = atomic_load_explicit(&sx_pagemap_root[g >> SX_PAGEMAP_LEAF_BITS], memory_order_acquire);
+    if (sx_unlikely(!l)) return NULL;
+    return atomic_load_explicit(&l->top[g & (SX_PAGEMAP_LEAF - 1)], memory_order_acquire);
+}
 
 /* ---- cache.c, magazine.c: object caches ---- */
 /* A free object's bookkeeping: at its start, or after it when the cache has a constructor (whose

@@ -12,7 +12,7 @@
  * are stored (not atomically incremented) and read by strata_cache_get_stats.
  *
  * free checks its pointer first: the 4 MiB block it lies in must be one of the slab allocator's
- * (pagemap.c), its slab must belong to this cache, its offset must be an object's, and its free
+ * (sx_slabmap, pagemap.c), its slab must belong to this cache, its offset must be an object's, and its free
  * key must not be set (a double free). Objects of any thread may be freed by any other: they go
  * into the freeing thread's magazines, as the cache's objects belong to no thread.
  *
@@ -39,6 +39,9 @@ typedef struct sx_tcache {
 } sx_tcache;
 
 static __thread sx_tcache *tls_tc __attribute__((tls_model("initial-exec")));
+/* tls_tc's slots, copied here so that the fast paths reach a slot in one load less */
+static __thread sx_tslot *tls_slots __attribute__((tls_model("initial-exec")));
+static __thread unsigned tls_nslots __attribute__((tls_model("initial-exec")));
 static __thread bool tls_tc_gone __attribute__((tls_model("initial-exec")));
 static sx_tcache *all_tc; /* registry lock */
 static pthread_key_t tc_key;
@@ -55,6 +58,8 @@ static void slot_return(strata_cache *c, sx_tslot *s, unsigned long long counts[
 static void tc_exit(void *arg) {
     sx_tcache *t = arg;
     tls_tc = NULL;
+    tls_slots = NULL;
+    tls_nslots = 0;
     tls_tc_gone = true;
     sx_lock(&sx_x_registry_lock);
     for (unsigned i = 0; i < t->nslots; i++) {
@@ -110,6 +115,8 @@ static bool tc_grow(sx_tcache *t, unsigned need) {
     t->slots = slots;
     t->nslots = n;
     sx_unlock(&sx_x_registry_lock);
+    tls_slots = slots;
+    tls_nslots = n;
     sx_x_free(old);
     return true;
 }
@@ -241,9 +248,8 @@ static sx_noinline void *cache_alloc_slow(strata_cache *c) {
 }
 
 sx_public void *strata_cache_alloc(strata_cache *c) {
-    sx_tcache *t = tls_tc;
-    if (sx_likely(t != NULL && c->id < t->nslots)) {
-        sx_tslot *s = &t->slots[c->id];
+    if (sx_likely(c->id < tls_nslots)) {
+        sx_tslot *s = &tls_slots[c->id];
         sx_mag *m = s->loaded;
         if (sx_likely(s->cache == c && m->count != 0)) {
             void *obj = m->objs[--m->count];
@@ -299,8 +305,7 @@ static sx_noinline void cache_free_slow(strata_cache *c, void *obj) {
 sx_public void strata_cache_free(strata_cache *c, void *obj) {
     if (sx_unlikely(obj == NULL)) return;
     uintptr_t slab = (uintptr_t)obj & c->slab_mask;
-    sx_ptop *top = sx_pagemap_get(slab);
-    if (sx_unlikely(top == NULL || top->owner != &sx_slab_pages || ((sx_slab *)slab)->cache != c ||
+    if (sx_unlikely(!sx_slabmap_contains(slab) || ((sx_slab *)slab)->cache != c ||
                     !sx_cache_index_ok(c, slab, obj)))
         sx_cache_bad_free(c, obj);
     sx_cobj *m = sx_cobj_of(c, obj);
@@ -308,9 +313,8 @@ sx_public void strata_cache_free(strata_cache *c, void *obj) {
     if (sx_unlikely(m->key == key))
         sx_fatal("strata_cache_free(): double free of %p detected (cache '%s')", obj, c->name);
     m->key = key;
-    sx_tcache *t = tls_tc;
-    if (sx_likely(t != NULL && c->id < t->nslots)) {
-        sx_tslot *s = &t->slots[c->id];
+    if (sx_likely(c->id < tls_nslots)) {
+        sx_tslot *s = &tls_slots[c->id];
         sx_mag *mag = s->loaded;
         if (sx_likely(s->cache == c && mag->count < c->mag_size)) {
             mag->objs[mag->count++] = obj;

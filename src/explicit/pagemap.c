@@ -7,18 +7,19 @@
  * entry per 4 MiB of address space suffices: a two-level table, the root in .bss (64 KiB for 47
  * address bits) and leaves of 4096 entries mapped on first use and never freed, so that readers
  * need no lock: two dependent loads.
+ *
+ * The slab allocator's top-level blocks are exactly 4 MiB: a bitmap marks them as well (sx_slabmap,
+ * 4 MiB of .bss of which only the pages covering used addresses are ever touched), so that the
+ * check on every strata_cache_free is a single load.
  */
 #include "explicit.h"
 
-#define LEAF_BITS 12
-#define LEAF_SIZE ((size_t)1 << LEAF_BITS)
-#define ROOT_SIZE (SX_SEGMAP_BITS >> LEAF_BITS)
+#define LEAF_SIZE SX_PAGEMAP_LEAF
+#define LEAF_BITS SX_PAGEMAP_LEAF_BITS
+typedef sx_pagemap_leaf leaf_t;
+#define root sx_pagemap_root
 
-typedef struct {
-    _Atomic(sx_ptop *) top[LEAF_SIZE];
-} leaf_t;
-
-static _Atomic(leaf_t *) root[ROOT_SIZE];
+_Atomic(sx_pagemap_leaf *) sx_pagemap_root[SX_SEGMAP_BITS >> SX_PAGEMAP_LEAF_BITS];
 static sx_lock_t leaf_lock = SX_LOCK_INIT;
 
 static leaf_t *leaf_for(size_t i) {
@@ -45,10 +46,12 @@ bool sx_pagemap_set(uintptr_t base, size_t size, sx_ptop *top) {
     return true;
 }
 
-sx_ptop *sx_pagemap_get(uintptr_t addr) {
-    size_t g = addr >> SX_SEG_SHIFT;
-    if (sx_unlikely(g >= SX_SEGMAP_BITS)) return NULL;
-    leaf_t *l = atomic_load_explicit(&root[g >> LEAF_BITS], memory_order_acquire);
-    if (sx_unlikely(!l)) return NULL;
-    return atomic_load_explicit(&l->top[g & (LEAF_SIZE - 1)], memory_order_acquire);
+_Atomic uint64_t sx_slabmap[SX_SEGMAP_BITS / 64];
+
+void sx_slabmap_mark(uintptr_t base, bool on) {
+    uintptr_t i = base >> SX_SEG_SHIFT;
+    if (i >= SX_SEGMAP_BITS) return;
+    uint64_t bit = (uint64_t)1 << (i & 63);
+    if (on) atomic_fetch_or_explicit(&sx_slabmap[i >> 6], bit, memory_order_release);
+    else atomic_fetch_and_explicit(&sx_slabmap[i >> 6], ~bit, memory_order_release);
 }

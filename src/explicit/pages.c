@@ -100,6 +100,7 @@ static bool top_new(strata_pages *pa) {
         sx_x_free(t);
         return false;
     }
+    if (pa == &sx_slab_pages) sx_slabmap_mark(t->base, true);
     t->prev = NULL;
     t->next = pa->tops;
     if (pa->tops) pa->tops->prev = t;
@@ -118,6 +119,7 @@ static void top_release(strata_pages *pa, sx_ptop *t) {
     if (t->next) t->next->prev = t->prev;
     pa->ntops--;
     pa->unmaps++;
+    if (pa == &sx_slab_pages) sx_slabmap_mark(t->base, false);
     sx_pagemap_set(t->base, top_size(pa), NULL);
     sx_os_unmap((void *)t->base, top_size(pa));
     sx_x_free(t);
