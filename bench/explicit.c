@@ -191,7 +191,7 @@ int main(int argc, char **argv) {
     for (int w = 0; w < WORKLOADS; w++) {
         double m[KINDS];
         for (int k = 0; k < KINDS; k++) m[k] = median(results[w][k], runs);
-        printf("| %s | %s | %.1f | %s | %.1f | %s | %.1f | %.2f | %.2f |\n", names[w], kind_names[w][0], m[0],
+        printf("| %s | %s | %.3g | %s | %.3g | %s | %.3g | %.2f | %.2f |\n", names[w], kind_names[w][0], m[0],
                kind_names[w][1], m[1], kind_names[w][2], m[2], m[0] / m[1], m[0] / m[2]);
     }
     strata_cache_destroy(cache);

@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <sys/resource.h>
 
 #include "harness.h"
 #include "strata.h"
@@ -243,32 +242,16 @@ static void destroy_live(void *arg) {
     strata_cache_destroy(c);
 }
 
-static void expect_abort(void (*fn)(void *), const char *what) {
-    th_result r = th_child(fn, NULL);
-    CHECKF(th_aborted_with(&r, what) && strstr(r.err, "0x"), "expected '%s'; got exit %d signal %d: %s",
-           what, r.code, r.sig, r.err);
-}
-
 static void cache_misuse_aborts_with_message(void) {
-    expect_abort(double_free, "strata_cache_free(): double free of 0x");
-    if (th_failed) return;
-    expect_abort(malloc_pointer, "was not allocated by cache 'victim' (not from any cache)");
-    if (th_failed) return;
-    expect_abort(other_cache, "was not allocated by cache 'other'");
-    if (th_failed) return;
-    expect_abort(interior, "not the start of an object of cache 'victim'");
-    if (th_failed) return;
-    expect_abort(destroy_live, "cache 'victim' (0x");
+    CHECK_ABORTS(double_free, NULL, "strata_cache_free(): double free of 0x");
+    CHECK_ABORTS(malloc_pointer, NULL, "was not allocated by cache 'victim' (not from any cache)");
+    CHECK_ABORTS(other_cache, NULL, "was not allocated by cache 'other'");
+    CHECK_ABORTS(interior, NULL, "not the start of an object of cache 'victim'");
+    CHECK_ABORTS(destroy_live, NULL, "cache 'victim' (0x");
 }
 
 static void exhaust(void *arg) {
-    long pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld", &pages) != 1) _exit(90);
-    fclose(f);
-    struct rlimit rl;
-    rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64 << 20);
-    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(91);
+    th_limit_as((size_t)64 << 20);
     strata_cache *c = strata_cache_create("oom", 1000, 0, NULL, NULL);
     static void *objs[1 << 20];
     size_t n = 0;
@@ -283,8 +266,7 @@ static void exhaust(void *arg) {
 }
 
 static void cache_out_of_memory(void) {
-    th_result r = th_child(exhaust, NULL);
-    CHECKF(r.exited && r.code == 0, "exit %d signal %d: %s", r.code, r.sig, r.err);
+    CHECK_CHILD_OK(exhaust, NULL);
 }
 
 int main(void) {

@@ -6,7 +6,6 @@
  */
 #include <pthread.h>
 #include <stdint.h>
-#include <sys/resource.h>
 
 #include "harness.h"
 #include "strata.h"
@@ -232,34 +231,17 @@ static void destroy_live(void *arg) {
     strata_pages_destroy(pa);
 }
 
-static void expect_abort(void (*fn)(void *), const char *what) {
-    th_result r = th_child(fn, NULL);
-    CHECKF(th_aborted_with(&r, what) && strstr(r.err, "0x"), "expected '%s'; got exit %d signal %d: %s",
-           what, r.code, r.sig, r.err);
-}
-
 static void pages_misuse_aborts_with_message(void) {
-    expect_abort(double_free, "strata_pages_free(): double free of 0x");
-    if (th_failed) return;
-    expect_abort(wrong_order, "was allocated with order 2, freed with order 1");
-    if (th_failed) return;
-    expect_abort(foreign, "was not allocated by page allocator");
-    if (th_failed) return;
-    expect_abort(from_malloc, "was not allocated by page allocator");
-    if (th_failed) return;
-    expect_abort(inside, "no allocated block starts there");
-    if (th_failed) return;
-    expect_abort(destroy_live, "strata_pages_destroy(): 8 pages still allocated (a block of order 3 at 0x");
+    CHECK_ABORTS(double_free, NULL, "strata_pages_free(): double free of 0x");
+    CHECK_ABORTS(wrong_order, NULL, "was allocated with order 2, freed with order 1");
+    CHECK_ABORTS(foreign, NULL, "was not allocated by page allocator");
+    CHECK_ABORTS(from_malloc, NULL, "was not allocated by page allocator");
+    CHECK_ABORTS(inside, NULL, "no allocated block starts there");
+    CHECK_ABORTS(destroy_live, NULL, "strata_pages_destroy(): 8 pages still allocated (a block of order 3 at 0x");
 }
 
 static void exhaust(void *arg) {
-    long pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld", &pages) != 1) _exit(90);
-    fclose(f);
-    struct rlimit rl;
-    rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (96 << 20);
-    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(91);
+    th_limit_as((size_t)96 << 20);
     strata_pages *pa = strata_pages_create(10, 0);
     static void *b[100000];
     size_t n = 0;
@@ -275,8 +257,7 @@ static void exhaust(void *arg) {
 }
 
 static void pages_out_of_memory(void) {
-    th_result r = th_child(exhaust, NULL);
-    CHECKF(r.exited && r.code == 0, "exit %d signal %d: %s", r.code, r.sig, r.err);
+    CHECK_CHILD_OK(exhaust, NULL);
 }
 
 int main(void) {

@@ -3,7 +3,6 @@
  * reset reusing memory, large blocks, use after destroy caught with pool_debug=1, out of memory.
  */
 #include <stdint.h>
-#include <sys/resource.h>
 
 #include "harness.h"
 #include "strata.h"
@@ -202,13 +201,7 @@ static void pool_use_after_destroy_caught_in_debug_mode(void) {
 }
 
 static void exhaust(void *arg) {
-    long pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld", &pages) != 1) _exit(90);
-    fclose(f);
-    struct rlimit rl;
-    rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (64 << 20);
-    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(91);
+    th_limit_as((size_t)64 << 20);
     strata_pool *p = strata_pool_create(NULL);
     size_t sizes[] = {100, 3000, 200000};
     for (int k = 0; k < 3; k++) {
@@ -232,8 +225,7 @@ static void exhaust(void *arg) {
 }
 
 static void pool_out_of_memory(void) {
-    th_result r = th_child(exhaust, NULL);
-    CHECKF(r.exited && r.code == 0, "exit %d signal %d: %s", r.code, r.sig, r.err);
+    CHECK_CHILD_OK(exhaust, NULL);
 }
 
 int main(int argc, char **argv) {
