@@ -11,6 +11,8 @@
 #   make bench-diag            strata leaks and guard (libstrata-diag.so) against valgrind and
 #                              heaptrack on perl, python3, sort, cfrac, espresso: time and memory
 #   make bench-memlog          examples/memlog: records/s against fprintf+fflush and a mutex buffer
+#   make bench-explicit        strata_pool, strata_cache and strata_pages against malloc/free,
+#                              posix_memalign and mmap (RUNS=N interleaved runs, default 5)
 
 BENCH_CFLAGS := -std=gnu11 -g -O2 -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free -Wall -Wextra -pthread
 BENCH_WORK   := $(patsubst bench/workloads/%.c,build/bench/%,$(wildcard bench/workloads/*.c))
@@ -36,7 +38,12 @@ build/bench/libbump.so: bench/bump.c
 
 bench-build: lib/libstrata.so $(BENCH_WORK) build/bench/driver build/bench/libbump.so
 
-.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog
+build/bench/explicit: bench/explicit.c include/strata.h lib/libstrata-api.so
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(BENCH_CFLAGS) -Iinclude $< -o $@ -Llib -lstrata-api -Wl,-rpath,$(CURDIR)/lib
+
+.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog bench-explicit
 bench-peers:
 	@bench/install-peers.sh
 
@@ -67,3 +74,5 @@ build/bench/memlog: bench/memlog.c $(MEMLOG_LIB) examples/memlog/memlog.h
 
 bench-memlog: build/bench/memlog
 	@build/bench/memlog $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
+bench-explicit: build/bench/explicit
+	@build/bench/explicit $(if $(RUNS),--runs $(RUNS))

@@ -67,6 +67,7 @@ typedef struct sx_options {
     int huge_pages;
     bool stats; /* count requested bytes and sample per-class peaks; report at exit */
     bool secure; /* secure mode (api/secure.c) */
+    bool pool_debug; /* strata_pool: destroyed pools' memory made inaccessible, their use caught */
     /* libstrata-diag.so only (diag/): what to record, and where to */
     int diag;            /* SX_DIAG_NONE, _LEAKS, _GUARD, _REPORT (diag/diag.h) */
     char diag_file[256]; /* the dump goes to this path + "." + pid */

@@ -7,7 +7,7 @@
  *
  * Helpers: run a function in a forked child and collect its exit status and stderr (misuse tests
  * expect an abort with a message); re-execute the test program with other STRATA_OPTIONS; read
- * the resident set size; fill and verify block contents.
+ * the resident set size; fill and verify block contents; limit the address space (out of memory).
  */
 #ifndef STRATA_TEST_HARNESS_H
 #define STRATA_TEST_HARNESS_H
@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -234,5 +235,33 @@ static inline int th_aborted_with(const th_result *r, const char *what) {
     return r->signaled && r->sig == SIGABRT && strstr(r->err, what) != NULL &&
            th_count_lines(r->err, "strata: ") == 1;
 }
+
+/* Limit the address space (RLIMIT_AS) to what the process uses now plus `extra` bytes: how a
+ * child runs out of memory. Exits 90 or 91 if it cannot. */
+__attribute__((unused)) static void th_limit_as(size_t extra) {
+    long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f || fscanf(f, "%ld", &pages) != 1) _exit(90);
+    fclose(f);
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + extra;
+    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(91);
+}
+
+/* fn(arg) in a child must abort saying `what` in one "strata: " line. */
+#define CHECK_ABORTS(fn, arg, what)                                                              \
+    do {                                                                                         \
+        th_result r_ = th_child(fn, arg);                                                        \
+        CHECKF(th_aborted_with(&r_, what), "expected an abort saying '%s'; got exit %d signal %d: %s", \
+               what, r_.code, r_.sig, r_.err);                                                   \
+    } while (0)
+
+/* fn(arg) in a child must return (exit 0); its exit code says what went wrong otherwise. */
+#define CHECK_CHILD_OK(fn, arg)                                                                  \
+    do {                                                                                         \
+        th_result r_ = th_child(fn, arg);                                                        \
+        CHECKF(r_.exited && r_.code == 0, "child exited %d (signal %d): %s", r_.code, r_.sig,   \
+               r_.err);                                                                          \
+    } while (0)
 
 #endif

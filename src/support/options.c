@@ -30,6 +30,9 @@ sx_options sx_opt = {
 #ifdef STRATA_SECURE_DEFAULT /* lib/libstrata-secure.so */
     .secure = true,
 #endif
+#ifdef STRATA_DEBUG
+    .pool_debug = true,
+#endif
 };
 
 /* libstrata-diag.so defines it true (diag/diag.c); here, the release build's answer. */
@@ -71,6 +74,9 @@ static const option_t options[] = {
      .help = "secure mode: canaries, zero-on-free, quarantine, random order (see SECURITY.md)"},
     {.name = "stats", .type = OPT_BOOL, .value = &sx_opt.stats, .max = 1,
      .help = "print heap statistics at exit, per size class (calls take the slow path: slower)"},
+    {.name = "pool_debug", .type = OPT_BOOL, .value = &sx_opt.pool_debug, .max = 1,
+     .help = "strata_pool: make the memory of destroyed and reset pools inaccessible and catch "
+             "calls on destroyed pools (default 1 in the debug build)"},
     {.name = "diag", .type = OPT_ENUM, .value = &sx_opt.diag, .names = diag_names,
      .help = "libstrata-diag.so: none, leaks (stacks of unfreed blocks), guard (guard pages) or "
              "report (leaks and a record over time); see strata leaks, guard, report"},

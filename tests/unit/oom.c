@@ -10,17 +10,6 @@
 #include "harness.h"
 #include "strata.h"
 
-/* Limit the address space to what the process uses now plus `extra` bytes. */
-static void limit_as(size_t extra) {
-    long pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f || fscanf(f, "%ld", &pages) != 1) _exit(90);
-    fclose(f);
-    struct rlimit rl;
-    rl.rlim_cur = rl.rlim_max = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + extra;
-    if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(91);
-}
-
 static void exhaust(size_t size, int code) {
     enum { MAX = 1 << 20 };
     static void *blocks[MAX];
@@ -46,20 +35,20 @@ static void exhaust(size_t size, int code) {
 }
 
 static void exhaust_small(void *arg) {
-    limit_as(96 << 20);
+    th_limit_as(96 << 20);
     exhaust(2000, 10);
 }
 static void exhaust_medium(void *arg) {
-    limit_as(96 << 20);
+    th_limit_as(96 << 20);
     exhaust(60000, 20);
 }
 static void exhaust_huge(void *arg) {
-    limit_as(96 << 20);
+    th_limit_as(96 << 20);
     exhaust(3 << 20, 30);
 }
 
 static void impossible_requests(void *arg) {
-    limit_as(64 << 20);
+    th_limit_as(64 << 20);
     errno = 0;
     if (malloc(1u << 30) != NULL || errno != ENOMEM) _exit(1);
     errno = 0;
@@ -85,7 +74,7 @@ static void *thread_alloc(void *arg) {
 }
 /* Threads started near the limit still get heaps, or fail cleanly. */
 static void threads_near_limit(void *arg) {
-    limit_as(48 << 20);
+    th_limit_as(48 << 20);
     static void *hog[4096];
     int n = 0;
     while (n < 4096 && (hog[n] = malloc(256 * 1024)) != NULL) n++;
