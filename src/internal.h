@@ -259,6 +259,7 @@ bool sx_os_remap_inplace(void *p, size_t old_size, size_t new_size);
 bool sx_os_remap_to(void *p, size_t old_size, size_t new_size, void *dest);
 bool sx_os_protect(void *p, size_t size, int prot);
 void *sx_os_reserve(size_t size); /* PROT_NONE */
+bool sx_os_guard(void *p, size_t size, bool on);
 /* Which pages of [p, p + size) are resident: vec[i] & 1 for page i (mincore); false on failure. */
 bool sx_os_resident(void *p, size_t size, unsigned char *vec);
 /* Huge pages: ask for transparent ones on a range; map reserved (hugetlb) ones, 2 MiB multiples,
@@ -445,6 +446,8 @@ size_t sx_secure_usable(void *p);
 sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, sx_block **tail); /* new blocks */
 uint64_t sx_secure_random(void);
 void sx_secure_flush(sx_heap *h); /* empty its quarantine (malloc_trim) */
+bool sx_secure_guard(void *page, bool on); /* a guard page at the end of a page's span */
+void sx_secure_hold(void *map, size_t size); /* a freed huge block's mapping, kept inaccessible */
 void *sx_alloc(size_t size, size_t align, bool zero);
 void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero);
 void *sx_realloc(void *p, size_t size, const char *fn);

@@ -41,6 +41,7 @@ enum {
 /* sx_page.flags */
 #define SX_PAGE_FULL 0x1u /* in the heap's full queue: no free block at last look */
 #define SX_PAGE_KEPT 0x2u /* its class's only page, kept when empty: frees skip the slow path */
+#define SX_PAGE_GUARDED 0x4u /* secure mode: the span's last OS page is a guard (api/secure.c) */
 #define SX_TRIGGER_NEVER 0xFFFFu /* sx_page.trigger of a kept page: `used` never comes down to it */
 
 typedef struct sx_page {

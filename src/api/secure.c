@@ -13,8 +13,9 @@
  *   - a double free: the tail already says freed;
  *   - a wrong size given to free_sized or C++'s sized delete: it is not the size asked for.
  * A freed block of a page is zeroed and waits in its heap's quarantine (SX_QUARANTINE blocks,
- * one leaves at random when another comes in); when it leaves, and again when malloc hands it out,
- * it must still be zero: a write after free is caught there. New blocks of a page are linked in
+ * one leaves at random when another comes in); when it leaves (or malloc_trim empties the
+ * quarantine) it must still be zero, and when malloc hands it out its first words must: a write
+ * after free is caught there. New blocks of a page are linked in
  * random order, so neither reuse nor the placement of neighbours can be predicted. malloc(0)
  * returns an address in a region nobody may touch. Large and huge blocks get the same canaries;
  * huge blocks have their own mappings, unmapped on free, so a use after free faults.
@@ -48,6 +49,51 @@ uint64_t sx_secure_random(void) {
 
 static uintptr_t canary(const void *p) { return ((uintptr_t)p * 0x9e3779b97f4a7c15ull) ^ sx_secret; }
 static uintptr_t *tail_of(void *p, size_t bsize) { return (uintptr_t *)((uint8_t *)p + bsize - 8); }
+
+/* ---- guard pages between pages ---- */
+
+/* Each guard splits a mapping in three, and the kernel allows vm.max_map_count (65530) mappings
+ * per process: guards stop at a budget that leaves the rest to the program. */
+#define GUARD_BUDGET 16384
+static _Atomic unsigned guards;
+
+bool sx_secure_guard(void *page, bool on) {
+    if (on) {
+        if (atomic_fetch_add_explicit(&guards, 1, memory_order_relaxed) >= GUARD_BUDGET ||
+            !sx_os_guard(page, sx_os_page, true)) {
+            atomic_fetch_sub_explicit(&guards, 1, memory_order_relaxed);
+            return false;
+        }
+        return true;
+    }
+    if (!sx_os_guard(page, sx_os_page, false)) sx_fatal("cannot lift the guard page at %p", page);
+    atomic_fetch_sub_explicit(&guards, 1, memory_order_relaxed);
+    return true;
+}
+
+/* ---- freed huge blocks ---- */
+
+/* A freed huge block's mapping is emptied and made inaccessible, and the last HOLD of them keep
+ * their addresses, so the next mapping of the same size cannot land on the block just freed
+ * (the kernel would hand the same range straight back) and a use after free faults. */
+#define HOLD 8
+static struct {
+    void *map;
+    size_t size;
+} held[HOLD];
+static unsigned nheld;
+
+void sx_secure_hold(void *map, size_t size) {
+    sx_os_decommit(map, size);
+    sx_os_guard(map, size, true);
+    sx_lock(&sx_region_lock); /* taken around fork, as the mappings' lock */
+    unsigned i = nheld++ % HOLD;
+    void *old = held[i].map;
+    size_t old_size = held[i].size;
+    held[i].map = map, held[i].size = size;
+    sx_unlock(&sx_region_lock);
+    if (old) sx_os_unmap(old, old_size);
+}
 
 /* ---- zero-size blocks ---- */
 
@@ -105,18 +151,34 @@ void *sx_secure_alloc(size_t size, size_t align, bool zero) {
         return NULL;
     }
     if (sx_unlikely(sx_opt.stats)) sx_count_requested(sx_tls_heap, size);
-    uint8_t *p = sx_alloc_core(size + 8, align, false);
-    if (!p) return NULL;
+    uint8_t *p = NULL;
+    if (size + 8 <= SX_DIRECT_MAX && align <= 16) { /* the fast path's pop (it is off: slot 0) */
+        sx_heap *h = sx_tls_heap;
+        size_t slot = (size + 8 + 15) >> 4;
+        sx_page *dp = h->direct[slot];
+        sx_block *b = dp->free;
+        if (b) {
+            dp->free = sx_block_pop(dp, b);
+            dp->used++;
+            sx_counts_of(h)->n_direct[slot]++;
+            sx_block_unfree(b);
+            p = (uint8_t *)b;
+        }
+    }
+    if (!p && !(p = sx_alloc_core(size + 8, align, false))) return NULL;
     sx_segment *seg = sx_segment_of(p);
     sx_page *pg = sx_page_of(seg, p);
     size_t bsize = pg->kind == SX_SPAN_HUGE ? sx_huge_usable(seg, p) : pg->block_size;
     uintptr_t *tail = tail_of(p, bsize);
     /* A page's blocks are zero but for their link and free key (the first 16 bytes) from the
      * moment the page made them until malloc hands them out. */
-    if (pg->kind == SX_SPAN_PAGE && *tail == (canary(p) ^ FREED)) check_zero(p, 16, bsize - 8, bsize, "malloc()");
+    /* what a write after free left since the quarantine let the block go: its first words */
+    if (pg->kind == SX_SPAN_PAGE && *tail == (canary(p) ^ FREED)) check_zero(p, 16, bsize < 80 ? bsize - 8 : 64, bsize, "malloc()");
     *tail = canary(p) ^ size;
     memset(p + size, pattern, bsize - 8 - size);
-    memset(p, 0, zero ? size : size < 16 ? size : 16); /* the link and key go: no address leaks */
+    /* the link and key go (no address leaks); a fresh huge mapping is zero already */
+    bool fresh = pg->kind == SX_SPAN_HUGE && !seg->cached;
+    memset(p, 0, zero && !fresh ? size : size < 16 ? size : 16);
     return p;
 }
 
@@ -127,8 +189,14 @@ static size_t checked_size(void *p, size_t bsize, const char *fn) {
     if (v > bsize - 8)
         sx_fatal("%s(): heap overflow past the end of the block at %p: its canary was overwritten", fn, p);
     const uint8_t *s = (const uint8_t *)p + v, *end = (const uint8_t *)p + bsize - 8;
+    uint64_t pat8 = pattern * 0x0101010101010101ull;
+    for (; s < end && ((uintptr_t)s & 7); s++) /* to a word boundary, then a word at a time */
+        if (*s != pattern) goto broken;
+    for (; s < end && *(const uint64_t *)s == pat8; s += 8) {
+    }
     for (; s < end; s++)
         if (*s != pattern)
+        broken:
             sx_fatal("%s(): heap overflow: %zu bytes past the end of the %zu-byte block at %p were "
                      "written", fn, (size_t)(s - (const uint8_t *)p) - v + 1, (size_t)v, p);
     return (size_t)v;
@@ -163,17 +231,13 @@ static void check_quarantined(uint8_t *q, const char *when) {
     check_zero(q, 0, bs - 8, bs, when);
 }
 
-/* Each free checks one other quarantined block too, so a write after free is found even in a
- * program that frees too little for its block to leave the quarantine. */
 static void quarantine(sx_heap *h, void *p, size_t bsize) {
     memset(p, 0, bsize - 8);
     if (h == &sx_heap_empty) { /* an exiting thread: no quarantine */
         sx_free_core(p);
         return;
     }
-    unsigned n = h->nquarantined;
-    if (n) check_quarantined(h->quarantine[sx_secure_random() % n], "free()");
-    if (n < SX_QUARANTINE) {
+    if (h->nquarantined < SX_QUARANTINE) {
         h->quarantine[h->nquarantined++] = p;
         return;
     }
@@ -221,7 +285,13 @@ void *sx_secure_realloc(void *p, size_t size, const char *fn) {
     size_t bsize = sx_block_usable(p, fn, &pg);
     if (!pg) return sx_foreign_realloc(p, size);
     size_t had = checked_size(p, bsize, fn);
-    void *q = sx_secure_alloc(size, 0, false); /* always moves: the old block goes to quarantine */
+    if (size <= bsize - 8 && (pg->kind != SX_SPAN_PAGE || size >= (bsize - 8) / 2)) {
+        /* in place: the canary moves with the end of the request */
+        if (size < had) memset((uint8_t *)p + size, pattern, had - size);
+        *tail_of(p, bsize) = canary(p) ^ size;
+        return p;
+    }
+    void *q = sx_secure_alloc(size, 0, false); /* moves: the old block goes to quarantine */
     if (!q) return NULL;
     memcpy(q, p, had < size ? had : size);
     sx_secure_free(p, fn, 0, false);

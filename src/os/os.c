@@ -118,6 +118,15 @@ bool sx_os_remap_to(void *p, size_t old_size, size_t new_size, void *dest) {
     return q == dest;
 }
 
+/* Make a guard page (on) or ordinary memory again (off); false if the kernel refused (the map
+ * count, or hugetlb memory, which changes protection only in whole huge pages). */
+bool sx_os_guard(void *p, size_t size, bool on) {
+    int saved = errno;
+    int r = mprotect(p, size, on ? PROT_NONE : PROT_READ | PROT_WRITE);
+    errno = saved;
+    return r == 0;
+}
+
 /* Address space nobody may touch (secure mode's zero-size blocks): NULL if none is left. */
 void *sx_os_reserve(size_t size) {
     int saved = errno;

@@ -50,10 +50,14 @@ void sx_thresholds_init(void) {
     sx_threshold_set_mmap(sx_opt.mmap_threshold);
     atomic_store(&sx_trim_threshold, sx_opt.trim_threshold);
     atomic_store(&sx_top_pad, sx_opt.top_pad);
-    atomic_store(&sx_threshold_fixed,
-                 sx_opt.mmap_threshold_set || sx_opt.trim_threshold_set || sx_opt.top_pad_set);
+    /* secure mode: blocks from the threshold up always get a mapping of their own, with a guard */
+    atomic_store(&sx_threshold_fixed, sx_opt.mmap_threshold_set || sx_opt.trim_threshold_set ||
+                                          sx_opt.top_pad_set || sx_opt.secure);
     sx_thresholds_share();
 }
+
+/* Secure mode ends each huge block's mapping with an inaccessible page. */
+static size_t guard_bytes(void) { return sx_secure_on ? sx_os_page : 0; }
 
 /* Offset of the block from the mapping's start: after the header, or exactly one segment in for
  * alignments of a segment or more (sx_segment_of maps that address back to the header). */
@@ -128,7 +132,7 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero) {
     if (size < sizeof(sx_block)) size = sizeof(sx_block); /* room for the free key */
     size_t off = block_offset(align);
     if (size > SIZE_MAX - off - sx_os_page) return NULL;
-    size_t total = sx_align_up(off + size, sx_os_page);
+    size_t total = sx_align_up(off + size, sx_os_page) + guard_bytes();
     /* Only a block below the mmap threshold (too big for a segment) is heap memory that may be
      * reused; a cached mapping has the default block offset, and its memory is not zero. */
     bool keep = size < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed) &&
@@ -153,11 +157,13 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero) {
         sx_os_unmap(seg, total);
         return NULL;
     }
+    /* secure mode: the mapping's last page is a guard; one taken from the cache has it already */
+    if (guard_bytes()) sx_os_guard((uint8_t *)seg + total - guard_bytes(), guard_bytes(), true);
     return adopt(seg, total, off, align, keep); /* a fresh mapping is zero-filled */
 }
 
 size_t sx_huge_usable(sx_segment *seg, const void *p) {
-    return (uintptr_t)seg + seg->size - (uintptr_t)p;
+    return (uintptr_t)seg + seg->size - guard_bytes() - (uintptr_t)p;
 }
 
 void sx_huge_free(sx_segment *seg) {
@@ -175,6 +181,10 @@ void sx_huge_free(sx_segment *seg) {
     /* A block that was below the threshold is heap memory, kept for reuse; one at or above it
      * had a mapping of its own, which goes back to the kernel now. */
     if (keep && sx_hugecache_put(seg)) return;
+    if (sx_secure_on) { /* held inaccessible a while: no immediate reuse of the address */
+        sx_secure_hold(seg, size);
+        return;
+    }
     sx_os_unmap(seg, size);
 }
 
