@@ -123,12 +123,20 @@ static inline void sx_block_unfree(sx_block *b) {
 #endif
 }
 sx_block *sx_block_next_far(const sx_page *pg, const sx_block *b, sx_block *next); /* misuse.c */
+/* Does the link from b to next leave b's segment (to be checked out of line)? The end of a list
+ * passes here, so that the last block of a page costs no call. */
+static inline bool sx_block_far(const sx_block *b, const sx_block *next) {
+#if STRATA_HARDEN
+    return next != NULL && ((uintptr_t)next ^ (uintptr_t)b) >> SX_SEG_SHIFT;
+#else
+    (void)b, (void)next;
+    return false;
+#endif
+}
 /* b's successor on the list of page pg (a page of blocks, or a list of other heaps' blocks). */
 static inline sx_block *sx_block_pop(const sx_page *pg, const sx_block *b) {
     sx_block *next = sx_block_next(b);
-#if STRATA_HARDEN
-    if (sx_unlikely(((uintptr_t)next ^ (uintptr_t)b) >> SX_SEG_SHIFT)) next = sx_block_next_far(pg, b, next);
-#endif
+    if (sx_unlikely(sx_block_far(b, next))) next = sx_block_next_far(pg, b, next);
     return next;
 }
 
@@ -433,6 +441,7 @@ void sx_pool_collect_heap(sx_heap *h);  /* collect h now, if it is pooled */
 
 /* ---- api/alloc.c: slow paths ---- */
 void *sx_malloc_slow(size_t size);
+void *sx_malloc_far(sx_heap *h, size_t slot, sx_page *pg, sx_block *b, sx_block *next);
 void *sx_alloc_core(size_t size, size_t align, bool zero); /* no secure mode, no statistics */
 size_t sx_block_usable(void *p, const char *fn, sx_page **pgp); /* 0, *pgp NULL: foreign */
 

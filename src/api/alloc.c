@@ -80,6 +80,16 @@ void *sx_alloc(size_t size, size_t align, bool zero) {
 
 void *sx_alloc_core(size_t size, size_t align, bool zero) { return alloc_any(size, align, zero); }
 
+/* The fast path's pop when the link leaves the block's segment: the list's end, or a list of
+ * other heaps' blocks, checked out of line (sx_block_next_far aborts on a rewritten link). */
+sx_noinline void *sx_malloc_far(sx_heap *h, size_t slot, sx_page *pg, sx_block *b, sx_block *next) {
+    pg->free = sx_block_next_far(pg, b, next);
+    pg->used++;
+    sx_counts_of(h)->n_direct[slot]++;
+    sx_block_unfree(b);
+    return b;
+}
+
 /* Past the direct table (sizes above 1 KiB) a size class still has a page in use: pop from it
  * without going through the general path. */
 sx_noinline void *sx_malloc_slow(size_t size) {

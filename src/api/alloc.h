@@ -27,7 +27,10 @@ static inline void *sx_malloc_inline(size_t size) {
         sx_page *pg = h->direct[slot];
         sx_block *b = pg->free;
         if (sx_likely(b != NULL)) {
-            pg->free = sx_block_pop(pg, b);
+            sx_block *next = sx_block_next(b);
+            /* the check out of line, as a tail call: this stays a leaf function */
+            if (sx_unlikely(sx_block_far(b, next))) return sx_malloc_far(h, slot, pg, b, next);
+            pg->free = next;
             pg->used++;
             sx_counts_of(h)->n_direct[slot]++;
             sx_block_unfree(b);

@@ -56,15 +56,8 @@ void sx_free_bad(void *p, sx_segment *seg, sx_page *pg) {
 /* A free-list link that leaves its block's segment: the end of a list, a list of other heaps'
  * blocks (which may be anywhere strata's), or a link something overwrote. */
 sx_block *sx_block_next_far(const sx_page *pg, const sx_block *b, sx_block *next) {
-    if (next == NULL) return NULL;
-    if (pg->kind == SX_SPAN_FOREIGN) {
-        sx_segment *seg = sx_segment_of(next);
-        if (sx_segmap_contains(seg)) {
-            sx_page *npg = sx_page_of(seg, next);
-            if (npg->kind == SX_SPAN_PAGE && npg->block_size == pg->block_size && sx_block_valid(npg, next))
-                return next;
-        }
-    }
+    /* a list of other heaps' blocks crosses segments: the link must at least lead to one */
+    if (next == NULL || (pg->kind == SX_SPAN_FOREIGN && sx_segmap_contains(sx_segment_of(next)))) return next;
     sx_fatal("malloc(): free list corrupted at the %u-byte block %p (overwritten after free, or by an "
              "overflow from the block before it)", (unsigned)pg->block_size, (const void *)b);
 }
