@@ -5,6 +5,7 @@
 #   make test            every test (release and debug builds), ending "N passed, N failed"
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make debug           build/debug: assertions and -fsanitize=undefined
+#   make fuzz            fuzz the allocation API for FUZZ_TIME seconds (tests/fuzz/fuzz.mk)
 
 CC      ?= cc
 CXX     ?= c++
@@ -138,10 +139,13 @@ check-warnings:
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -DSTRATA_DIAG -c src/api/api.c -o /dev/null || exit 1; \
 	  for f in $(TOOLS_C) $(TOOLS_LIB); do \
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -Isrc -c $$f -o /dev/null || exit 1; done; \
+	  for f in $(FUZZ_C); do \
+	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done
 
 include tests/tests.mk
+include tests/fuzz/fuzz.mk
 include bench/bench.mk
 
 clean:
