@@ -4,6 +4,7 @@
 #                              between them; new inputs merged into tests/fuzz/corpus/, crashes
 #                              in build/fuzz/crashes/
 #   make fuzz FUZZ_TIME=1800   the long run
+#   make fuzz FUZZ_TIME=0 FUZZ_MINIMIZE=1   no fuzzing: rebuild the corpus as its smallest covering set
 #   make fuzz-build            only build the targets (clang with libFuzzer)
 #
 # The fuzz targets are built by clang: the library objects as in the debug build (assertions,
@@ -17,7 +18,7 @@ FUZZ_TIME ?= 60
 FUZZ_SAN  ?= address,undefined
 FUZZ_C    := tests/fuzz/fuzz.c tests/fuzz/entry.c tests/fuzz/replay.c
 FUZZ_LIBFLAGS := $(filter-out -fsanitize=undefined,$(DEBUGFLAGS)) -fsanitize=$(FUZZ_SAN),fuzzer-no-link
-FUZZ_CFLAGS   := -std=gnu11 -g -O1 -Iinclude $(WARN) -pthread -fno-sanitize-recover=undefined
+FUZZ_CFLAGS   := -std=gnu11 -g -O2 -Iinclude $(WARN) -pthread -fno-sanitize-recover=undefined
 FUZZ_OBJ  := $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRC)) build/fuzz/obj/api/prefixed.o
 
 build/fuzz/obj/%.o: src/%.c $(LIB_HDR)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make fuzz: build the two fuzz targets and run them side by side for SECONDS (default 60); merge
-# the inputs that found new coverage into tests/fuzz/corpus/VARIANT; crashes go to
-# build/fuzz/crashes/. Exit status 1 if anything crashed.
+# make fuzz: build the two fuzz targets and run them side by side for SECONDS (default 60; 0: no
+# fuzzing, only the merge); merge the inputs that found new coverage into tests/fuzz/corpus/VARIANT;
+# crashes go to build/fuzz/crashes/. Exit status 1 if anything crashed.
 #
 #   FUZZ_MINIMIZE=1   rebuild each corpus as the smallest set covering what corpus and new inputs do
 #   FUZZ_NICE=N       niceness of the fuzzers (default 10: a long CPU job)
@@ -54,14 +54,16 @@ fuzz_one() {
 }
 
 status=0
-mkdir -p "$out/crashes"
-echo "fuzz: single and threads side by side for ${seconds}s (logs in $out/single.log, $out/threads.log)"
-fuzz_one single & p1=$!
-fuzz_one threads & p2=$!
-wait $p1 || status=1
-wait $p2 || status=1
+mkdir -p "$out/crashes" "$out/work/single" "$out/work/threads"
+if [ "$seconds" -gt 0 ]; then
+  echo "fuzz: single and threads side by side for ${seconds}s (logs in $out/single.log, $out/threads.log)"
+  fuzz_one single & p1=$!
+  fuzz_one threads & p2=$!
+  wait $p1 || status=1
+  wait $p2 || status=1
+fi
 for v in single threads; do
-  cat "$out/$v.summary"
+  [ "$seconds" -gt 0 ] && cat "$out/$v.summary"
   corpus=tests/fuzz/corpus/$v
   if [ -n "${FUZZ_MINIMIZE:-}" ]; then
     rm -rf "$out/min/$v" && mkdir -p "$out/min/$v"
