@@ -7,6 +7,7 @@
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make debug           build/debug: assertions and -fsanitize=undefined
 #   make examples        build/examples/memlog (see examples/memlog/README.md)
+#   make fuzz            fuzz the allocation API for FUZZ_TIME seconds (tests/fuzz/fuzz.mk)
 
 CC      ?= cc
 CXX     ?= c++
@@ -171,11 +172,14 @@ check-warnings:
 	    $$cc -std=gnu11 -O1 $(WARN) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  for f in $(EXAMPLES_C) bench/memlog.c; do \
 	    $$cc $(EXAMPLES_CFLAGS) -Werror -Iexamples/memlog -c $$f -o /dev/null || exit 1; done; \
+	  for f in $(FUZZ_C); do \
+	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done
 
 include examples/examples.mk
 include tests/tests.mk
+include tests/fuzz/fuzz.mk
 include bench/bench.mk
 
 clean:
