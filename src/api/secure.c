@@ -279,11 +279,12 @@ void sx_secure_free(void *p, const char *fn, size_t size, bool sized) {
 }
 
 void *sx_secure_realloc(void *p, size_t size, const char *fn) {
-    if (!p || is_zero_block(p)) return sx_secure_alloc(size, 0, false);
+    if (!p) return sx_secure_alloc(size, 0, false);
     if (size == 0) { /* glibc: realloc(p, 0) frees p and returns NULL */
         sx_secure_free(p, fn, 0, false);
         return NULL;
     }
+    if (is_zero_block(p)) return sx_secure_alloc(size, 0, false);
     sx_page *pg;
     size_t bsize = sx_block_usable(p, fn, &pg);
     if (!pg) return sx_foreign_realloc(p, size);

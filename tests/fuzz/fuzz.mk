@@ -11,7 +11,8 @@
 # -fsanitize=undefined) plus AddressSanitizer and libFuzzer's coverage, linked with the strata_
 # entry points only (api.c without STRATA_OVERRIDE), so the fuzzer's own malloc is not strata's.
 # make test needs none of it: build/tests/fuzz/replay runs the corpus through the same harness,
-# built by $(CC) against the debug objects (fuzz/replay) and against libstrata-api.a (fuzz/replay_rel).
+# built by $(CC) against the debug objects (fuzz/replay) and against libstrata-api.a (fuzz/replay_rel),
+# and in secure mode (fuzz/replay_secure).
 
 FUZZ_CC   ?= clang
 FUZZ_TIME ?= 60
@@ -55,6 +56,11 @@ build/tests/fuzz/replay_rel: tests/fuzz/replay.c tests/fuzz/fuzz.c tests/fuzz/fu
 	@echo "  CC      $@"
 	@$(CC) $(REPLAY_FLAGS) tests/fuzz/replay.c tests/fuzz/fuzz.c lib/libstrata-api.a -o $@
 
-FUZZ_TESTS := build/tests/fuzz/replay build/tests/fuzz/replay_rel
+build/tests/fuzz/replay_secure: tests/fuzz/replay.c tests/fuzz/fuzz.c tests/fuzz/fuzz.h lib/libstrata-api.a
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(REPLAY_FLAGS) -DFZ_SECURE tests/fuzz/replay.c tests/fuzz/fuzz.c lib/libstrata-api.a -o $@
+
+FUZZ_TESTS := build/tests/fuzz/replay build/tests/fuzz/replay_rel build/tests/fuzz/replay_secure
 TEST_PROGRAMS += $(FUZZ_TESTS)
 test: $(FUZZ_TESTS)

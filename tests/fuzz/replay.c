@@ -82,6 +82,9 @@ static long run_path(const char *path, int threaded) {
 
 int main(int argc, char **argv) {
     fz_on_failure = report_failure;
+#ifdef FZ_SECURE /* fuzz/replay_secure: the corpus again in secure mode (read at strata's start) */
+    setenv("STRATA_OPTIONS", "secure=1", 1);
+#endif
     if (argc == 1) { /* make test: both corpora */
         static const char *const variant[] = {"single", "threads"};
         for (int t = 0; t < 2; t++) {
