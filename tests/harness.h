@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,5 +264,33 @@ __attribute__((unused)) static void th_limit_as(size_t extra) {
         CHECKF(r_.exited && r_.code == 0, "child exited %d (signal %d): %s", r_.code, r_.sig,   \
                r_.err);                                                                          \
     } while (0)
+
+/* The start of a command's test: the command and the library built, the environment cleared of
+ * what would change their behaviour, a scratch directory made from the template tmp (removed at
+ * exit). False, with a "not ok setup" line, when any of that fails. */
+__attribute__((unused)) static const char *th_tmpdir;
+
+__attribute__((unused)) static void th_tmpdir_remove(void) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", th_tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", th_tmpdir);
+}
+
+__attribute__((unused)) static bool th_command_setup(const char *strata, const char *lib, char *tmp) {
+    if (access(strata, X_OK) != 0 || access(lib, R_OK) != 0) {
+        printf("not ok setup: %s or %s missing (run make first)\n", strata, lib);
+        return false;
+    }
+    static const char *const drop[] = {"LD_PRELOAD", "STRATA_OPTIONS", "STRATA_LIBRARY"};
+    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) unsetenv(drop[i]);
+    setenv("LC_ALL", "C", 1);
+    if (!mkdtemp(tmp)) {
+        printf("not ok setup: mkdtemp: %s\n", strerror(errno));
+        return false;
+    }
+    th_tmpdir = tmp;
+    atexit(th_tmpdir_remove);
+    return true;
+}
 
 #endif

@@ -52,7 +52,7 @@ build/tests/planted/%: tests/planted/%.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) -std=gnu11 -g -O0 -fno-builtin -fno-omit-frame-pointer -Wno-free-nonheap-object -pthread $< -o $@
-build/tests/programs/%: tests/programs/%.c tests/harness.h lib/libstrata.so bin/strata $(PLANTED)
+build/tests/programs/%: tests/programs/%.c tests/harness.h tests/job.h lib/libstrata.so bin/strata $(PLANTED)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -DSTRATA_ROOT='"$(CURDIR)"' $< -o $@

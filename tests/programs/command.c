@@ -372,25 +372,8 @@ static void strata_library_variable(void) {
            r.err);
 }
 
-static void cleanup(void) {
-    char cmd[sizeof tmp + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
-}
-
 int main(void) {
-    if (access(STRATA, X_OK) != 0 || access(LIBSTRATA, R_OK) != 0) {
-        printf("not ok setup: %s or %s missing (run make first)\n", STRATA, LIBSTRATA);
-        return 1;
-    }
-    static const char *const drop[] = {"LD_PRELOAD", "STRATA_OPTIONS", "STRATA_LIBRARY"};
-    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) unsetenv(drop[i]);
-    setenv("LC_ALL", "C", 1);
-    if (!mkdtemp(tmp)) {
-        printf("not ok setup: mkdtemp: %s\n", strerror(errno));
-        return 1;
-    }
-    atexit(cleanup);
+    if (!th_command_setup(STRATA, LIBSTRATA, tmp)) return 1;
 
     RUN(exit_status_passes_through);
     RUN(signal_passes_through);

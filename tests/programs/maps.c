@@ -12,6 +12,7 @@
  * command line each give one "strata:" line (exit 1, or 2 with the usage).
  */
 #include "harness.h" /* first: it defines _GNU_SOURCE */
+#include "job.h"
 
 #include <limits.h>
 #include <poll.h>
@@ -27,80 +28,6 @@
 #define LIBSTRATA STRATA_ROOT "/lib/libstrata.so"
 
 static char tmp[] = "/tmp/strata-maps-XXXXXX";
-
-/* ---- running the command: its output can be long, so both pipes are read as they fill ---- */
-
-typedef struct {
-    int exited, code, signaled, sig;
-    char *out, *err;
-} result;
-
-static void append(int fd, char **buf, size_t *len, bool *open) {
-    char chunk[4096];
-    ssize_t n = read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) return;
-    if (n <= 0) {
-        *open = false;
-        return;
-    }
-    *buf = realloc(*buf, *len + (size_t)n + 1);
-    if (!*buf) abort();
-    memcpy(*buf + *len, chunk, (size_t)n);
-    *len += (size_t)n;
-    (*buf)[*len] = '\0';
-}
-
-/* Run argv; uid >= 0 runs it as that user (and its group). */
-static result run_as(char *const argv[], int uid) {
-    result r = {0};
-    int ofd[2], efd[2];
-    if (pipe(ofd) != 0 || pipe(efd) != 0) abort();
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) abort();
-    if (pid == 0) {
-        dup2(ofd[1], 1);
-        dup2(efd[1], 2);
-        close(ofd[0]), close(ofd[1]), close(efd[0]), close(efd[1]);
-        if (uid >= 0 && (setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0)) _exit(120);
-        if (uid >= 0 && access(argv[0], X_OK) != 0) _exit(120); /* a checkout in a 0700 dir */
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(ofd[1]);
-    close(efd[1]);
-    size_t olen = 0, elen = 0;
-    bool oopen = true, eopen = true;
-    r.out = calloc(1, 1);
-    r.err = calloc(1, 1);
-    while (oopen || eopen) {
-        struct pollfd p[2] = {{oopen ? ofd[0] : -1, POLLIN, 0}, {eopen ? efd[0] : -1, POLLIN, 0}};
-        if (poll(p, 2, -1) < 0) continue;
-        if (p[0].revents) append(ofd[0], &r.out, &olen, &oopen);
-        if (p[1].revents) append(efd[0], &r.err, &elen, &eopen);
-    }
-    close(ofd[0]);
-    close(efd[0]);
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    r.exited = WIFEXITED(st), r.code = r.exited ? WEXITSTATUS(st) : -1;
-    r.signaled = WIFSIGNALED(st), r.sig = r.signaled ? WTERMSIG(st) : 0;
-    return r;
-}
-
-static result run(char *const argv[]) { return run_as(argv, -1); }
-
-static void done(result *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static int lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
 
 /* ---- reading the table ---- */
 
@@ -470,26 +397,9 @@ static void bad_command_lines_print_usage_and_exit_2(void) {
     done(&r);
 }
 
-static void cleanup(void) {
-    char cmd[sizeof tmp + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
-}
-
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "alloc")) return alloc_and_exit();
-    if (access(STRATA, X_OK) != 0 || access(LIBSTRATA, R_OK) != 0) {
-        printf("not ok setup: %s or %s missing (run make first)\n", STRATA, LIBSTRATA);
-        return 1;
-    }
-    static const char *const drop[] = {"LD_PRELOAD", "STRATA_OPTIONS", "STRATA_LIBRARY"};
-    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) unsetenv(drop[i]);
-    setenv("LC_ALL", "C", 1);
-    if (!mkdtemp(tmp)) {
-        printf("not ok setup: mkdtemp: %s\n", strerror(errno));
-        return 1;
-    }
-    atexit(cleanup);
+    if (!th_command_setup(STRATA, LIBSTRATA, tmp)) return 1;
 
     RUN(maps_of_a_running_process);
     RUN(maps_of_itself);

@@ -11,6 +11,7 @@
  * "strata:" line and exit 1, a bad command line the usage and exit 2.
  */
 #include "harness.h" /* first: it defines _GNU_SOURCE */
+#include "job.h"
 
 #include <malloc.h>
 #include <poll.h>
@@ -142,112 +143,6 @@ static int no_descriptors(void) {
 }
 
 /* ---- running things ---- */
-
-typedef struct {
-    int exited, code, signaled, sig;
-    char *out, *err;
-} result;
-
-static void append(int fd, char **buf, size_t *len, bool *open) {
-    char chunk[4096];
-    ssize_t n = read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) return;
-    if (n <= 0) {
-        *open = false;
-        return;
-    }
-    *buf = realloc(*buf, *len + (size_t)n + 1);
-    if (!*buf) abort();
-    memcpy(*buf + *len, chunk, (size_t)n);
-    *len += (size_t)n;
-    (*buf)[*len] = '\0';
-}
-
-typedef struct {
-    pid_t pid;
-    int out, err;
-    size_t olen, elen;
-    bool oopen, eopen;
-    result r;
-} job;
-
-/* Start argv (uid >= 0: as that user), its output collected by job_read. */
-static job job_start(char *const argv[], int uid) {
-    job j = {0};
-    int ofd[2], efd[2];
-    if (pipe2(ofd, O_CLOEXEC) != 0 || pipe2(efd, O_CLOEXEC) != 0) abort();
-    fflush(NULL);
-    j.pid = fork();
-    if (j.pid < 0) abort();
-    if (j.pid == 0) {
-        dup2(ofd[1], 1);
-        dup2(efd[1], 2);
-        if (uid >= 0 && (setgid((gid_t)uid) != 0 || setuid((uid_t)uid) != 0)) _exit(120);
-        if (uid >= 0 && access(argv[0], X_OK) != 0) _exit(120); /* a checkout in a 0700 dir */
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    close(ofd[1]);
-    close(efd[1]);
-    j.out = ofd[0], j.err = efd[0];
-    j.oopen = j.eopen = true;
-    j.r.out = calloc(1, 1);
-    j.r.err = calloc(1, 1);
-    return j;
-}
-
-/* Read the job's output for up to ms milliseconds, or until `want` appears `times` times in its
- * stdout (want NULL: until both pipes close). True if that happened. */
-static bool job_read(job *j, const char *want, int times, int ms) {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (;;) {
-        if (want) {
-            int n = 0;
-            for (const char *p = j->r.out; (p = strstr(p, want)); p += strlen(want)) n++;
-            if (n >= times) return true;
-        } else if (!j->oopen && !j->eopen) {
-            return true;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        int left = ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
-        if (left <= 0 || (!j->oopen && !j->eopen)) return false;
-        struct pollfd p[2] = {{j->oopen ? j->out : -1, POLLIN, 0}, {j->eopen ? j->err : -1, POLLIN, 0}};
-        if (poll(p, 2, left) <= 0) continue;
-        if (p[0].revents) append(j->out, &j->r.out, &j->olen, &j->oopen);
-        if (p[1].revents) append(j->err, &j->r.err, &j->elen, &j->eopen);
-    }
-}
-
-static result job_finish(job *j) {
-    job_read(j, NULL, 0, 30000);
-    close(j->out);
-    close(j->err);
-    int st;
-    while (waitpid(j->pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    j->r.exited = WIFEXITED(st), j->r.code = j->r.exited ? WEXITSTATUS(st) : -1;
-    j->r.signaled = WIFSIGNALED(st), j->r.sig = j->r.signaled ? WTERMSIG(st) : 0;
-    return j->r;
-}
-
-static result run_as(char *const argv[], int uid) {
-    job j = job_start(argv, uid);
-    return job_finish(&j);
-}
-
-static result run(char *const argv[]) { return run_as(argv, -1); }
-
-static void done(result *r) {
-    free(r->out);
-    free(r->err);
-}
-
-static int lines(const char *s) {
-    int n = 0;
-    for (; *s; s++) n += *s == '\n';
-    return n;
-}
 
 /* A process to read: this program in a helper mode (on strata unless told otherwise), its stdin
  * a pipe the test closes to end it, its stderr a file. */
@@ -671,12 +566,6 @@ static void bad_command_lines_print_usage_and_exit_2(void) {
     }
 }
 
-static void cleanup(void) {
-    char cmd[sizeof tmp + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmp);
-}
-
 int main(int argc, char **argv) {
     if (argc > 1) {
         static const struct {
@@ -688,18 +577,7 @@ int main(int argc, char **argv) {
             if (!strcmp(argv[1], modes[i].name)) return modes[i].fn();
         return 2;
     }
-    if (access(STRATA, X_OK) != 0 || access(LIBSTRATA, R_OK) != 0) {
-        printf("not ok setup: %s or %s missing (run make first)\n", STRATA, LIBSTRATA);
-        return 1;
-    }
-    static const char *const drop[] = {"LD_PRELOAD", "STRATA_OPTIONS", "STRATA_LIBRARY"};
-    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++) unsetenv(drop[i]);
-    setenv("LC_ALL", "C", 1);
-    if (!mkdtemp(tmp)) {
-        printf("not ok setup: mkdtemp: %s\n", strerror(errno));
-        return 1;
-    }
-    atexit(cleanup);
+    if (!th_command_setup(STRATA, LIBSTRATA, tmp)) return 1;
 
     RUN(live_table_matches_malloc_stats);
     RUN(live_table_of_exited_threads);
