@@ -73,12 +73,18 @@ lib/libstrata.a: $(REL_OBJ) build/rel/api/override.o
 	@mkdir -p lib
 	@echo "  AR      $@"
 	@rm -f $@ && ar rcs $@ $^
-# libstrata-secure.so: the same library with secure mode on unless STRATA_OPTIONS says secure=0
-build/rel/support/options-secure.o: src/support/options.c $(LIB_HDR)
+# libstrata-secure.so: the same library with secure mode on unless STRATA_OPTIONS says secure=0,
+# and its free-list links encoded (STRATA_HARDEN=2)
+SECURE_OBJ := $(patsubst src/%.c,build/secure/%.o,$(LIB_SRC))
+build/secure/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	@$(CC) $(LIBFLAGS) -DSTRATA_SECURE_DEFAULT -c $< -o $@
-lib/libstrata-secure.so: $(filter-out build/rel/support/options.o,$(REL_OBJ)) build/rel/support/options-secure.o build/rel/api/override.o
+	@$(CC) $(LIBFLAGS) -DSTRATA_HARDEN=2 -DSTRATA_SECURE_DEFAULT -c $< -o $@
+build/secure/api/override.o: src/api/api.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(LIBFLAGS) -DSTRATA_HARDEN=2 -DSTRATA_OVERRIDE -c $< -o $@
+lib/libstrata-secure.so: $(SECURE_OBJ) build/secure/api/override.o
 	@mkdir -p lib
 	@echo "  CC      $@"
 	@$(CC) -shared -Wl,-soname,libstrata-secure.so -Wl,-z,now -o $@ $^ -lpthread

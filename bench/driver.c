@@ -804,7 +804,7 @@ static int run_harden(const char *unchecked, int runs) {
     md = open_out("harden.md");
     say("Machine: %s. Every workload at %d× its --quick scale, %d runs interleaved, medians of the time "
         "each reports (threaded ones with %d threads). *unchecked*: the default build with its checks "
-        "compiled out (`-DSTRATA_HARDEN=0`: encoded free-list links, the double-free key, the "
+        "compiled out (`-DSTRATA_HARDEN=0`: free-list links checked when popped, the double-free key, the "
         "block-start test on free); *secure*: %s.\n\n"
         "| workload | strata s | unchecked s | strata / unchecked | secure s | secure / strata |\n"
         "|---|---:|---:|---:|---:|---:|\n",

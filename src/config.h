@@ -72,9 +72,11 @@
 /* Secure mode: freed blocks wait in a per-heap quarantine of this many before they can be reused. */
 #define SX_QUARANTINE 64
 
-/* The cheap checks of the default build: encoded free-list links checked when popped, the free
- * key that catches a double free, the block-start test on free. STRATA_HARDEN=0 compiles them out,
- * only to measure what they cost (make bench-harden); that build must never ship. */
+/* The cheap checks of the default build (STRATA_HARDEN=1): free-list links checked when popped
+ * (one that leaves its block's segment aborts), the free key that catches a double free, the
+ * block-start test on free. STRATA_HARDEN=2 (libstrata-secure.so) also stores the links encoded
+ * with a secret, so an overwrite cannot aim them anywhere. STRATA_HARDEN=0 compiles the checks
+ * out, only to measure what they cost (make bench-harden); that build must never ship. */
 #ifndef STRATA_HARDEN
 #define STRATA_HARDEN 1
 #endif

@@ -94,21 +94,22 @@ static inline void sx_process_init(void) {
 }
 
 /* ---- free-list links (hardening) ----
- * A free block's first word holds the next block xor the block's own address xor a secret, so a
- * linear overflow from the block before, or a write after free, that rewrites it decodes to an
- * address outside the block's segment: the pop that meets it (sx_block_pop) says so and aborts,
- * instead of handing the program memory an attacker chose. Lists of one page stay within one
- * segment; the lists that do not (blocks other threads freed, on their way home) are checked
- * out of line, as are ends of lists. */
+ * A free block's first word links it to the next. The pop that takes a block checks that the
+ * link stays in the block's segment (lists of one page do), so a linear overflow from the block
+ * before, or a write after free, that aims it elsewhere aborts there (sx_block_pop) instead of
+ * handing the program memory an attacker chose; the lists that cross segments (blocks other
+ * threads freed, on their way home) are checked out of line. In libstrata-secure.so
+ * (STRATA_HARDEN=2) the link is also stored xor the block's address and a secret, so that even
+ * within a segment an overwrite decodes to an address nobody chose. */
 static inline sx_block *sx_block_next(const sx_block *b) {
-#if STRATA_HARDEN
+#if STRATA_HARDEN >= 2
     return (sx_block *)(b->link ^ (uintptr_t)b ^ sx_list_key);
 #else
     return (sx_block *)b->link;
 #endif
 }
 static inline void sx_block_link(sx_block *b, const sx_block *next) {
-#if STRATA_HARDEN
+#if STRATA_HARDEN >= 2
     b->link = (uintptr_t)next ^ (uintptr_t)b ^ sx_list_key;
 #else
     b->link = (uintptr_t)next;

@@ -1,7 +1,7 @@
 /*
  * secure.c — secure mode (STRATA_OPTIONS=secure=1, or lib/libstrata-secure.so): the checks a
- * security-minded operator pays for, on top of the default build's (encoded free-list links, the
- * free key, the block-start test).
+ * security-minded operator pays for, on top of the default build's (checked free-list links, the
+ * free key, the block-start test; libstrata-secure.so also encodes the links).
  *
  * Every request takes the slow path here (the malloc fast path is off: sx_fast_limit is 0) and
  * gets a block 8 bytes longer than asked for. The last word of the block, the tail, holds the
