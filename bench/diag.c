@@ -576,27 +576,6 @@ static double med(const cell *c, const double *v) {
 
 /* ---- output ---- */
 
-static FILE *md;
-static __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    if (md) {
-        va_start(ap, fmt);
-        vfprintf(md, fmt, ap);
-        va_end(ap);
-    }
-}
-
-static __attribute__((format(printf, 1, 2))) void progress(const char *fmt, ...) {
-    if (!isatty(2)) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-}
-
 static const char *ratio(double r) {
     static char buf[8][32];
     static int k;

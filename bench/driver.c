@@ -287,19 +287,6 @@ static FILE *open_out(const char *name) {
     return f;
 }
 
-/* Both to stdout and to the markdown summary. */
-static FILE *md;
-__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    if (md) {
-        va_start(ap, fmt);
-        vfprintf(md, fmt, ap);
-        va_end(ap);
-    }
-}
 
 static cell cells[NWORK][NALLOC];
 static int active[NALLOC], nactive;
@@ -423,15 +410,6 @@ static void write_csv(const char *name, int runs) {
 
 /* ---- modes ---- */
 
-/* A status line on a terminal; in a log, nothing (the tables say it all). */
-static void progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void progress(const char *fmt, ...) {
-    if (!isatty(2)) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-}
 
 static void report_failures(void) {
     for (int w = 0; w < NWORK; w++)

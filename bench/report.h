@@ -1,11 +1,13 @@
 /*
  * report.h — what the benchmark drivers (driver.c, diag.c) share: the line that describes the
- * machine, medians, and putting a result file into BENCHMARKS.md between its markers.
+ * machine, medians, printing to the terminal and the markdown summary at once, a status line,
+ * and putting a result file into BENCHMARKS.md between its markers.
  */
 #ifndef STRATA_BENCH_REPORT_H
 #define STRATA_BENCH_REPORT_H
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,29 @@ static inline void bench_publish(const char *doc, const char *key, const char *p
     fprintf(f, "%.*s%s\n%s%s", (int)(b - text), text, begin, table, e);
     fclose(f);
     printf("updated %s (%s)\n", doc, key);
+}
+
+/* Both to stdout and to the markdown summary (md, when it is open). */
+static FILE *md;
+static __attribute__((format(printf, 1, 2), unused)) void say(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    if (md) {
+        va_start(ap, fmt);
+        vfprintf(md, fmt, ap);
+        va_end(ap);
+    }
+}
+
+/* A status line on a terminal; in a log, nothing (the tables say it all). */
+static __attribute__((format(printf, 1, 2), unused)) void progress(const char *fmt, ...) {
+    if (!isatty(2)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
 }
 
 #endif

@@ -157,6 +157,17 @@ __attribute__((unused)) static th_result th_child(void (*fn)(void *), void *arg)
     return r;
 }
 
+/* argv for `prog ARGS...`, args ending at a NULL or after n (at most 14): the command lines a
+ * table of cases holds. */
+typedef struct {
+    char *v[16];
+} th_argv;
+__attribute__((unused)) static th_argv th_args(const char *prog, const char *const *args, size_t n) {
+    th_argv a = {{(char *)prog}};
+    for (size_t j = 0; j < n && j < 14 && args[j]; j++) a.v[j + 1] = (char *)args[j];
+    return a;
+}
+
 /* Run argv with extra environment ("NAME=value" strings, NULL-terminated), collecting output. */
 __attribute__((unused)) static th_result th_exec(char *const argv[], char *const env[]) {
     th_result r;

@@ -96,9 +96,7 @@ static void bad_command_lines(void) {
     const char *bad[][4] = {{"leaks", NULL}, {"leaks", "--depth", "0", "true"}, {"leaks", "--bogus", "true", NULL},
                             {"leaks", "--sample", "x", "true"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        th_result r = th_exec((char *[]){STRATA, (char *)bad[i][0], (char *)bad[i][1], (char *)bad[i][2],
-                                         (char *)bad[i][3], NULL},
-                              NULL);
+        th_result r = th_exec(th_args(STRATA, bad[i], sizeof bad[i] / sizeof bad[i][0]).v, NULL);
         CHECKF(r.exited && r.code == 2 && !strncmp(r.err, "strata: ", 8), "%s %s: code %d err %s", bad[i][0],
                bad[i][1] ? bad[i][1] : "", r.code, r.err);
     }

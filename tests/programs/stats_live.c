@@ -554,11 +554,7 @@ static void bad_command_lines_print_usage_and_exit_2(void) {
         {"stats", "--bogus", "--", "true", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        char *argv[8] = {STRATA};
-        int n = 1;
-        for (int j = 0; bad[i][j]; j++) argv[n++] = bad[i][j];
-        argv[n] = NULL;
-        result r = run(argv);
+        result r = run(th_args(STRATA, (const char *const *)bad[i], sizeof bad[i] / sizeof bad[i][0]).v);
         CHECKF(r.exited && r.code == 2 && !strncmp(r.err, "strata: ", 8) && strstr(r.err, "usage") &&
                    strstr(r.err, "strata stats PID") && r.out[0] == '\0',
                "case %zu: code %d; stderr '%.300s'", i, r.code, r.err);
