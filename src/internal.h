@@ -442,7 +442,8 @@ void sx_pool_collect_heap(sx_heap *h);  /* collect h now, if it is pooled */
 
 /* ---- api/alloc.c: slow paths ---- */
 void *sx_malloc_slow(size_t size);
-void *sx_malloc_far(sx_heap *h, size_t slot, sx_page *pg, sx_block *b, sx_block *next);
+__attribute__((returns_nonnull)) void *sx_malloc_far(sx_heap *h, size_t slot, sx_page *pg, sx_block *b,
+                                                     sx_block *next);
 void *sx_alloc_core(size_t size, size_t align, bool zero); /* no secure mode, no statistics */
 size_t sx_block_usable(void *p, const char *fn, sx_page **pgp); /* 0, *pgp NULL: foreign */
 
@@ -456,7 +457,7 @@ size_t sx_secure_usable(void *p);
 sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, sx_block **tail); /* new blocks */
 uint64_t sx_secure_random(void);
 void sx_secure_flush(sx_heap *h); /* empty its quarantine (malloc_trim) */
-bool sx_secure_guard(void *page, bool on); /* a guard page at the end of a page's span */
+bool sx_secure_guard(const sx_page *pg, bool on); /* a guard page at the end of a page's span */
 void sx_secure_hold(void *map, size_t size); /* a freed huge block's mapping, kept inaccessible */
 void *sx_alloc(size_t size, size_t align, bool zero);
 void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero);

@@ -20,22 +20,25 @@
 
 #include "../internal.h"
 
+/* A block from the page the direct table has for slot (size/16); NULL if that page has none. */
+static inline void *sx_direct_pop(sx_heap *h, size_t slot) {
+    sx_page *pg = h->direct[slot];
+    sx_block *b = pg->free;
+    if (sx_unlikely(b == NULL)) return NULL;
+    sx_block *next = sx_block_next(b);
+    /* the check out of line, as a tail call: malloc stays a leaf function */
+    if (sx_unlikely(sx_block_far(b, next))) return sx_malloc_far(h, slot, pg, b, next);
+    pg->free = next;
+    pg->used++;
+    sx_counts_of(h)->n_direct[slot]++;
+    sx_block_unfree(b);
+    return b;
+}
+
 static inline void *sx_malloc_inline(size_t size) {
     if (sx_likely(size <= sx_load_relaxed(&sx_fast_limit))) {
-        sx_heap *h = sx_tls_heap;
-        size_t slot = (size + 15) >> 4;
-        sx_page *pg = h->direct[slot];
-        sx_block *b = pg->free;
-        if (sx_likely(b != NULL)) {
-            sx_block *next = sx_block_next(b);
-            /* the check out of line, as a tail call: this stays a leaf function */
-            if (sx_unlikely(sx_block_far(b, next))) return sx_malloc_far(h, slot, pg, b, next);
-            pg->free = next;
-            pg->used++;
-            sx_counts_of(h)->n_direct[slot]++;
-            sx_block_unfree(b);
-            return b;
-        }
+        void *p = sx_direct_pop(sx_tls_heap, (size + 15) >> 4);
+        if (sx_likely(p != NULL)) return p;
     }
     return sx_malloc_slow(size);
 }

@@ -57,7 +57,10 @@ static uintptr_t *tail_of(void *p, size_t bsize) { return (uintptr_t *)((uint8_t
 #define GUARD_BUDGET 16384
 static _Atomic unsigned guards;
 
-bool sx_secure_guard(void *page, bool on) {
+/* The last OS page of pg's span made a guard (on; false if the budget or the kernel says no) or
+ * ordinary memory again; pg->start and pg->slice_count describe the span. */
+bool sx_secure_guard(const sx_page *pg, bool on) {
+    uint8_t *page = pg->start + (size_t)pg->slice_count * SX_SLICE_SIZE - sx_os_page;
     if (on) {
         if (atomic_fetch_add_explicit(&guards, 1, memory_order_relaxed) >= GUARD_BUDGET ||
             !sx_os_guard(page, sx_os_page, true)) {
@@ -66,7 +69,7 @@ bool sx_secure_guard(void *page, bool on) {
         }
         return true;
     }
-    if (!sx_os_guard(page, sx_os_page, false)) sx_fatal("cannot lift the guard page at %p", page);
+    if (!sx_os_guard(page, sx_os_page, false)) sx_fatal("cannot lift the guard page at %p", (void *)page);
     atomic_fetch_sub_explicit(&guards, 1, memory_order_relaxed);
     return true;
 }
@@ -155,19 +158,8 @@ void *sx_secure_alloc(size_t size, size_t align, bool zero) {
     }
     if (sx_unlikely(sx_opt.stats)) sx_count_requested(sx_tls_heap, size);
     uint8_t *p = NULL;
-    if (size + 8 <= SX_DIRECT_MAX && align <= 16) { /* the fast path's pop (it is off: slot 0) */
-        sx_heap *h = sx_tls_heap;
-        size_t slot = (size + 8 + 15) >> 4;
-        sx_page *dp = h->direct[slot];
-        sx_block *b = dp->free;
-        if (b) {
-            dp->free = sx_block_pop(dp, b);
-            dp->used++;
-            sx_counts_of(h)->n_direct[slot]++;
-            sx_block_unfree(b);
-            p = (uint8_t *)b;
-        }
-    }
+    if (size + 8 <= SX_DIRECT_MAX && align <= 16) /* the fast path's pop (malloc's is off) */
+        p = sx_direct_pop(sx_tls_heap, (size + 8 + 15) >> 4);
     if (!p && !(p = sx_alloc_core(size + 8, align, false))) return NULL;
     sx_segment *seg = sx_segment_of(p);
     sx_page *pg = sx_page_of(seg, p);

@@ -138,7 +138,7 @@ static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
     if (was_first) sx_heap_direct_update(h, pg->bin);
     sx_counts_of(h)->pages[pg->bin]--;
     if (pg->flags & SX_PAGE_GUARDED) /* the span may become anything: its guard goes */
-        sx_secure_guard(pg->start + (size_t)pg->slice_count * SX_SLICE_SIZE - sx_os_page, false);
+        sx_secure_guard(pg, false);
     sx_span_free(h, sx_segment_of_desc(pg), sx_slice_index(pg), pg->slice_count);
 }
 

@@ -37,13 +37,13 @@ void sx_page_init(sx_heap *h, sx_page *pg, unsigned bin, size_t slices) {
     pg->trigger = 0;
     pg->kind = SX_SPAN_PAGE;
     pg->bin = (uint8_t)bin;
+    pg->slice_count = (uint8_t)slices;
     size_t bytes = slices * SX_SLICE_SIZE;
-    if (sx_unlikely(sx_secure_on) && sx_secure_guard(pg->start + bytes - sx_os_page, true)) {
+    if (sx_unlikely(sx_secure_on) && sx_secure_guard(pg, true)) {
         bytes -= sx_os_page; /* a guard page between this page and the span after it */
         pg->flags = SX_PAGE_GUARDED;
     }
     pg->reserved = (uint16_t)(bytes / bsize);
-    pg->slice_count = (uint8_t)slices;
     pg->next = pg->prev = NULL;
 }
 
