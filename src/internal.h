@@ -454,7 +454,7 @@ void *sx_secure_alloc(size_t size, size_t align, bool zero);
 void sx_secure_free(void *p, const char *fn, size_t size, bool sized);
 void *sx_secure_realloc(void *p, size_t size, const char *fn);
 size_t sx_secure_usable(void *p);
-sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, sx_block **tail); /* new blocks */
+sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, bool skip_first, sx_block **tail);
 uint64_t sx_secure_random(void);
 void sx_secure_flush(sx_heap *h); /* empty its quarantine (malloc_trim) */
 bool sx_secure_guard(const sx_page *pg, bool on); /* a guard page at the end of a page's span */

@@ -5,11 +5,13 @@
  *
  * Every request takes the slow path here (the malloc fast path is off: sx_fast_limit is 0) and
  * gets a block 8 bytes longer than asked for. The last word of the block, the tail, holds the
- * requested size xor a canary made from the block's address and a secret; the bytes between the
- * request and the tail hold a pattern. A freed block's tail says "freed" instead. So free finds:
+ * requested size xor a canary made from the block's address and a secret (its first and last
+ * bytes the pattern); the bytes between the request and the tail hold the pattern too. A freed
+ * block's tail says "freed" instead. So free finds:
  *   - an overflow: the tail does not decode to a size that fits, or the pattern is broken;
  *   - an underflow (or an overflow from the block before): the tail of the block before it,
- *     which every block of the page has from the moment the page made it, is broken;
+ *     which every block of the page has from the moment the page made it, is broken (a page's
+ *     block 0 is never handed out, so that there always is one);
  *   - a double free: the tail already says freed;
  *   - a wrong size given to free_sized or C++'s sized delete: it is not the size asked for.
  * A freed block of a page is zeroed and waits in its heap's quarantine (SX_QUARANTINE blocks,
@@ -26,7 +28,9 @@
 
 bool sx_secure_on;
 
-#define FREED ((uintptr_t)1 << 63) /* a tail that decodes to this: the block is free */
+#define VALUE_MASK (((uintptr_t)1 << 48) - 1)
+#define FREED VALUE_MASK           /* a tail that decodes to this: the block is free (no size is) */
+#define BROKEN UINTPTR_MAX         /* what a tail decodes to when its first byte is not the pattern */
 #define ZERO_REGION ((size_t)64 << 20)
 
 static uint8_t pattern;
@@ -48,6 +52,18 @@ uint64_t sx_secure_random(void) {
 }
 
 static uintptr_t canary(const void *p) { return ((uintptr_t)p * 0x9e3779b97f4a7c15ull) ^ sx_secret; }
+
+/* A tail: its first byte (the one an overflow by 1 reaches when there is no slack) and its last
+ * (the one an underflow by 1 of the next block reaches) are the pattern, whose top bit is set, so
+ * a stray NUL or text byte always breaks them; the six between hold the size (or FREED) xor the
+ * block's canary. */
+static uintptr_t tail_word(const void *p, uintptr_t v) {
+    return ((canary(p) ^ v) & VALUE_MASK) << 8 | pattern | (uintptr_t)pattern << 56;
+}
+static uintptr_t tail_value(const void *p, uintptr_t t) {
+    if ((t & 0xff) != pattern || t >> 56 != pattern) return BROKEN;
+    return ((t >> 8) ^ canary(p)) & VALUE_MASK;
+}
 static uintptr_t *tail_of(void *p, size_t bsize) { return (uintptr_t *)((uint8_t *)p + bsize - 8); }
 
 /* ---- guard pages between pages ---- */
@@ -131,14 +147,17 @@ static void check_zero(void *p, size_t from, size_t to, size_t bsize, const char
                      bsize - 8, p, (size_t)((const uint8_t *)w - (uint8_t *)p));
 }
 
-sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, sx_block **tail) {
+/* n new blocks of a page from first: zeroed, marked free, linked in random order (but for the
+ * first when skip_first: it stays out, marked free). */
+sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, bool skip_first, sx_block **tail) {
     uint16_t order[SX_EXTEND_BYTES / 16];
     for (uint32_t i = 0; i < n; i++) {
         uint8_t *b = first + (size_t)i * bsize;
         memset(b, 0, bsize - 8);
-        *tail_of(b, bsize) = canary(b) ^ FREED;
-        order[i] = (uint16_t)i;
+        *tail_of(b, bsize) = tail_word(b, FREED);
     }
+    if (skip_first) first += bsize, n--;
+    for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
     for (uint32_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
         uint32_t j = (uint32_t)(sx_secure_random() % (i + 1));
         uint16_t t = order[i];
@@ -152,7 +171,7 @@ sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, sx_block **t
 
 void *sx_secure_alloc(size_t size, size_t align, bool zero) {
     if (size == 0 && align <= sx_os_page) return zero_block(align < 16 ? 16 : align);
-    if (size > PTRDIFF_MAX - 64) {
+    if (size > VALUE_MASK - 64) { /* beyond any address space (and what a tail can hold) */
         errno = ENOMEM;
         return NULL;
     }
@@ -168,8 +187,8 @@ void *sx_secure_alloc(size_t size, size_t align, bool zero) {
     /* A page's blocks are zero but for their link and free key (the first 16 bytes) from the
      * moment the page made them until malloc hands them out. */
     /* what a write after free left since the quarantine let the block go: its first words */
-    if (pg->kind == SX_SPAN_PAGE && *tail == (canary(p) ^ FREED)) check_zero(p, 16, bsize < 80 ? bsize - 8 : 64, bsize, "malloc()");
-    *tail = canary(p) ^ size;
+    if (pg->kind == SX_SPAN_PAGE && *tail == tail_word(p, FREED)) check_zero(p, 16, bsize < 80 ? bsize - 8 : 64, bsize, "malloc()");
+    *tail = tail_word(p, size);
     memset(p + size, pattern, bsize - 8 - size);
     /* the link and key go (no address leaks); a fresh huge mapping is zero already */
     bool fresh = pg->kind == SX_SPAN_HUGE && !seg->cached;
@@ -179,7 +198,7 @@ void *sx_secure_alloc(size_t size, size_t align, bool zero) {
 
 /* The block's requested size, from its tail; aborts if it is broken. */
 static size_t checked_size(void *p, size_t bsize, const char *fn) {
-    uintptr_t v = *tail_of(p, bsize) ^ canary(p);
+    uintptr_t v = tail_value(p, *tail_of(p, bsize));
     if (v == FREED) sx_fatal("%s(): double free of %p detected", fn, p);
     if (v > bsize - 8)
         sx_fatal("%s(): heap overflow past the end of the block at %p: its canary was overwritten", fn, p);
@@ -201,7 +220,7 @@ static size_t checked_size(void *p, size_t bsize, const char *fn) {
 static void check_before(void *p, const sx_page *pg, size_t bsize, const char *fn) {
     if (pg->kind == SX_SPAN_PAGE && (uint8_t *)p != pg->start) {
         uint8_t *q = (uint8_t *)p - bsize;
-        uintptr_t raw = *tail_of(q, bsize), v = raw ^ canary(q);
+        uintptr_t raw = *tail_of(q, bsize), v = tail_value(q, raw);
         bool key = bsize == 16 && raw == (sx_secret ^ (uintptr_t)q); /* 16 bytes: tail is the free key */
         if (v != FREED && v > bsize - 8 && !key && raw != 0)
             sx_fatal("%s(): heap underflow before the block at %p (or an overflow from the block "
@@ -221,7 +240,7 @@ static void check_before(void *p, const sx_page *pg, size_t bsize, const char *f
 /* A quarantined block must be as free() left it: zero, its tail saying freed. */
 static void check_quarantined(uint8_t *q, const char *when) {
     size_t bs = sx_page_of(sx_segment_of(q), q)->block_size;
-    if (*tail_of(q, bs) != (canary(q) ^ FREED))
+    if (*tail_of(q, bs) != tail_word(q, FREED))
         sx_fatal("%s: write after free at the end of the %zu-byte block at %p", when, bs - 8, (void *)q);
     check_zero(q, 0, bs - 8, bs, when);
 }
@@ -265,7 +284,7 @@ void sx_secure_free(void *p, const char *fn, size_t size, bool sized) {
     if (sized && size != had)
         sx_fatal("%s(): size %zu given for the block at %p, which was allocated with %zu", fn, size, p, had);
     check_before(p, pg, bsize, fn);
-    *tail_of(p, bsize) = canary(p) ^ FREED;
+    *tail_of(p, bsize) = tail_word(p, FREED);
     if (pg->kind == SX_SPAN_PAGE) quarantine(sx_tls_heap, p, bsize);
     else sx_free_core(p);
 }
@@ -284,7 +303,7 @@ void *sx_secure_realloc(void *p, size_t size, const char *fn) {
     if (size <= bsize - 8 && (pg->kind != SX_SPAN_PAGE || size >= (bsize - 8) / 2)) {
         /* in place: the canary moves with the end of the request */
         if (size < had) memset((uint8_t *)p + size, pattern, had - size);
-        *tail_of(p, bsize) = canary(p) ^ size;
+        *tail_of(p, bsize) = tail_word(p, size);
         return p;
     }
     void *q = sx_secure_alloc(size, 0, false); /* moves: the old block goes to quarantine */

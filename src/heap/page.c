@@ -57,8 +57,12 @@ void sx_page_extend(sx_page *pg) {
     if (n == 0) return;
     uint8_t *first = pg->start + (size_t)pg->capacity * bsize;
     if (sx_unlikely(sx_secure_on)) {
+        /* a page's block 0 is never handed out, so that every block has one before it whose tail
+         * an underflow breaks (pages of fewer than 8 blocks rely on the guard page before them) */
+        bool skip = pg->capacity == 0 && pg->reserved >= 8;
+        if (skip && n < 2) n = 2;
         sx_block *tail; /* zeroed, marked free, linked in random order */
-        sx_block *head = sx_secure_fresh(first, n, bsize, &tail);
+        sx_block *head = sx_secure_fresh(first, n, bsize, skip, &tail);
         sx_block_link(tail, pg->free);
         pg->free = head;
         __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELEASE);
