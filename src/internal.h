@@ -458,7 +458,8 @@ sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, bool skip_fi
 uint64_t sx_secure_random(void);
 void sx_secure_flush(sx_heap *h); /* empty its quarantine (malloc_trim) */
 bool sx_secure_guard(const sx_page *pg, bool on); /* a guard page at the end of a page's span */
-void sx_secure_hold(void *map, size_t size); /* a freed huge block's mapping, kept inaccessible */
+void sx_secure_hold(void *map, size_t size, size_t from); /* a freed huge mapping, kept inaccessible */
+void *sx_secure_reuse(size_t size); /* a held mapping for a new huge block, or NULL */
 void *sx_alloc(size_t size, size_t align, bool zero);
 void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero);
 void *sx_realloc(void *p, size_t size, const char *fn);

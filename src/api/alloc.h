@@ -66,6 +66,17 @@ static inline bool sx_block_valid(const sx_page *pg, const void *p) {
     return q < __atomic_load_n(&pg->capacity, __ATOMIC_RELAXED);
 }
 
+/* The last step of free, for a block already checked: its page's local list if the thread owns
+ * the page, else the owner's (remote.c). */
+static inline __attribute__((always_inline)) void sx_free_block(sx_segment *seg, sx_page *pg, sx_block *b) {
+    sx_heap *h = sx_tls_heap;
+    if (sx_likely(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h)) {
+        sx_counts_of(h)->n_free[pg->bin]++;
+        sx_page_free_block(h, pg, b);
+    } else
+        sx_free_remote(seg, pg, b);
+}
+
 /* free without secure mode (api/secure.c calls it for blocks leaving its quarantine) */
 static inline __attribute__((always_inline)) void sx_free_core(void *p) {
     if (sx_unlikely(p == NULL)) return;
@@ -85,12 +96,7 @@ static inline __attribute__((always_inline)) void sx_free_core(void *p) {
     if (sx_unlikely(b->key == key)) sx_double_free(p, "free");
     b->key = key;
 #endif
-    sx_heap *h = sx_tls_heap;
-    if (sx_likely(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h)) {
-        sx_counts_of(h)->n_free[pg->bin]++;
-        sx_page_free_block(h, pg, b);
-    } else
-        sx_free_remote(seg, pg, b);
+    sx_free_block(seg, pg, b);
 }
 
 static inline __attribute__((always_inline)) void sx_free_inline(void *p) {

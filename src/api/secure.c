@@ -34,20 +34,35 @@ bool sx_secure_on;
 #define ZERO_REGION ((size_t)64 << 20)
 
 static uint8_t pattern;
+static uintptr_t pattern_ends, freed_word; /* see tail_word */
 static _Atomic(uint8_t *) zero_base;
 static _Atomic size_t zero_next;
 
 void sx_secure_init(void) {
     sx_secure_on = true;
+    /* segments stay off the brk heap: [heap] lies a short, fixed distance past the program's
+     * .bss, within reach of a linear overflow of a global, and guard pages would cut up the one
+     * mapping the break grows */
+    sx_opt.brk = false;
     pattern = (uint8_t)(sx_list_key >> 24) | 0x81; /* never 0: a stray NUL is an overflow too */
+    pattern_ends = pattern | (uintptr_t)pattern << 56;
+    freed_word = ((sx_secret * 0xc2b2ae3d27d4eb4full) & VALUE_MASK) << 8 | pattern_ends;
 }
 
+static uint64_t xorshift(uint64_t x, uint64_t seed) {
+    if (sx_unlikely(!x)) x = (sx_list_key ^ seed) | 1;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    return x;
+}
+
+/* Each heap draws from its own state (no cache line shared between threads); an exiting thread,
+ * which has none, from a global one, racy on purpose: any value will do. */
 uint64_t sx_secure_random(void) {
     static _Atomic uint64_t state;
-    uint64_t x = atomic_load_explicit(&state, memory_order_relaxed);
-    if (!x) x = sx_list_key ^ 0x9e3779b97f4a7c15ull;
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    atomic_store_explicit(&state, x, memory_order_relaxed); /* racy on purpose: any value will do */
+    sx_heap *h = sx_tls_heap;
+    if (sx_likely(h != &sx_heap_empty)) return h->rng = xorshift(h->rng, (uintptr_t)h);
+    uint64_t x = xorshift(atomic_load_explicit(&state, memory_order_relaxed), 0x9e3779b97f4a7c15ull);
+    atomic_store_explicit(&state, x, memory_order_relaxed);
     return x;
 }
 
@@ -55,16 +70,37 @@ static uintptr_t canary(const void *p) { return ((uintptr_t)p * 0x9e3779b97f4a7c
 
 /* A tail: its first byte (the one an overflow by 1 reaches when there is no slack) and its last
  * (the one an underflow by 1 of the next block reaches) are the pattern, whose top bit is set, so
- * a stray NUL or text byte always breaks them; the six between hold the size (or FREED) xor the
- * block's canary. */
-static uintptr_t tail_word(const void *p, uintptr_t v) {
-    return ((canary(p) ^ v) & VALUE_MASK) << 8 | pattern | (uintptr_t)pattern << 56;
-}
+ * a stray NUL or text byte always breaks them; the six between hold the size xor the block's
+ * canary. A free block's tail is one word for all blocks, freed_word (a forged one gets a live
+ * block reported as freed: an abort all the same). */
+static uintptr_t tail_word(const void *p, uintptr_t v) { return ((canary(p) ^ v) & VALUE_MASK) << 8 | pattern_ends; }
 static uintptr_t tail_value(const void *p, uintptr_t t) {
-    if ((t & 0xff) != pattern || t >> 56 != pattern) return BROKEN;
+    if (t == freed_word) return FREED;
+    if ((t & 0xff00000000000000ull) != (pattern_ends & 0xff00000000000000ull) || (uint8_t)t != pattern)
+        return BROKEN;
     return ((t >> 8) ^ canary(p)) & VALUE_MASK;
 }
 static uintptr_t *tail_of(void *p, size_t bsize) { return (uintptr_t *)((uint8_t *)p + bsize - 8); }
+
+static uint64_t load8(const uint8_t *p) {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    return x;
+}
+static void store8(uint8_t *p, uint64_t x) { memcpy(p, &x, 8); }
+static uint64_t pattern8(void) { return pattern * 0x0101010101010101ull; }
+/* The bytes of a word at and above byte n (little-endian). */
+static uint64_t bytes_from(size_t n) { return ~(uint64_t)0 << ((n & 7) * 8); }
+
+/* [from, end) of block b gets the pattern; end is a multiple of 8 (where the tail starts), and the
+ * bytes below `from` in its word are kept. */
+static void fill_slack(uint8_t *b, size_t from, size_t end) {
+    size_t w = from & ~(size_t)7;
+    if (w >= end) return;
+    uint64_t high = bytes_from(from);
+    store8(b + w, (load8(b + w) & ~high) | (pattern8() & high));
+    for (w += 8; w < end; w += 8) store8(b + w, pattern8());
+}
 
 /* ---- guard pages between pages ---- */
 
@@ -92,26 +128,73 @@ bool sx_secure_guard(const sx_page *pg, bool on) {
 
 /* ---- freed huge blocks ---- */
 
-/* A freed huge block's mapping is emptied and made inaccessible, and the last HOLD of them keep
- * their addresses, so the next mapping of the same size cannot land on the block just freed
- * (the kernel would hand the same range straight back) and a use after free faults. */
-#define HOLD 8
+/* A freed huge block's mapping is zeroed and made inaccessible, and the last HOLD of them keep
+ * their addresses: a use after free faults, and the next mapping cannot land on the block just
+ * freed (the kernel would hand the same range straight back). A new huge block takes the oldest
+ * of them once HOLD are held, resized (its pages moved, not copied), so that a program freeing and
+ * allocating big blocks does not pay for fresh pages each time. Up to HOLD_RESIDENT bytes are kept
+ * zeroed in place; past that the pages go back to the kernel (which zeroes them when touched). */
+#define HOLD 4
+#define HOLD_RESIDENT ((size_t)64 << 20)
 static struct {
-    void *map;
+    uint8_t *map;
     size_t size;
+    bool resident;
 } held[HOLD];
-static unsigned nheld;
+static unsigned held_first, held_count; /* a FIFO: the oldest at held_first */
+static size_t held_resident;
 
-void sx_secure_hold(void *map, size_t size) {
-    sx_os_decommit(map, size);
-    sx_os_guard(map, size, true);
+/* [map, map + size) held; its bytes from `from` on (the block) are zeroed or decommitted here. */
+void sx_secure_hold(void *map, size_t size, size_t from) {
     sx_lock(&sx_region_lock); /* taken around fork, as the mappings' lock */
-    unsigned i = nheld++ % HOLD;
-    void *old = held[i].map;
-    size_t old_size = held[i].size;
-    held[i].map = map, held[i].size = size;
+    bool resident = held_resident + size <= HOLD_RESIDENT;
+    if (resident) held_resident += size;
+    sx_unlock(&sx_region_lock);
+    if (resident) memset((uint8_t *)map + from, 0, size - from - sx_os_page); /* the guard stays */
+    else sx_os_decommit(map, size);
+    sx_os_guard(map, size, true);
+    sx_lock(&sx_region_lock);
+    uint8_t *old = NULL;
+    size_t old_size = 0;
+    if (held_count == HOLD) { /* the oldest goes */
+        old = held[held_first].map, old_size = held[held_first].size;
+        if (held[held_first].resident) held_resident -= old_size;
+        held_first = (held_first + 1) % HOLD, held_count--;
+    }
+    unsigned i = (held_first + held_count++) % HOLD;
+    held[i].map = map, held[i].size = size, held[i].resident = resident;
     sx_unlock(&sx_region_lock);
     if (old) sx_os_unmap(old, old_size);
+}
+
+/* A mapping of `size` bytes (a multiple of the page, aligned to a segment), zero and accessible
+ * but for its last page, a guard, from the oldest held one; NULL if fewer than HOLD are held or
+ * it cannot be resized. */
+void *sx_secure_reuse(size_t size) {
+    sx_lock(&sx_region_lock);
+    if (held_count < HOLD) {
+        sx_unlock(&sx_region_lock);
+        return NULL;
+    }
+    uint8_t *map = held[held_first].map;
+    size_t have = held[held_first].size;
+    if (held[held_first].resident) held_resident -= have;
+    held_first = (held_first + 1) % HOLD, held_count--;
+    sx_unlock(&sx_region_lock);
+    if (have != size && !sx_os_remap_inplace(map, have, size)) { /* grows, and cannot in place */
+        uint8_t *to = sx_os_map_aligned(size, SX_SEG_SIZE, 0); /* an aligned place, replaced: */
+        if (!to || !sx_os_remap_to(map, have, size, to)) {
+            if (to) sx_os_unmap(to, size);
+            sx_os_unmap(map, have);
+            return NULL;
+        }
+        map = to;
+    }
+    if (!sx_os_guard(map, size - sx_os_page, false)) {
+        sx_os_unmap(map, size);
+        return NULL;
+    }
+    return map;
 }
 
 /* ---- zero-size blocks ---- */
@@ -135,16 +218,30 @@ static bool is_zero_block(const void *p) {
 
 /* ---- blocks ---- */
 
+/* Whether [s, e) is all zero; s and e are multiples of 8, a block's bytes. Four 16-byte lanes at a
+ * time (the compiler's own vectorizer leaves an OR-reduction of unknown length scalar at -O2). */
+typedef uint64_t lane __attribute__((vector_size(16), aligned(8)));
+static bool all_zero(const uint8_t *s, const uint8_t *e) {
+    uint64_t any = 0;
+    for (; s < e && ((uintptr_t)s & 15); s += 8) any |= load8(s);
+    lane a = {0, 0}, b = a, c = a, d = a;
+    for (; s + 64 <= e; s += 64) {
+        a |= *(const lane *)s, b |= *(const lane *)(s + 16);
+        c |= *(const lane *)(s + 32), d |= *(const lane *)(s + 48);
+    }
+    a |= b | c | d;
+    for (; s < e; s += 8) any |= load8(s);
+    return !(any | a[0] | a[1]);
+}
+
 /* [from, to) of p must be zero: a block that was freed and nobody wrote to since. */
 static void check_zero(void *p, size_t from, size_t to, size_t bsize, const char *when) {
-    const uint64_t *w = (const uint64_t *)((uint8_t *)p + from), *end = (const uint64_t *)((uint8_t *)p + to);
-    uint64_t any = 0;
-    for (const uint64_t *x = w; x < end; x++) any |= *x; /* no early exit: vectorized */
-    if (!any) return;
-    for (; w < end; w++)
-        if (*w)
+    const uint8_t *b = p;
+    if (sx_likely(all_zero(b + from, b + to))) return;
+    for (const uint8_t *w = b + from; w < b + to; w += 8)
+        if (load8(w))
             sx_fatal("%s: write after free in the %zu-byte block at %p (found at offset %zu)", when,
-                     bsize - 8, p, (size_t)((const uint8_t *)w - (uint8_t *)p));
+                     bsize - 8, p, (size_t)(w - b));
 }
 
 /* n new blocks of a page from first: zeroed, marked free, linked in random order (but for the
@@ -154,7 +251,7 @@ sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, bool skip_fi
     for (uint32_t i = 0; i < n; i++) {
         uint8_t *b = first + (size_t)i * bsize;
         memset(b, 0, bsize - 8);
-        *tail_of(b, bsize) = tail_word(b, FREED);
+        *tail_of(b, bsize) = freed_word;
     }
     if (skip_first) first += bsize, n--;
     for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
@@ -169,86 +266,142 @@ sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, bool skip_fi
     return (sx_block *)(first + order[0] * bsize);
 }
 
+/* A block of a page on its way out: it must be as free() left it (its tail saying freed, its first
+ * words zero: a write after free since the quarantine let it go is caught here); then the tail
+ * takes the size, the slack the pattern, and the link and key go (no address leaks). */
+static inline void *hand_out(uint8_t *p, size_t bsize, size_t size, bool zero) {
+    uintptr_t *tail = tail_of(p, bsize);
+    /* (a 16-byte block's tail is its free key, which the pop has just cleared) */
+    if (sx_unlikely(*tail != freed_word) && !(bsize == 16 && *tail == 0))
+        sx_fatal("malloc(): write after free at the end of the %zu-byte block at %p", bsize - 8, (void *)p);
+    uint64_t any = 0;
+    if (bsize >= 80)
+        any = load8(p + 16) | load8(p + 24) | load8(p + 32) | load8(p + 40) | load8(p + 48) | load8(p + 56);
+    else
+        for (size_t o = 16; o < bsize - 8; o += 8) any |= load8(p + o);
+    if (sx_unlikely(any)) check_zero(p, 16, bsize < 80 ? bsize - 8 : 64, bsize, "malloc()");
+    store8(p, 0), store8(p + 8, 0); /* the link and the key (of a 16-byte block: the tail) */
+    if (zero) memset(p, 0, size);
+    fill_slack(p, size, bsize - 8);
+    *tail = tail_word(p, size);
+    return p;
+}
+
 void *sx_secure_alloc(size_t size, size_t align, bool zero) {
+    if (sx_unlikely(sx_opt.stats)) sx_count_requested(sx_tls_heap, size);
+    if (sx_likely(size - 1 < SX_DIRECT_MAX - 8 && align <= 16)) {
+        /* the fast path's pop, 8 bytes up for the tail (malloc's own fast path is off) */
+        sx_heap *h = sx_tls_heap;
+        size_t slot = (size + 8 + 15) >> 4;
+        sx_page *pg = h->direct[slot];
+        uint8_t *p = sx_direct_pop(h, slot);
+        if (sx_likely(p != NULL)) return hand_out(p, pg->block_size, size, zero);
+    }
     if (size == 0 && align <= sx_os_page) return zero_block(align < 16 ? 16 : align);
     if (size > VALUE_MASK - 64) { /* beyond any address space (and what a tail can hold) */
         errno = ENOMEM;
         return NULL;
     }
-    if (sx_unlikely(sx_opt.stats)) sx_count_requested(sx_tls_heap, size);
-    uint8_t *p = NULL;
-    if (size + 8 <= SX_DIRECT_MAX && align <= 16) /* the fast path's pop (malloc's is off) */
-        p = sx_direct_pop(sx_tls_heap, (size + 8 + 15) >> 4);
-    if (!p && !(p = sx_alloc_core(size + 8, align, false))) return NULL;
+    uint8_t *p = sx_alloc_core(size + 8, align, false);
+    if (!p) return NULL;
     sx_segment *seg = sx_segment_of(p);
     sx_page *pg = sx_page_of(seg, p);
+    if (pg->kind == SX_SPAN_PAGE) return hand_out(p, pg->block_size, size, zero);
     size_t bsize = pg->kind == SX_SPAN_HUGE ? sx_huge_usable(seg, p) : pg->block_size;
-    uintptr_t *tail = tail_of(p, bsize);
-    /* A page's blocks are zero but for their link and free key (the first 16 bytes) from the
-     * moment the page made them until malloc hands them out. */
-    /* what a write after free left since the quarantine let the block go: its first words */
-    if (pg->kind == SX_SPAN_PAGE && *tail == tail_word(p, FREED)) check_zero(p, 16, bsize < 80 ? bsize - 8 : 64, bsize, "malloc()");
-    *tail = tail_word(p, size);
-    memset(p + size, pattern, bsize - 8 - size);
-    /* the link and key go (no address leaks); a fresh huge mapping is zero already */
+    *tail_of(p, bsize) = tail_word(p, size);
+    fill_slack(p, size, bsize - 8);
+    /* a fresh huge mapping is zero already */
     bool fresh = pg->kind == SX_SPAN_HUGE && !seg->cached;
     memset(p, 0, zero && !fresh ? size : size < 16 ? size : 16);
     return p;
 }
 
-/* The block's requested size, from its tail; aborts if it is broken. */
-static size_t checked_size(void *p, size_t bsize, const char *fn) {
-    uintptr_t v = tail_value(p, *tail_of(p, bsize));
+sx_cold _Noreturn static void bad_tail(void *p, uintptr_t v, const char *fn) {
     if (v == FREED) sx_fatal("%s(): double free of %p detected", fn, p);
-    if (v > bsize - 8)
-        sx_fatal("%s(): heap overflow past the end of the block at %p: its canary was overwritten", fn, p);
-    const uint8_t *s = (const uint8_t *)p + v, *end = (const uint8_t *)p + bsize - 8;
-    uint64_t pat8 = pattern * 0x0101010101010101ull;
-    for (; s < end && ((uintptr_t)s & 7); s++) /* to a word boundary, then a word at a time */
-        if (*s != pattern) goto broken;
-    for (; s < end && *(const uint64_t *)s == pat8; s += 8) {
+    sx_fatal("%s(): heap overflow past the end of the block at %p: its canary was overwritten", fn, p);
+}
+
+sx_cold _Noreturn static void bad_slack(void *p, size_t v, size_t bsize, const char *fn) {
+    const uint8_t *s = (const uint8_t *)p + v;
+    while (s < (const uint8_t *)p + bsize - 8 && *s == pattern) s++;
+    sx_fatal("%s(): heap overflow: %zu bytes past the end of the %zu-byte block at %p were written",
+             fn, (size_t)(s - (const uint8_t *)p) - v + 1, v, p);
+}
+
+/* The block's requested size, from its tail; aborts if the tail or the pattern after the request
+ * is broken. */
+static inline size_t checked_size(void *p, size_t bsize, const char *fn) {
+    uintptr_t v = tail_value(p, *tail_of(p, bsize));
+    if (sx_unlikely(v > bsize - 8)) bad_tail(p, v, fn); /* freed, or overwritten */
+    const uint8_t *b = p;
+    /* a linear overflow breaks the bytes right after the request first: the pattern is checked
+     * up to 64 bytes past it (so that a string grown by realloc a byte at a time does not pay for
+     * its whole slack each time), the tail beyond */
+    size_t w = v & ~(size_t)7, end = bsize - 8 < w + 64 ? bsize - 8 : w + 64;
+    if (w < end) { /* a word at a time, the first without the request's own bytes */
+        uint64_t x = (load8(b + w) ^ pattern8()) & bytes_from(v);
+        for (w += 8; w < end; w += 8) x |= load8(b + w) ^ pattern8();
+        if (sx_unlikely(x)) bad_slack(p, v, bsize, fn);
     }
-    for (; s < end; s++)
-        if (*s != pattern)
-        broken:
-            sx_fatal("%s(): heap overflow: %zu bytes past the end of the %zu-byte block at %p were "
-                     "written", fn, (size_t)(s - (const uint8_t *)p) - v + 1, (size_t)v, p);
     return (size_t)v;
 }
 
-/* The tail of the block before p in its page must be whole: free, or a size that fits. */
-static void check_before(void *p, const sx_page *pg, size_t bsize, const char *fn) {
-    if (pg->kind == SX_SPAN_PAGE && (uint8_t *)p != pg->start) {
-        uint8_t *q = (uint8_t *)p - bsize;
-        uintptr_t raw = *tail_of(q, bsize), v = tail_value(q, raw);
-        bool key = bsize == 16 && raw == (sx_secret ^ (uintptr_t)q); /* 16 bytes: tail is the free key */
-        if (v != FREED && v > bsize - 8 && !key && raw != 0)
-            sx_fatal("%s(): heap underflow before the block at %p (or an overflow from the block "
-                     "before it at %p): a canary was overwritten", fn, p, (void *)q);
-    } else if (pg->kind == SX_SPAN_HUGE) {
-        /* the slice descriptor just below a huge block holds nothing but its slice_back */
-        const sx_page *last = &sx_segment_of(p)->slices[SX_SLICES];
-        sx_page want;
-        memset(&want, 0, sizeof want);
-        want.slice_back = last->slice_back;
-        if ((uint8_t *)(last + 1) == (uint8_t *)p && memcmp(last, &want, sizeof want))
-            sx_fatal("%s(): heap underflow before the block at %p: the bytes before it were "
-                     "overwritten", fn, p);
-    }
+sx_cold _Noreturn static void wrong_size(void *p, const char *fn, size_t size, size_t had) {
+    sx_fatal("%s(): size %zu given for the block at %p, which was allocated with %zu", fn, size, p, had);
 }
 
-/* A quarantined block must be as free() left it: zero, its tail saying freed. */
-static void check_quarantined(uint8_t *q, const char *when) {
-    size_t bs = sx_page_of(sx_segment_of(q), q)->block_size;
-    if (*tail_of(q, bs) != tail_word(q, FREED))
+/* The tail of the block before p in its page must be whole: free, or a size that fits. */
+static inline void check_before(void *p, const sx_page *pg, size_t bsize, const char *fn) {
+    if ((uint8_t *)p == pg->start) return;
+    uint8_t *q = (uint8_t *)p - bsize;
+    uintptr_t raw = *tail_of(q, bsize), v = tail_value(q, raw);
+    if (sx_likely(v <= bsize - 8 || v == FREED)) return;
+    if ((bsize == 16 && raw == (sx_secret ^ (uintptr_t)q)) || raw == 0) /* 16 bytes: tail is the key */
+        return;
+    sx_fatal("%s(): heap underflow before the block at %p (or an overflow from the block before it "
+             "at %p): a canary was overwritten", fn, p, (void *)q);
+}
+
+/* The slice descriptor just below a huge block holds nothing but its slice_back. */
+static void check_before_huge(void *p, const char *fn) {
+    const sx_page *last = &sx_segment_of(p)->slices[SX_SLICES];
+    sx_page want;
+    memset(&want, 0, sizeof want);
+    want.slice_back = last->slice_back;
+    if ((uint8_t *)(last + 1) == (uint8_t *)p && memcmp(last, &want, sizeof want))
+        sx_fatal("%s(): heap underflow before the block at %p: the bytes before it were overwritten",
+                 fn, p);
+}
+
+/* The page of p if p is a block of a page (the common case); NULL for anything else. */
+static inline sx_page *page_block(void *p) {
+    sx_segment *seg = sx_segment_of(p);
+    if (sx_unlikely(!sx_segmap_contains(seg))) return NULL;
+    sx_page *pg = sx_page_of(seg, p);
+    return sx_likely(pg->kind == SX_SPAN_PAGE && sx_block_valid(pg, p)) ? pg : NULL;
+}
+
+/* A block leaves the quarantine: it must be as free() left it, zero, its tail saying freed; then
+ * it is free for malloc (its page's list, or its owner's). */
+static void release(uint8_t *q, const char *when) {
+    sx_segment *seg = sx_segment_of(q);
+    sx_page *pg = sx_page_of(seg, q);
+    size_t bs = pg->block_size;
+    if (*tail_of(q, bs) != freed_word)
         sx_fatal("%s: write after free at the end of the %zu-byte block at %p", when, bs - 8, (void *)q);
     check_zero(q, 0, bs - 8, bs, when);
+    ((sx_block *)q)->key = sx_secret ^ (uintptr_t)q;
+    sx_free_block(seg, pg, (sx_block *)q);
 }
 
-static void quarantine(sx_heap *h, void *p, size_t bsize) {
+/* A block of a page, checked: zeroed, marked freed, and into the heap's quarantine, which lets
+ * one at random go when it is full. */
+static void quarantine(uint8_t *p, size_t bsize) {
+    *tail_of(p, bsize) = freed_word;
     memset(p, 0, bsize - 8);
+    sx_heap *h = sx_tls_heap;
     if (h == &sx_heap_empty) { /* an exiting thread: no quarantine */
-        sx_free_core(p);
+        release(p, "free()");
         return;
     }
     if (h->nquarantined < SX_QUARANTINE) {
@@ -258,35 +411,36 @@ static void quarantine(sx_heap *h, void *p, size_t bsize) {
     unsigned i = (unsigned)(sx_secure_random() % SX_QUARANTINE);
     uint8_t *old = h->quarantine[i];
     h->quarantine[i] = p;
-    check_quarantined(old, "free()");
-    sx_free_core(old);
+    release(old, "free()");
 }
 
 /* malloc_trim, and a thread's heap given back: the quarantine is emptied, each block checked. */
 void sx_secure_flush(sx_heap *h) {
     if (!sx_secure_on || h == &sx_heap_empty) return;
-    while (h->nquarantined) {
-        uint8_t *q = h->quarantine[--h->nquarantined];
-        check_quarantined(q, "malloc_trim()");
-        sx_free_core(q);
-    }
+    while (h->nquarantined) release(h->quarantine[--h->nquarantined], "malloc_trim()");
 }
 
 void sx_secure_free(void *p, const char *fn, size_t size, bool sized) {
-    if (!p || is_zero_block(p)) return;
-    sx_page *pg;
-    size_t bsize = sx_block_usable(p, fn, &pg);
+    if (!p) return;
+    sx_page *pg = page_block(p);
+    if (sx_likely(pg != NULL)) {
+        size_t bsize = pg->block_size, had = checked_size(p, bsize, fn);
+        if (sized && size != had) wrong_size(p, fn, size, had);
+        check_before(p, pg, bsize, fn);
+        quarantine(p, bsize);
+        return;
+    }
+    if (is_zero_block(p)) return;
+    size_t bsize = sx_block_usable(p, fn, &pg); /* large, huge, foreign or invalid */
     if (!pg) {
         sx_free_foreign(p, fn);
         return;
     }
     size_t had = checked_size(p, bsize, fn);
-    if (sized && size != had)
-        sx_fatal("%s(): size %zu given for the block at %p, which was allocated with %zu", fn, size, p, had);
-    check_before(p, pg, bsize, fn);
-    *tail_of(p, bsize) = tail_word(p, FREED);
-    if (pg->kind == SX_SPAN_PAGE) quarantine(sx_tls_heap, p, bsize);
-    else sx_free_core(p);
+    if (sized && size != had) wrong_size(p, fn, size, had);
+    if (pg->kind == SX_SPAN_HUGE) check_before_huge(p, fn);
+    *tail_of(p, bsize) = freed_word;
+    sx_free_core(p);
 }
 
 void *sx_secure_realloc(void *p, size_t size, const char *fn) {
@@ -295,14 +449,15 @@ void *sx_secure_realloc(void *p, size_t size, const char *fn) {
         sx_secure_free(p, fn, 0, false);
         return NULL;
     }
-    if (is_zero_block(p)) return sx_secure_alloc(size, 0, false);
-    sx_page *pg;
-    size_t bsize = sx_block_usable(p, fn, &pg);
-    if (!pg) return sx_foreign_realloc(p, size);
+    sx_page *pg = page_block(p);
+    size_t bsize;
+    if (pg) bsize = pg->block_size;
+    else if (is_zero_block(p)) return sx_secure_alloc(size, 0, false);
+    else if (!(bsize = sx_block_usable(p, fn, &pg))) return sx_foreign_realloc(p, size);
     size_t had = checked_size(p, bsize, fn);
     if (size <= bsize - 8 && (pg->kind != SX_SPAN_PAGE || size >= (bsize - 8) / 2)) {
         /* in place: the canary moves with the end of the request */
-        if (size < had) memset((uint8_t *)p + size, pattern, had - size);
+        if (size < had) fill_slack(p, size, bsize - 8);
         *tail_of(p, bsize) = tail_word(p, size);
         return p;
     }
@@ -314,9 +469,11 @@ void *sx_secure_realloc(void *p, size_t size, const char *fn) {
 }
 
 size_t sx_secure_usable(void *p) {
-    if (!p || is_zero_block(p)) return 0;
-    sx_page *pg;
-    size_t bsize = sx_block_usable(p, "malloc_usable_size", &pg);
-    if (!pg) return sx_foreign_usable_size(p);
+    if (!p) return 0;
+    sx_page *pg = page_block(p);
+    size_t bsize;
+    if (pg) bsize = pg->block_size;
+    else if (is_zero_block(p)) return 0;
+    else if (!(bsize = sx_block_usable(p, "malloc_usable_size", &pg))) return sx_foreign_usable_size(p);
     return checked_size(p, bsize, "malloc_usable_size"); /* exactly what was asked for */
 }

@@ -144,6 +144,8 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero) {
         if (zero) memset(p, 0, size);
         return p;
     }
+    if (sx_secure_on && off == block_offset(16) && (seg = sx_secure_reuse(total)) != NULL)
+        return adopt(seg, total, off, align, false); /* zero, its guard in place */
     if (sx_opt.huge_pages == SX_HUGE_HUGETLB && align <= SX_SEG_SIZE) {
         size_t t2 = sx_align_up(total, (size_t)2 << 20); /* reserved huge pages, if any */
         if ((seg = sx_os_map_hugetlb(t2, SX_SEG_SIZE)) != NULL) total = t2;
@@ -182,7 +184,7 @@ void sx_huge_free(sx_segment *seg) {
      * had a mapping of its own, which goes back to the kernel now. */
     if (keep && sx_hugecache_put(seg)) return;
     if (sx_secure_on) { /* held inaccessible a while: no immediate reuse of the address */
-        sx_secure_hold(seg, size);
+        sx_secure_hold(seg, size, (size_t)(seg->slices[0].start - (uint8_t *)seg));
         return;
     }
     sx_os_unmap(seg, size);
