@@ -57,8 +57,8 @@ static char th_why[512];
 
 #define RUN(fn) th_run(#fn, fn)
 
-__attribute__((format(printf, 3, 4))) static void th_fail(const char *file, int line,
-                                                           const char *fmt, ...) {
+__attribute__((format(printf, 3, 4), unused)) static void th_fail(const char *file, int line,
+                                                                   const char *fmt, ...) {
     th_failed = 1;
     const char *base = strrchr(file, '/');
     int n = snprintf(th_why, sizeof th_why, "%s:%d: ", base ? base + 1 : file, line);
@@ -68,7 +68,7 @@ __attribute__((format(printf, 3, 4))) static void th_fail(const char *file, int 
     va_end(ap);
 }
 
-static void th_run(const char *name, void (*fn)(void)) {
+__attribute__((unused)) static void th_run(const char *name, void (*fn)(void)) {
     th_test = name;
     th_failed = th_skipped = 0;
     th_why[0] = '\0';

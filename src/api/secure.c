@@ -31,12 +31,9 @@ bool sx_secure_on;
 #define VALUE_MASK (((uintptr_t)1 << 48) - 1)
 #define FREED VALUE_MASK           /* a tail that decodes to this: the block is free (no size is) */
 #define BROKEN UINTPTR_MAX         /* what a tail decodes to when its first byte is not the pattern */
-#define ZERO_REGION ((size_t)64 << 20)
 
 static uint8_t pattern;
 static uintptr_t pattern_ends, freed_word; /* see tail_word */
-static _Atomic(uint8_t *) zero_base;
-static _Atomic size_t zero_next;
 
 void sx_secure_init(void) {
     sx_secure_on = true;
@@ -144,12 +141,33 @@ static struct {
 static unsigned held_first, held_count; /* a FIFO: the oldest at held_first */
 static size_t held_resident;
 
-/* [map, map + size) held; its bytes from `from` on (the block) are zeroed or decommitted here. */
+/* Whether every page of [p, p + size) is in memory (a page the program never touched is not, nor
+ * one swapped out: zeroing those by hand would fault them in). */
+static bool all_resident(uint8_t *p, size_t size) {
+    unsigned char vec[1024];
+    for (size_t n; size; p += n, size -= n) {
+        n = size < sizeof vec * sx_os_page ? size : sizeof vec * sx_os_page;
+        size_t pages = (n + sx_os_page - 1) / sx_os_page;
+        if (!sx_os_resident(p, n, vec)) return false;
+        for (size_t i = 0; i < pages; i++)
+            if (!(vec[i] & 1)) return false;
+    }
+    return true;
+}
+
+/* [map, map + size) held; its bytes from `from` on (the block) are zeroed here, by hand if all its
+ * pages are in memory and the budget allows (reuse then costs no page faults), else by the kernel
+ * (decommitted: a page comes back zero when touched). */
 void sx_secure_hold(void *map, size_t size, size_t from) {
     sx_lock(&sx_region_lock); /* taken around fork, as the mappings' lock */
     bool resident = held_resident + size <= HOLD_RESIDENT;
     if (resident) held_resident += size;
     sx_unlock(&sx_region_lock);
+    if (resident && !all_resident((uint8_t *)map, size - sx_os_page)) {
+        sx_lock(&sx_region_lock);
+        held_resident -= size, resident = false;
+        sx_unlock(&sx_region_lock);
+    }
     if (resident) memset((uint8_t *)map + from, 0, size - from - sx_os_page); /* the guard stays */
     else sx_os_decommit(map, size);
     sx_os_guard(map, size, true);
@@ -165,6 +183,18 @@ void sx_secure_hold(void *map, size_t size, size_t from) {
     held[i].map = map, held[i].size = size, held[i].resident = resident;
     sx_unlock(&sx_region_lock);
     if (old) sx_os_unmap(old, old_size);
+}
+
+/* Whether p lies in a held mapping: a huge block freed already. */
+static bool is_held(const void *p) {
+    bool in = false;
+    sx_lock(&sx_region_lock);
+    for (unsigned i = 0; i < held_count; i++) {
+        unsigned k = (held_first + i) % HOLD;
+        in |= (const uint8_t *)p >= held[k].map && (const uint8_t *)p < held[k].map + held[k].size;
+    }
+    sx_unlock(&sx_region_lock);
+    return in;
 }
 
 /* A mapping of `size` bytes (a multiple of the page, aligned to a segment), zero and accessible
@@ -199,21 +229,48 @@ void *sx_secure_reuse(size_t size) {
 
 /* ---- zero-size blocks ---- */
 
+/* malloc(0) gets an address nobody may touch, unique among the live ones: zero-size blocks are
+ * handed out in order from address space reserved PROT_NONE, never reused, in regions reserved as
+ * needed (64 MiB, doubling up to 64 GiB; ZERO_REGIONS of them hold about 10^11 blocks). Past that,
+ * or when no address space is left, malloc(0) gets an ordinary block. */
+#define ZERO_FIRST ((size_t)64 << 20)
+#define ZERO_DOUBLINGS 10
+#define ZERO_REGIONS 32
+static _Atomic(uint8_t *) zero_region[ZERO_REGIONS];
+static _Atomic size_t zero_next; /* offset into the regions laid end to end */
+
+static size_t zero_size(unsigned k) { return ZERO_FIRST << (k < ZERO_DOUBLINGS ? k : ZERO_DOUBLINGS); }
+/* Region k starts at this offset. */
+static size_t zero_start(unsigned k) {
+    if (k <= ZERO_DOUBLINGS) return ZERO_FIRST * (((size_t)1 << k) - 1);
+    return zero_start(ZERO_DOUBLINGS) + (k - ZERO_DOUBLINGS) * zero_size(ZERO_DOUBLINGS);
+}
+
 static void *zero_block(size_t align) {
-    uint8_t *base = atomic_load_explicit(&zero_base, memory_order_acquire);
+    size_t at = atomic_load_explicit(&zero_next, memory_order_relaxed), mine;
+    do
+        mine = sx_align_up(at, align);
+    while (!atomic_compare_exchange_weak(&zero_next, &at, mine + 16));
+    unsigned k = 0;
+    while (k < ZERO_REGIONS && mine >= zero_start(k) + zero_size(k)) k++;
+    if (k == ZERO_REGIONS) return NULL;
+    uint8_t *base = atomic_load_explicit(&zero_region[k], memory_order_acquire);
     if (!base) {
-        uint8_t *mine = sx_os_reserve(ZERO_REGION);
-        if (!mine) return NULL;
-        if (atomic_compare_exchange_strong(&zero_base, &base, mine)) base = mine;
-        else sx_os_unmap(mine, ZERO_REGION);
+        uint8_t *fresh = sx_os_reserve(zero_size(k));
+        if (!fresh) return NULL;
+        if (atomic_compare_exchange_strong(&zero_region[k], &base, fresh)) base = fresh;
+        else sx_os_unmap(fresh, zero_size(k));
     }
-    size_t at = atomic_fetch_add_explicit(&zero_next, align, memory_order_relaxed);
-    return base + sx_align_up(at, align) % ZERO_REGION;
+    return base + (mine - zero_start(k));
 }
 
 static bool is_zero_block(const void *p) {
-    uint8_t *base = atomic_load_explicit(&zero_base, memory_order_relaxed);
-    return base && (const uint8_t *)p >= base && (const uint8_t *)p < base + ZERO_REGION;
+    for (unsigned k = 0; k < ZERO_REGIONS; k++) {
+        uint8_t *base = atomic_load_explicit(&zero_region[k], memory_order_relaxed);
+        if (base && (const uint8_t *)p >= base && (const uint8_t *)p < base + zero_size(k)) return true;
+        if (!base && zero_start(k) >= atomic_load_explicit(&zero_next, memory_order_relaxed)) break;
+    }
+    return false;
 }
 
 /* ---- blocks ---- */
@@ -297,7 +354,10 @@ void *sx_secure_alloc(size_t size, size_t align, bool zero) {
         uint8_t *p = sx_direct_pop(h, slot);
         if (sx_likely(p != NULL)) return hand_out(p, pg->block_size, size, zero);
     }
-    if (size == 0 && align <= sx_os_page) return zero_block(align < 16 ? 16 : align);
+    if (size == 0 && align <= sx_os_page) {
+        void *z = zero_block(align < 16 ? 16 : align);
+        if (z) return z;
+    }
     if (size > VALUE_MASK - 64) { /* beyond any address space (and what a tail can hold) */
         errno = ENOMEM;
         return NULL;
@@ -433,12 +493,14 @@ void sx_secure_free(void *p, const char *fn, size_t size, bool sized) {
     if (is_zero_block(p)) return;
     size_t bsize = sx_block_usable(p, fn, &pg); /* large, huge, foreign or invalid */
     if (!pg) {
+        if (is_held(p)) sx_fatal("%s(): double free of %p detected (a huge block, freed already)", fn, p);
         sx_free_foreign(p, fn);
         return;
     }
     size_t had = checked_size(p, bsize, fn);
     if (sized && size != had) wrong_size(p, fn, size, had);
     if (pg->kind == SX_SPAN_HUGE) check_before_huge(p, fn);
+    else memset(p, 0, bsize - 8); /* a large block (huge ones are zeroed when held) */
     *tail_of(p, bsize) = freed_word;
     sx_free_core(p);
 }
@@ -453,7 +515,10 @@ void *sx_secure_realloc(void *p, size_t size, const char *fn) {
     size_t bsize;
     if (pg) bsize = pg->block_size;
     else if (is_zero_block(p)) return sx_secure_alloc(size, 0, false);
-    else if (!(bsize = sx_block_usable(p, fn, &pg))) return sx_foreign_realloc(p, size);
+    else if (!(bsize = sx_block_usable(p, fn, &pg))) {
+        if (is_held(p)) sx_fatal("%s(): invalid pointer %p (a huge block, freed already)", fn, p);
+        return sx_foreign_realloc(p, size);
+    }
     size_t had = checked_size(p, bsize, fn);
     if (size <= bsize - 8 && (pg->kind != SX_SPAN_PAGE || size >= (bsize - 8) / 2)) {
         /* in place: the canary moves with the end of the request */
