@@ -102,14 +102,9 @@ sx_noinline void *sx_malloc_slow(size_t size) {
         unsigned bin = sx_bin_of(size);
         /* Above 1 KiB, no direct table: pop the class's current page here. Up to 1 KiB, the fast
          * path found the direct table's page empty, which sx_heap_alloc_bin sets right. */
-        sx_page *pg = size > SX_DIRECT_MAX ? h->bins[bin].first : NULL; /* the empty heap has none */
-        sx_block *b = pg ? pg->free : NULL;
-        if (sx_likely(b != NULL)) {
-            pg->free = sx_block_pop(pg, b);
-            pg->used++;
-            sx_counts_of(h)->n_alloc[bin]++;
-            sx_block_unfree(b);
-            return b;
+        if (size > SX_DIRECT_MAX) {
+            void *p = sx_bin_pop(h, bin, NULL);
+            if (sx_likely(p != NULL)) return p;
         }
         if (h != &sx_heap_empty) {
             void *p = sx_heap_alloc_bin(h, bin);

@@ -35,6 +35,20 @@ static inline void *sx_direct_pop(sx_heap *h, size_t slot) {
     return b;
 }
 
+/* A block from the current page of class bin (sizes past the direct table); NULL if it has none
+ * free. The page goes to *pgp when pgp is given. */
+static inline void *sx_bin_pop(sx_heap *h, unsigned bin, sx_page **pgp) {
+    sx_page *pg = h->bins[bin].first; /* the empty heap has none */
+    sx_block *b = pg ? pg->free : NULL;
+    if (sx_unlikely(b == NULL)) return NULL;
+    pg->free = sx_block_pop(pg, b);
+    pg->used++;
+    sx_counts_of(h)->n_alloc[bin]++;
+    sx_block_unfree(b);
+    if (pgp) *pgp = pg;
+    return b;
+}
+
 static inline void *sx_malloc_inline(size_t size) {
     if (sx_likely(size <= sx_load_relaxed(&sx_fast_limit))) {
         void *p = sx_direct_pop(sx_tls_heap, (size + 15) >> 4);

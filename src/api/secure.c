@@ -24,6 +24,7 @@
  */
 #include <string.h>
 
+#include "../heap/sizeclass.h"
 #include "alloc.h"
 
 bool sx_secure_on;
@@ -352,6 +353,12 @@ void *sx_secure_alloc(size_t size, size_t align, bool zero) {
         size_t slot = (size + 8 + 15) >> 4;
         sx_page *pg = h->direct[slot];
         uint8_t *p = sx_direct_pop(h, slot);
+        if (sx_likely(p != NULL)) return hand_out(p, pg->block_size, size, zero);
+    } else if (size - 1 < SX_MEDIUM_MAX - 8 && align <= 16 &&
+             size + 8 < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed)) {
+        /* past the direct table, malloc's slow path pops the class's current page first too */
+        sx_page *pg;
+        uint8_t *p = sx_bin_pop(sx_tls_heap, sx_bin_of(size + 8), &pg);
         if (sx_likely(p != NULL)) return hand_out(p, pg->block_size, size, zero);
     }
     if (size == 0 && align <= sx_os_page) {
