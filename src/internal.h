@@ -23,6 +23,10 @@
 #include "config.h"
 #include "types.h"
 
+/* Everything declared here is the library's own: the compiler may address its variables directly
+ * instead of through the GOT (one load, not two, on every fast path). */
+#pragma GCC visibility push(hidden)
+
 #define sx_likely(x) __builtin_expect(!!(x), 1)
 #define sx_unlikely(x) __builtin_expect(!!(x), 0)
 #define sx_noinline __attribute__((noinline))
@@ -474,5 +478,7 @@ _Noreturn void sx_double_free(void *p, const char *fn);
 void sx_free_foreign(void *p, const char *fn);
 void *sx_foreign_realloc(void *p, size_t size);
 size_t sx_foreign_usable_size(void *p);
+
+#pragma GCC visibility pop
 
 #endif

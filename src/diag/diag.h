@@ -21,6 +21,8 @@
 #include "../internal.h"
 #include "dump.h"
 
+#pragma GCC visibility push(hidden) /* the library's own (see internal.h) */
+
 enum { SX_DIAG_NONE = 0, SX_DIAG_LEAKS, SX_DIAG_GUARD, SX_DIAG_REPORT };
 extern int sx_diag_mode; /* set once, at start-up */
 
@@ -133,5 +135,7 @@ void sx_dump_pid_changed(void); /* in a fork child */
 void sx_dump_error(const sx_diag_error *e);
 /* Write the file (once per process): how = "exit" (then leaks are scanned), "signal" or "abort". */
 void sx_dump_write(const char *how, int sig);
+
+#pragma GCC visibility pop
 
 #endif

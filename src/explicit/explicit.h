@@ -13,6 +13,8 @@
 #include "../api/alloc.h"
 #include "strata.h"
 
+#pragma GCC visibility push(hidden) /* the library's own (see internal.h) */
+
 /* Memory for the layer's own structures and pool chunks: strata's core, counted like any block. */
 static inline void *sx_x_alloc(size_t size, size_t align) {
     return align <= 16 ? sx_malloc_inline(size) : sx_alloc(size, align, false);
@@ -172,5 +174,7 @@ void sx_registry_pages_remove(strata_pages *pa);
 extern sx_lock_t sx_pool_debug_lock;
 void *sx_pool_debug_map(size_t size);            /* a chunk of its own mapping */
 void sx_pool_debug_retire(void *p, size_t size); /* make it inaccessible, for a while */
+
+#pragma GCC visibility pop
 
 #endif
