@@ -19,8 +19,9 @@
  * quarantine) it must still be zero, and when malloc hands it out its first words must: a write
  * after free is caught there. New blocks of a page are linked in
  * random order, so neither reuse nor the placement of neighbours can be predicted. malloc(0)
- * returns an address in a region nobody may touch. Large and huge blocks get the same canaries;
- * huge blocks have their own mappings, unmapped on free, so a use after free faults.
+ * returns an address in a region nobody may touch. Large and huge blocks get the same canaries
+ * and are zeroed at free; a freed huge block's mapping is held inaccessible (a use after free
+ * faults) until four more are freed, then reused. Segments never come from the brk heap.
  */
 #include <string.h>
 
