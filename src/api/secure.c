@@ -20,8 +20,8 @@
  * after free is caught there. New blocks of a page are linked in
  * random order, so neither reuse nor the placement of neighbours can be predicted. malloc(0)
  * returns an address in a region nobody may touch. Large and huge blocks get the same canaries
- * and are zeroed at free; a freed huge block's mapping is held inaccessible (a use after free
- * faults) until four more are freed, then reused. Segments never come from the brk heap.
+ * and are zeroed at free; the last four freed huge blocks' mappings are held inaccessible (a
+ * use after free faults), and a new huge block takes the oldest of them. Segments never come from the brk heap.
  */
 #include <string.h>
 
