@@ -576,44 +576,37 @@ static double med(const cell *c, const double *v) {
 
 /* ---- output ---- */
 
-static const char *ratio(double r) {
-    static char buf[8][32];
+/* A buffer for one formatted figure: a ring of them, so that one say() can take several. */
+static char *figure_buf(void) {
+    static char buf[16][32];
     static int k;
-    char *b = buf[k++ % 8];
+    return buf[k++ % 16];
+}
+
+static const char *ratio(double r) {
+    char *b = figure_buf();
     snprintf(b, 32, r >= 10 ? "%.0f×" : "%.1f×", r);
     return b;
 }
 
 static const char *mib(double kb) {
-    static char buf[8][32];
-    static int k;
-    char *b = buf[k++ % 8];
+    char *b = figure_buf();
     double m = kb / 1024;
     snprintf(b, 32, m >= 100 ? "%.0f" : m >= 10 ? "%.1f" : "%.2f", m);
     return b;
 }
 
-static const char *count(double n) {
-    static char buf[4][32];
-    static int k;
-    char *b = buf[k++ % 4];
+/* n in units of `unit` squared, of `unit`, or as it is (a dash for no figure). */
+static const char *scaled(double n, double unit, const char *big, const char *mid, const char *one) {
+    char *b = figure_buf();
     if (isnan(n)) snprintf(b, 32, "–");
-    else if (n >= 1e6) snprintf(b, 32, "%.1f M", n / 1e6);
-    else if (n >= 1e3) snprintf(b, 32, "%.0f k", n / 1e3);
-    else snprintf(b, 32, "%.0f", n);
+    else if (n >= unit * unit) snprintf(b, 32, big, n / (unit * unit));
+    else if (n >= unit) snprintf(b, 32, mid, n / unit);
+    else snprintf(b, 32, one, n);
     return b;
 }
-
-static const char *bytes(double n) {
-    static char buf[4][32];
-    static int k;
-    char *b = buf[k++ % 4];
-    if (isnan(n)) snprintf(b, 32, "–");
-    else if (n >= 1 << 20) snprintf(b, 32, "%.1f MiB", n / (1 << 20));
-    else if (n >= 1 << 10) snprintf(b, 32, "%.1f KiB", n / (1 << 10));
-    else snprintf(b, 32, "%.0f B", n);
-    return b;
-}
+static const char *count(double n) { return scaled(n, 1e3, "%.1f M", "%.0f k", "%.0f"); }
+static const char *bytes(double n) { return scaled(n, 1024, "%.1f MiB", "%.1f KiB", "%.0f B"); }
 
 /* A cell of the time or the memory table. */
 static void show(const cell *c, int tool, double v, double plain, bool time, double limit) {

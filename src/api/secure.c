@@ -333,7 +333,7 @@ static inline void *hand_out(uint8_t *p, size_t bsize, size_t size, bool zero) {
     /* (a 16-byte block's tail is its free key, which the pop has just cleared) */
     if (sx_unlikely(*tail != freed_word) && !(bsize == 16 && *tail == 0))
         sx_fatal("malloc(): write after free at the end of the %zu-byte block at %p", bsize - 8, (void *)p);
-    uint64_t any = 0;
+    uint64_t any = 0; /* six loads inline: check_zero's general loop costs 7% more on malloc-simple */
     if (bsize >= 80)
         any = load8(p + 16) | load8(p + 24) | load8(p + 32) | load8(p + 40) | load8(p + 48) | load8(p + 56);
     else
