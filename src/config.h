@@ -51,6 +51,9 @@
 #define SX_HUGECACHE_BYTES ((size_t)128 << 20)
 #define SX_HUGECACHE_AGE_MS 1000
 
+/* Addresses of freed huge blocks remembered, so that a second free of one is a double free. */
+#define SX_HUGE_FREED 64
+
 /* Empty segments kept for reuse before mmap'd ones are unmapped (SX_SEGCACHE_MAX), of which some
  * keep their pages (dirty): up to max(SX_RETAIN_MIN, 1/SX_RETAIN_FRACTION of the memory held), so
  * that a program whose working set breathes does not fault its memory back in every time. */

@@ -70,6 +70,8 @@ typedef struct sx_options {
     int foreign_free;
     int huge_pages;
     bool stats; /* count requested bytes and sample per-class peaks; report at exit */
+    size_t memory_limit; /* a memory limit set by hand (0: none, not even the cgroup's) */
+    int high_water;      /* percent of the memory limit past which cached memory goes back */
     bool secure; /* secure mode (api/secure.c) */
     bool pool_debug; /* strata_pool: destroyed pools' memory made inaccessible, their use caught */
     /* libstrata-diag.so only (diag/): what to record, and where to */
@@ -80,11 +82,31 @@ typedef struct sx_options {
     int guard_sample;    /* guard one block in N */
     bool guard_underflow;
     size_t quarantine;   /* address space of freed guarded blocks kept inaccessible */
-    bool mmap_threshold_set, trim_threshold_set, top_pad_set;
+    bool mmap_threshold_set, trim_threshold_set, top_pad_set, memory_limit_set;
 } sx_options;
 extern sx_options sx_opt;
 extern bool sx_diag_linked; /* true in libstrata-diag.so */
 void sx_options_init(void);
+
+/* ---- support/limit.c: the memory limit (cgroup, or memory_limit=) and the usage against it ---- */
+extern size_t sx_limit_bytes; /* 0: no limit */
+extern size_t sx_limit_mark;  /* past this, cached memory goes back (api/reclaim.c) */
+extern size_t sx_limit_step;  /* bytes taken from the kernel between two looks; 0: no limit */
+extern _Atomic intptr_t sx_limit_credit;
+extern _Atomic bool sx_limit_due;  /* a look at the usage is due: the next slow path takes it */
+extern _Atomic bool sx_pressure;   /* over the mark at the last look: keep nothing cached */
+void sx_limit_init(void);
+size_t sx_limit_usage(void);       /* anonymous memory counted against the limit; 0: unknown */
+/* Note bytes taken from the kernel (a segment, a huge mapping): once sx_limit_step of them have
+ * been taken since the last look, the next slow path looks at the usage (sx_limit_check). */
+static inline void sx_limit_take(size_t bytes) {
+    if (sx_likely(sx_limit_step == 0)) return;
+    intptr_t left = atomic_fetch_sub_explicit(&sx_limit_credit, (intptr_t)bytes, memory_order_relaxed);
+    if (left <= (intptr_t)bytes) atomic_store_explicit(&sx_limit_due, true, memory_order_relaxed);
+}
+static inline bool sx_under_pressure(void) {
+    return atomic_load_explicit(&sx_pressure, memory_order_relaxed);
+}
 
 /* ---- support/init.c: process start-up ---- */
 extern _Atomic int sx_init_state; /* 0 none, 1 running, 2 done */
@@ -264,7 +286,9 @@ void *sx_os_map(size_t size);
 /* A mapping of `size` bytes at base B with B % SX_SEG_SIZE == 0 and (B + offset) % align == 0
  * (align is raised to SX_SEG_SIZE if smaller; pass offset 0 unless align is bigger). */
 void *sx_os_map_aligned(size_t size, size_t align, size_t offset);
-void sx_os_unmap(void *p, size_t size);
+bool sx_os_unmap(void *p, size_t size); /* false: still mapped (the map count was full) */
+bool sx_os_mapped(const void *p);
+bool sx_os_map_at(void *p, size_t size); /* exactly there, if nothing is mapped in the range */
 void sx_os_decommit(void *p, size_t size);
 /* Resize a mapping in place; false if the address range after it is taken. */
 bool sx_os_remap_inplace(void *p, size_t old_size, size_t new_size);
@@ -339,19 +363,43 @@ size_t sx_retain_budget(void); /* freed memory kept resident for reuse: max(8 Mi
 sx_segment *sx_brk_segment_new(size_t commit);       /* region lock held */
 bool sx_brk_commit(sx_segment *seg, uintptr_t end);  /* region lock held */
 bool sx_brk_release(sx_segment *seg);                /* region lock held */
+/* The break lowered through the cached (empty) segments at the top; bytes. Region lock held. */
+size_t sx_brk_release_cached(void);
+/* A cached segment below the top: give back its address space but for its header's first page;
+ * map it again in place before use (false: someone else has mapped there). Region lock held. */
+bool sx_brk_punch(sx_segment *seg);
+bool sx_brk_unpunch(sx_segment *seg);
 /* Lower the break to keep `pad` bytes above free_from, the start of the top segment's free tail. */
 bool sx_brk_trim(sx_segment *seg, uintptr_t free_from, size_t pad);
 bool sx_brk_is_top(const sx_segment *seg);
 
-/* ---- region/span.c: free spans of a heap's segments ---- */
+/* ---- the heap's span lock (sx_heap.span_lock): a spin lock, uncontended but for a reclaimer ---- */
+void sx_heap_lock_wait(struct sx_heap *h); /* span.c */
+static inline void sx_heap_lock(struct sx_heap *h) {
+    if (sx_unlikely(atomic_exchange_explicit(&h->span_lock, 1, memory_order_acquire)))
+        sx_heap_lock_wait(h);
+}
+static inline bool sx_heap_trylock(struct sx_heap *h) {
+    return !atomic_load_explicit(&h->span_lock, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&h->span_lock, 1, memory_order_acquire);
+}
+static inline void sx_heap_unlock(struct sx_heap *h) {
+    atomic_store_explicit(&h->span_lock, 0, memory_order_release);
+}
+
+/* ---- region/span.c: free spans of a heap's segments; each call takes the heap's span lock ---- */
 sx_page *sx_span_alloc(struct sx_heap *h, size_t n);
 void sx_span_free(struct sx_heap *h, sx_segment *seg, size_t idx, size_t n);
+void sx_span_free_locked(struct sx_heap *h, sx_segment *seg, size_t idx, size_t n); /* lock held */
 void sx_span_mark(sx_segment *seg, size_t idx, size_t n, uint8_t kind);
 bool sx_span_grow(struct sx_heap *h, sx_page *pg, size_t n);
 void sx_span_shrink(struct sx_heap *h, sx_page *pg, size_t n);
 bool sx_heap_segment_add(struct sx_heap *h);
-size_t sx_span_purge(struct sx_heap *h);
+size_t sx_span_purge(struct sx_heap *h); /* decommit free spans not yet decommitted; bytes */
 void sx_span_trim_top(struct sx_heap *h, size_t pad);
+/* Give back the empty segments of another thread's heap and decommit its free spans, if its span
+ * lock is free (never waits); bytes given back. */
+size_t sx_span_reclaim_other(struct sx_heap *h);
 
 /* ---- region/huge.c: blocks with a mapping of their own ---- */
 extern _Atomic size_t sx_mmap_threshold;
@@ -366,11 +414,16 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero);
 void sx_huge_free(sx_segment *seg);
 void *sx_huge_realloc(sx_segment *seg, void *p, size_t size);
 size_t sx_huge_usable(sx_segment *seg, const void *p);
+/* Was p a huge block that has been freed (and not since mapped by someone else)? */
+bool sx_huge_freed(const void *p);
 
 /* ---- region/hugecache.c: freed huge mappings kept for reuse ---- */
 bool sx_hugecache_put(sx_segment *seg);        /* false: not kept, the caller unmaps it */
 sx_segment *sx_hugecache_take(size_t total);   /* a mapping of exactly `total` bytes, or NULL */
 size_t sx_hugecache_purge(void);               /* unmap them all; returns bytes */
+bool sx_hugecache_holds(const sx_segment *seg);
+/* Unmap a huge mapping; if the kernel refuses, decommit it and unmap it at the next purge. */
+void sx_huge_unmap(sx_segment *seg, size_t size);
 
 /* ---- heap/page.c, heap/heap.c ---- */
 extern sx_page sx_page_empty;
@@ -385,6 +438,10 @@ void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align);
 void sx_page_free_slow(sx_heap *h, sx_page *pg);
 void sx_heap_release_empty(sx_heap *h);
 void sx_heap_release_pages(sx_heap *h);
+/* Everything the heap keeps but does not use: other heaps' blocks it holds go home, blocks sent
+ * to it are taken in, empty pages and segments go back, the brk top is trimmed to pad, free spans
+ * are decommitted. The heap's owner (or whoever holds a pooled heap) calls it; bytes decommitted. */
+size_t sx_heap_give_back(sx_heap *h, size_t pad);
 void sx_heap_direct_point(sx_heap *h, unsigned bin, sx_page *pg); /* direct slots of bin */
 void sx_heap_direct_update(sx_heap *h, unsigned bin); /* back to the class's first page */
 
@@ -436,6 +493,7 @@ static inline void *sx_foreign_pop(sx_page *f) {
 /* ---- heap/thread.c: thread heaps, thread exit, fork ---- */
 extern __thread sx_heap *sx_tls_heap __attribute__((tls_model("initial-exec")));
 extern sx_lock_t sx_pool_lock;
+extern sx_lock_t sx_reclaim_lock; /* one thread reclaims at a time (api/reclaim.c); fork takes it */
 extern sx_heap *sx_all_heaps;
 sx_heap *sx_thread_heap_slow(void); /* the thread's heap, made on first use; NULL if exiting */
 void *sx_alloc_exiting(size_t size, size_t align, bool zero);
@@ -443,6 +501,7 @@ void sx_thread_key_init(void);
 void sx_fork_init(void);
 void sx_pool_collect(size_t max);       /* collect up to max pooled heaps */
 void sx_pool_collect_heap(sx_heap *h);  /* collect h now, if it is pooled */
+size_t sx_pool_give_back(void);         /* sx_heap_give_back on every pooled heap; bytes */
 
 /* ---- api/alloc.c: slow paths ---- */
 void *sx_malloc_slow(size_t size);
@@ -450,6 +509,12 @@ __attribute__((returns_nonnull)) void *sx_malloc_far(sx_heap *h, size_t slot, sx
                                                      sx_block *next);
 void *sx_alloc_core(size_t size, size_t align, bool zero); /* no secure mode, no statistics */
 size_t sx_block_usable(void *p, const char *fn, sx_page **pgp); /* 0, *pgp NULL: foreign */
+
+/* ---- api/reclaim.c: giving back what strata holds and does not use ---- */
+/* Everything, from every heap it can reach and every cache; bytes given back (0: nothing was
+ * there). pad: bytes kept at the top of the brk heap (malloc_trim's argument). */
+size_t sx_reclaim(size_t pad);
+void sx_limit_check(void); /* sx_limit_due: look at the usage, reclaim past the mark */
 
 /* ---- api/secure.c: secure mode (secure=1, lib/libstrata-secure.so) ---- */
 extern bool sx_secure_on;
@@ -464,6 +529,7 @@ void sx_secure_flush(sx_heap *h); /* empty its quarantine (malloc_trim) */
 bool sx_secure_guard(const sx_page *pg, bool on); /* a guard page at the end of a page's span */
 void sx_secure_hold(void *map, size_t size, size_t from); /* a freed huge mapping, kept inaccessible */
 void *sx_secure_reuse(size_t size); /* a held mapping for a new huge block, or NULL */
+size_t sx_secure_release_held(void); /* unmap every held mapping; bytes */
 void *sx_alloc(size_t size, size_t align, bool zero);
 void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero);
 void *sx_realloc(void *p, size_t size, const char *fn);

@@ -42,6 +42,7 @@ enum {
 #define SX_PAGE_FULL 0x1u /* in the heap's full queue: no free block at last look */
 #define SX_PAGE_KEPT 0x2u /* its class's only page, kept when empty: frees skip the slow path */
 #define SX_PAGE_GUARDED 0x4u /* secure mode: the span's last OS page is a guard (api/secure.c) */
+#define SX_SPAN_CLEAN 0x8u   /* a free span whose memory went back to the kernel (decommitted) */
 #define SX_TRIGGER_NEVER 0xFFFFu /* sx_page.trigger of a kept page: `used` never comes down to it */
 
 typedef struct sx_page {
@@ -80,6 +81,7 @@ typedef struct sx_segment {
     uint8_t source;
     uint8_t cached;                 /* normal: in the segment cache; huge: reusable when freed */
     uint8_t dirty;                  /* cached with its pages still resident */
+    uint8_t punched;                /* brk, cached: all but its first page unmapped (brkheap.c) */
     uint16_t used_slices;           /* slices not in free spans, header and reserved ones included */
     uint16_t reserved_slices;
     size_t size;                    /* bytes mapped from the segment's base */
@@ -135,6 +137,12 @@ typedef struct sx_heap {
     void *quarantine[SX_QUARANTINE];  /* secure mode: freed blocks waiting (api/secure.c) */
     bool retain;                      /* keep a spare page per class and a last segment: a thread
                                          runs this heap (pooled heaps give everything back) */
+    _Atomic bool trim_asked;          /* another thread reclaiming memory asks the owner to give
+                                         back its kept pages and kept lists (api/reclaim.c) */
+    /* Held while the heap's spans and segments change (region/span.c): by the owner, and by
+     * another thread that gives back this heap's free spans and empty segments (api/reclaim.c).
+     * The fast paths never take it: they touch pages, never spans. */
+    _Atomic uint32_t span_lock;
     _Atomic int state;
     struct sx_heap *all_next;         /* every heap ever made; heaps are never freed */
     struct sx_heap *pool_next, *pool_prev; /* heaps of exited threads waiting for a new owner */

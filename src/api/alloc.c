@@ -56,19 +56,27 @@ done:
     return p;
 }
 
-static void *alloc_any(size_t size, size_t align, bool zero) {
+static void *alloc_once(size_t size, size_t align, bool zero) {
     sx_heap *h = sx_tls_heap;
     if (sx_unlikely(h == &sx_heap_empty)) {
         h = sx_thread_heap_slow();
-        if (!h) {
-            void *p = sx_alloc_exiting(size, align, zero);
-            if (!p) errno = ENOMEM;
-            return p;
-        }
+        if (!h) return sx_alloc_exiting(size, align, zero);
     }
-    void *p = sx_heap_alloc(h, size, align, zero);
-    if (sx_unlikely(!p)) errno = ENOMEM;
+    return sx_heap_alloc(h, size, align, zero);
+}
+
+/* The kernel refused memory: give back everything strata keeps and does not use (api/reclaim.c)
+ * and try once more. NULL with ENOMEM if that does not help either. */
+static sx_noinline void *alloc_retry(size_t size, size_t align, bool zero) {
+    void *p = size <= PTRDIFF_MAX && sx_reclaim(0) ? alloc_once(size, align, zero) : NULL;
+    if (!p) errno = ENOMEM;
     return p;
+}
+
+static void *alloc_any(size_t size, size_t align, bool zero) {
+    if (sx_unlikely(sx_load_relaxed(&sx_limit_due))) sx_limit_check();
+    void *p = alloc_once(size, align, zero);
+    return sx_likely(p != NULL) ? p : alloc_retry(size, align, zero);
 }
 
 void *sx_alloc(size_t size, size_t align, bool zero) {
@@ -97,6 +105,7 @@ sx_noinline void *sx_malloc_slow(size_t size) {
     if (sx_unlikely(sx_secure_on)) return sx_secure_alloc(size, 0, false);
     sx_heap *h = sx_tls_heap;
     if (sx_unlikely(sx_opt.stats)) sx_count_requested(h, size);
+    if (sx_unlikely(sx_load_relaxed(&sx_limit_due))) sx_limit_check();
     if (sx_likely(size <= SX_MEDIUM_MAX &&
                   size < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed))) {
         unsigned bin = sx_bin_of(size);
@@ -108,8 +117,7 @@ sx_noinline void *sx_malloc_slow(size_t size) {
         }
         if (h != &sx_heap_empty) {
             void *p = sx_heap_alloc_bin(h, bin);
-            if (sx_unlikely(!p)) errno = ENOMEM;
-            return p;
+            return sx_likely(p != NULL) ? p : alloc_retry(size, 0, false);
         }
     }
     return alloc_any(size, 0, false);

@@ -57,19 +57,7 @@ int sx_malloc_trim(size_t pad) {
     sx_process_init();
     size_t before = atomic_load(&sx_count->purged_bytes) + atomic_load(&sx_count->brk_calls) +
                     atomic_load(&sx_count->munmap_calls);
-    sx_heap *h = sx_tls_heap;
-    if (h != &sx_heap_empty) {
-        sx_secure_flush(h);
-        sx_foreign_flush(h);
-        sx_outbox_flush(h);
-        sx_remote_collect(h);
-        sx_heap_release_pages(h);
-        sx_span_trim_top(h, pad);
-        sx_span_purge(h);
-    }
-    sx_pool_collect(SIZE_MAX);
-    sx_segcache_purge();
-    sx_hugecache_purge();
+    sx_reclaim(pad);
     size_t after = atomic_load(&sx_count->purged_bytes) + atomic_load(&sx_count->brk_calls) +
                    atomic_load(&sx_count->munmap_calls);
     return after != before;

@@ -75,6 +75,7 @@ static void *next_symbol(const char *name, const char *fn, void *p, void *self) 
 void sx_free_foreign(void *p, const char *fn) {
     static void (*next_free)(void *);
     sx_process_init(); /* a foreign free may come before any allocation */
+    if (sx_huge_freed(p)) sx_double_free(p, fn); /* a huge block, already unmapped */
     switch (sx_opt.foreign_free) {
     case SX_FOREIGN_IGNORE: return;
     case SX_FOREIGN_FORWARD:
@@ -87,9 +88,15 @@ void sx_free_foreign(void *p, const char *fn) {
     }
 }
 
+/* realloc or malloc_usable_size of a huge block already freed */
+static void check_freed(void *p, const char *fn) {
+    if (sx_huge_freed(p)) sx_fatal("%s(): invalid pointer %p (the block was already freed)", fn, p);
+}
+
 void *sx_foreign_realloc(void *p, size_t size) {
     static void *(*next_realloc)(void *, size_t);
     sx_process_init();
+    check_freed(p, "realloc");
     if (sx_opt.foreign_free == SX_FOREIGN_ABORT)
         sx_fatal("realloc(): invalid pointer %p (not allocated by strata)", p);
     if (!next_realloc) next_realloc = (void *(*)(void *, size_t))next_symbol("realloc", "realloc", p, (void *)strata_realloc);
@@ -99,6 +106,7 @@ void *sx_foreign_realloc(void *p, size_t size) {
 size_t sx_foreign_usable_size(void *p) {
     static size_t (*next_usable)(void *);
     sx_process_init();
+    check_freed(p, "malloc_usable_size");
     if (sx_opt.foreign_free == SX_FOREIGN_ABORT)
         sx_fatal("malloc_usable_size(): invalid pointer %p (not allocated by strata)", p);
     if (!next_usable)

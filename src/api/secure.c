@@ -184,10 +184,28 @@ void sx_secure_hold(void *map, size_t size, size_t from) {
     unsigned i = (held_first + held_count++) % HOLD;
     held[i].map = map, held[i].size = size, held[i].resident = resident;
     sx_unlock(&sx_region_lock);
-    if (old) sx_os_unmap(old, old_size);
+    if (old) sx_huge_unmap((sx_segment *)old, old_size);
 }
 
 /* Whether p lies in a held mapping: a huge block freed already. */
+size_t sx_secure_release_held(void) {
+    size_t bytes = 0;
+    for (;;) {
+        sx_lock(&sx_region_lock);
+        if (!held_count) {
+            sx_unlock(&sx_region_lock);
+            return bytes;
+        }
+        uint8_t *map = held[held_first].map;
+        size_t size = held[held_first].size;
+        if (held[held_first].resident) held_resident -= size;
+        held_first = (held_first + 1) % HOLD, held_count--;
+        sx_unlock(&sx_region_lock);
+        sx_huge_unmap((sx_segment *)map, size);
+        bytes += size;
+    }
+}
+
 static bool is_held(const void *p) {
     bool in = false;
     sx_lock(&sx_region_lock);

@@ -174,6 +174,8 @@ void sx_registry_pages_remove(strata_pages *pa);
 extern sx_lock_t sx_pool_debug_lock;
 void *sx_pool_debug_map(size_t size);            /* a chunk of its own mapping */
 void sx_pool_debug_retire(void *p, size_t size); /* make it inaccessible, for a while */
+/* The kernel refused memory: retired pool mappings go, then all the core keeps (sx_reclaim). */
+size_t sx_explicit_reclaim(void);
 
 #pragma GCC visibility pop
 

@@ -134,12 +134,18 @@ void *sx_pages_alloc(strata_pages *pa, unsigned order) {
     }
     sx_lock(&pa->lock);
     uint32_t avail = pa->nonempty >> order;
-    if (!avail) {
-        if (!top_new(pa)) {
-            sx_unlock(&pa->lock);
+    for (int tries = 0; !avail; tries++) {
+        if (top_new(pa)) {
+            avail = pa->nonempty >> order;
+            break;
+        }
+        sx_unlock(&pa->lock);
+        /* the kernel refused: what strata keeps elsewhere goes back, then once more */
+        if (tries > 0 || !sx_explicit_reclaim()) {
             errno = ENOMEM;
             return NULL;
         }
+        sx_lock(&pa->lock);
         avail = pa->nonempty >> order;
     }
     unsigned o = order + (unsigned)__builtin_ctz(avail);

@@ -121,13 +121,15 @@ static bool room_elsewhere(const sx_heap *h, const sx_segment *seg, size_t n) {
  * another segment without taking a new one — otherwise it stays, and a loop costs nothing. */
 static bool keep_page(const sx_heap *h, const sx_page *pg) {
     const sx_page_queue *q = &h->bins[pg->bin];
-    if (!h->retain || q->first != pg || pg->next != NULL) return false;
+    if (!h->retain || q->first != pg || pg->next != NULL || sx_under_pressure()) return false;
     return !page_holds_segment(pg) || !room_elsewhere(h, sx_segment_of_desc(pg), pg->slice_count);
 }
 
 static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
     sx_page_queue *q = &h->bins[pg->bin];
+    sx_heap_lock(h); /* keep_page reads the span bins, which a reclaiming thread may change */
     if (keep_last && keep_page(h, pg)) {
+        sx_heap_unlock(h);
         /* until another page joins its class (unkeep), its frees need no slow path */
         pg->flags |= SX_PAGE_KEPT;
         pg->trigger = SX_TRIGGER_NEVER;
@@ -139,7 +141,8 @@ static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
     sx_counts_of(h)->pages[pg->bin]--;
     if (pg->flags & SX_PAGE_GUARDED) /* the span may become anything: its guard goes */
         sx_secure_guard(pg, false);
-    sx_span_free(h, sx_segment_of_desc(pg), sx_slice_index(pg), pg->slice_count);
+    sx_span_free_locked(h, sx_segment_of_desc(pg), sx_slice_index(pg), pg->slice_count);
+    sx_heap_unlock(h);
 }
 
 void sx_page_free_slow(sx_heap *h, sx_page *pg) {
@@ -152,6 +155,34 @@ void sx_page_free_slow(sx_heap *h, sx_page *pg) {
     }
     if (pg->flags & SX_PAGE_FULL) from_full(h, pg);
     if (pg->used == 0) page_retire(h, pg, true);
+}
+
+/* ---- giving memory back ---- */
+
+/* Give back every page with no block in use, and every segment left empty. */
+void sx_heap_release_pages(sx_heap *h) {
+    for (unsigned bin = 0; bin < SX_BINS; bin++) {
+        for (sx_page *pg = h->bins[bin].first, *next; pg; pg = next) {
+            next = pg->next;
+            if (pg->used == 0) page_retire(h, pg, false);
+        }
+    }
+    sx_heap_release_empty(h);
+}
+
+size_t sx_heap_give_back(sx_heap *h, size_t pad) {
+    sx_foreign_flush(h);
+    sx_outbox_flush(h);
+    sx_remote_collect(h);
+    sx_heap_release_pages(h);
+    sx_span_trim_top(h, pad);
+    return sx_span_purge(h);
+}
+
+/* Another thread reclaiming memory asked this heap's owner to give back what it keeps. */
+static sx_noinline void trim_asked(sx_heap *h) {
+    atomic_store_explicit(&h->trim_asked, false, memory_order_relaxed);
+    sx_heap_give_back(h, 0);
 }
 
 /* ---- allocation ---- */
@@ -191,6 +222,7 @@ static sx_page *page_for_bin(sx_heap *h, unsigned bin) {
 
 void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
     SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_POOLED);
+    if (sx_unlikely(sx_load_relaxed(&h->trim_asked))) trim_asked(h);
     sx_counts_of(h)->n_alloc[bin]++;
     if (bin < SX_FOREIGN_BINS && h->foreign[bin].free) return sx_foreign_pop(&h->foreign[bin]);
     if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
@@ -211,6 +243,7 @@ void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
 void *sx_heap_alloc_small(sx_heap *h, size_t size) { return sx_heap_alloc_bin(h, sx_bin_of(size)); }
 
 void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align) {
+    if (sx_unlikely(sx_load_relaxed(&h->trim_asked))) trim_asked(h);
     if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
     size_t lead = align > SX_SLICE_SIZE ? align - SX_SLICE_SIZE : 0;
     if (size < sizeof(sx_block)) size = sizeof(sx_block); /* room for the free key */
@@ -239,13 +272,3 @@ void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align) {
     return start;
 }
 
-/* Give back every page with no block in use, and every segment left empty. */
-void sx_heap_release_pages(sx_heap *h) {
-    for (unsigned bin = 0; bin < SX_BINS; bin++) {
-        for (sx_page *pg = h->bins[bin].first, *next; pg; pg = next) {
-            next = pg->next;
-            if (pg->used == 0) page_retire(h, pg, false);
-        }
-    }
-    sx_heap_release_empty(h);
-}

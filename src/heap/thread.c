@@ -21,6 +21,7 @@ __thread sx_heap *sx_tls_heap __attribute__((tls_model("initial-exec"))) = &sx_h
 static __thread bool tls_exited __attribute__((tls_model("initial-exec")));
 
 sx_lock_t sx_pool_lock = SX_LOCK_INIT;
+sx_lock_t sx_reclaim_lock = SX_LOCK_INIT;
 sx_heap *sx_all_heaps;
 
 /* The pool: heaps of exited threads, doubly linked so that one can be claimed from the middle. */
@@ -145,6 +146,17 @@ void sx_pool_collect(size_t max) {
     }
 }
 
+size_t sx_pool_give_back(void) {
+    size_t bytes = 0, n = atomic_load_explicit(&pool_count, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++) {
+        sx_heap *h = pool_pop();
+        if (!h) break;
+        bytes += sx_heap_give_back(h, 0);
+        pool_push(h, false);
+    }
+    return bytes;
+}
+
 void sx_pool_collect_heap(sx_heap *h) {
     /* Blocks may arrive while another thread collects: look again after handing it back. */
     for (int tries = 0; tries < 3 && atomic_load_explicit(&h->remote_in, memory_order_relaxed);
@@ -169,6 +181,7 @@ void sx_thread_key_init(void) {
  * child only the forking thread exists; the heaps of the other threads may have been halfway
  * through an update when fork copied them, so they are set aside for good. */
 static void fork_prepare(void) {
+    sx_lock(&sx_reclaim_lock); /* a reclaiming thread may hold any heap's span lock */
     sx_lock(&sx_pool_lock);
     sx_lock(&sx_region_lock);
     sx_lock(&sx_meta_lock);
@@ -178,6 +191,7 @@ static void fork_parent(void) {
     sx_unlock(&sx_meta_lock);
     sx_unlock(&sx_region_lock);
     sx_unlock(&sx_pool_lock);
+    sx_unlock(&sx_reclaim_lock);
 }
 
 static void fork_child(void) {

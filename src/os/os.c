@@ -29,12 +29,26 @@ static void *map_hint(void *hint, size_t size);
 
 void *sx_os_map(size_t size) { return map_hint(NULL, size); }
 
-void sx_os_unmap(void *p, size_t size) {
-    if (size == 0) return;
+/* munmap can fail: unmapping part of a mapping splits it in two, which needs a mapping more than
+ * vm.max_map_count may allow. Callers keep what they could not unmap (decommitted). */
+bool sx_os_unmap(void *p, size_t size) {
+    if (size == 0) return true;
     int saved = errno;
-    if (munmap(p, size) != 0) sx_message("munmap(%p, %zu) failed (errno %d)", p, size, errno);
+    int r = munmap(p, size);
+    if (r != 0 && sx_opt.verbose >= 2) sx_message("munmap(%p, %zu) failed (errno %d)", p, size, errno);
     errno = saved;
     atomic_fetch_add_explicit(&sx_count->munmap_calls, 1, memory_order_relaxed);
+    return r == 0;
+}
+
+/* Is any mapping at the page of p? (mincore fails with ENOMEM where nothing is mapped) */
+bool sx_os_mapped(const void *p) {
+    int saved = errno;
+    unsigned char v;
+    uintptr_t page = (uintptr_t)p & ~(uintptr_t)(sx_os_page - 1);
+    bool mapped = mincore((void *)page, 1, &v) == 0 || errno != ENOMEM;
+    errno = saved;
+    return mapped;
 }
 
 static void *map_hint(void *hint, size_t size) {
@@ -43,6 +57,25 @@ static void *map_hint(void *hint, size_t size) {
     errno = saved;
     atomic_fetch_add_explicit(&sx_count->mmap_calls, 1, memory_order_relaxed);
     return p == MAP_FAILED ? NULL : p;
+}
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+/* Map exactly [p, p + size), if nothing is mapped anywhere in it. */
+bool sx_os_map_at(void *p, size_t size) {
+    int saved = errno;
+    void *q = mmap(p, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                   -1, 0);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count->mmap_calls, 1, memory_order_relaxed);
+    if (q == MAP_FAILED) return false;
+    if (q != p) { /* a kernel before 4.17 took the flag for a hint */
+        sx_os_unmap(q, size);
+        return false;
+    }
+    return true;
 }
 
 static uintptr_t aligned_base(uintptr_t p, size_t align, size_t offset) {

@@ -15,6 +15,14 @@
  * at once could unmap each other's memory. When brk fails (RLIMIT_DATA, a mapping in the way,
  * brk=0) segments come from mmap too. Everything here runs with the region lock held, except
  * sx_brk_trim which takes it.
+ *
+ * The break only moves at its end: an empty segment below one in use holds its address space
+ * (RLIMIT_AS counts it) even decommitted. When strata gives back everything it can (api/reclaim.c)
+ * such a segment is punched: all but the first page of its header is unmapped, so that the header
+ * still says where it belongs in the break's chain. Before it is used again, or before the break
+ * is lowered through it, its memory is mapped back in place, which fails if another mapping has
+ * taken the hole meanwhile: then the segment is never used again and the break stays above it
+ * (lowering it would unmap someone else's memory).
  */
 #include "../internal.h"
 
@@ -131,12 +139,35 @@ bool sx_brk_trim(sx_segment *seg, uintptr_t free_from, size_t pad) {
     return done;
 }
 
+/* What stays of a punched segment: the page with the fields of its header (brkheap.c's among them). */
+static size_t header_page(void) { return sx_os_page; }
+_Static_assert(offsetof(sx_segment, slices) <= 4096, "a header's fields fit the first page");
+
+bool sx_brk_punch(sx_segment *seg) {
+    SX_ASSERT(seg->source == SX_SRC_BRK && seg->cached);
+    size_t keep = header_page();
+    /* not the top: the break may still grow inside it */
+    if (seg->punched || seg == load_top() || !sx_os_unmap((uint8_t *)seg + keep, SX_SEG_SIZE - keep)) return false;
+    seg->punched = 1;
+    atomic_fetch_sub_explicit(&sx_count->brk_bytes, SX_SEG_SIZE - keep, memory_order_relaxed);
+    return true;
+}
+
+bool sx_brk_unpunch(sx_segment *seg) {
+    if (!seg->punched) return true;
+    size_t keep = header_page();
+    if (!sx_os_map_at((uint8_t *)seg + keep, SX_SEG_SIZE - keep)) return false;
+    seg->punched = 0;
+    atomic_fetch_add_explicit(&sx_count->brk_bytes, SX_SEG_SIZE - keep, memory_order_relaxed);
+    return true;
+}
+
 /* Move the break down to the floor of `seg`, the top segment, whose memory is then gone: read
- * what is needed from its header first. */
+ * what is needed from its header first. A punched segment's hole must still be strata's. */
 static bool lower_through(sx_segment *seg, sx_segment **below) {
     uintptr_t floor = seg->brk_floor;
     sx_segment *prev = seg->brk_prev;
-    if (!sx_os_brk_set(floor)) return false;
+    if (!sx_brk_unpunch(seg) || !sx_os_brk_set(floor)) return false;
     atomic_fetch_sub_explicit(&sx_count->brk_bytes, brk_end - (uintptr_t)seg, memory_order_relaxed);
     if (sx_opt.verbose >= 2) sx_message("break lowered to %p", (void *)floor);
     brk_end = floor;
@@ -144,13 +175,9 @@ static bool lower_through(sx_segment *seg, sx_segment **below) {
     return true;
 }
 
-bool sx_brk_release(sx_segment *seg) {
-    if (seg != load_top() || !brk_unmoved(sx_os_brk_get())) return false;
-    if (brk_end - (uintptr_t)seg < atomic_load(&sx_trim_threshold)) return false;
-    sx_segment *below;
-    if (!lower_through(seg, &below)) return false;
-    /* and on through the empty (cached) segments right below it; the first one in use, or one
-     * the break cannot go below, becomes the top */
+/* Lower the break on through the cached (empty) segments right below `below`; the first one in
+ * use, or one the break cannot go below, becomes the top. */
+static void lower_cached(sx_segment *below) {
     while (below && below->cached) {
         sx_segment *next;
         bool dirty = below->dirty;
@@ -162,5 +189,21 @@ bool sx_brk_release(sx_segment *seg) {
         below = next;
     }
     store_top(below);
+}
+
+bool sx_brk_release(sx_segment *seg) {
+    if (seg != load_top() || !brk_unmoved(sx_os_brk_get())) return false;
+    if (brk_end - (uintptr_t)seg < atomic_load(&sx_trim_threshold)) return false;
+    sx_segment *below;
+    if (!lower_through(seg, &below)) return false;
+    lower_cached(below);
     return true;
+}
+
+size_t sx_brk_release_cached(void) {
+    sx_segment *top = load_top();
+    if (!top || !top->cached || !brk_unmoved(sx_os_brk_get())) return 0;
+    uintptr_t before = brk_end;
+    lower_cached(top);
+    return before - brk_end;
 }

@@ -13,6 +13,10 @@
  * size changes with mremap, in place when the address space after it is free, otherwise by moving
  * its page tables (no copy) to a new aligned place. Freed huge blocks below the threshold are kept
  * for reuse for a while (hugecache.c).
+ *
+ * Once unmapped, a huge block's address is no longer strata's, and a second free of it would look
+ * like a pointer from another allocator: the addresses of the last SX_HUGE_FREED blocks freed are
+ * remembered, so that such a free is named a double free (sx_huge_freed).
  */
 #include <string.h>
 
@@ -80,6 +84,23 @@ static void account(sx_segment *seg, bool add) {
     }
 }
 
+/* ---- recently freed huge blocks ---- */
+
+static _Atomic(const void *) freed_ring[SX_HUGE_FREED]; /* written under the region lock */
+static unsigned freed_next;
+
+static void remember_freed(const void *block) {
+    sx_store_relaxed(&freed_ring[freed_next++ % SX_HUGE_FREED], block);
+}
+
+bool sx_huge_freed(const void *p) {
+    bool found = false;
+    for (unsigned i = 0; i < SX_HUGE_FREED && !found; i++) found = sx_load_relaxed(&freed_ring[i]) == p;
+    /* the address may have been mapped since by someone else, whose block this then is; a
+     * mapping strata keeps for reuse (hugecache.c) is still strata's */
+    return found && (!sx_os_mapped(p) || sx_hugecache_holds(sx_segment_of(p)));
+}
+
 static void publish(sx_segment *seg) {
     sx_lock(&sx_region_lock);
     sx_segmap_set(seg);
@@ -91,6 +112,7 @@ static void publish(sx_segment *seg) {
 
 static void unpublish(sx_segment *seg) {
     sx_lock(&sx_region_lock);
+    remember_freed(seg->slices[0].start); /* moved by realloc or freed: a free of it is double */
     sx_segmap_clear(seg);
     sx_registry_remove(seg);
     account(seg, false);
@@ -155,6 +177,7 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero) {
         seg = sx_os_map_aligned(total, align, align > SX_SEG_SIZE ? off : 0); /* make room */
     if (!seg) return NULL;
     else if (sx_opt.huge_pages != SX_HUGE_OFF) sx_os_advise_huge(seg, total);
+    sx_limit_take(total);
     if (((uintptr_t)seg + total - 1) >> SX_ADDR_BITS) {
         sx_os_unmap(seg, total);
         return NULL;
@@ -182,12 +205,12 @@ void sx_huge_free(sx_segment *seg) {
     }
     /* A block that was below the threshold is heap memory, kept for reuse; one at or above it
      * had a mapping of its own, which goes back to the kernel now. */
-    if (keep && sx_hugecache_put(seg)) return;
+    if (keep && !sx_under_pressure() && sx_hugecache_put(seg)) return;
     if (sx_secure_on) { /* held inaccessible a while: no immediate reuse of the address */
         sx_secure_hold(seg, size, (size_t)(seg->slices[0].start - (uint8_t *)seg));
         return;
     }
-    sx_os_unmap(seg, size);
+    sx_huge_unmap(seg, size);
 }
 
 void *sx_huge_realloc(sx_segment *seg, void *p, size_t size) {
@@ -196,6 +219,7 @@ void *sx_huge_realloc(sx_segment *seg, void *p, size_t size) {
     size_t total = sx_align_up(off + size, sx_os_page);
     if (total == old) return p;
     if (sx_os_remap_inplace(seg, old, total)) {
+        if (total > old) sx_limit_take(total - old);
         sx_lock(&sx_region_lock);
         account(seg, false);
         seg->size = total;
@@ -210,10 +234,11 @@ void *sx_huge_realloc(sx_segment *seg, void *p, size_t size) {
     if (!dest) return NULL;
     unpublish(seg);
     if (!sx_os_remap_to(seg, old, total, dest)) {
-        sx_os_unmap(dest, total);
+        sx_huge_unmap(dest, total);
         publish(seg);
         return NULL;
     }
+    sx_limit_take(total - old);
     set_block(dest, total, off, dest->slices[0].bin);
     publish(dest);
     return (uint8_t *)dest + off;

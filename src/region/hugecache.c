@@ -9,6 +9,10 @@
  * Entries unused for a second are unmapped, and malloc_trim unmaps them all; the cache never
  * holds more than SX_HUGECACHE_BYTES. Blocks at or above the threshold are unmapped at once, as
  * glibc unmaps its mmap'd chunks.
+ *
+ * munmap itself can fail when the process has as many mappings as vm.max_map_count allows (a
+ * mapping that merged with its neighbour must be split to go). Such a mapping is decommitted and
+ * kept aside, to be unmapped at the next purge.
  */
 #include <time.h>
 
@@ -18,6 +22,35 @@ static sx_segment *entries[SX_HUGECACHE_MAX];
 static uint64_t freed_at[SX_HUGECACHE_MAX]; /* ms, CLOCK_MONOTONIC_COARSE */
 static unsigned count;
 static size_t bytes;
+
+static sx_segment *stuck[SX_HUGECACHE_MAX];
+static size_t stuck_size[SX_HUGECACHE_MAX];
+static unsigned nstuck;
+
+/* Unmap a mapping, or decommit it and keep it aside if the kernel refuses (region lock held). */
+static void unmap_locked(sx_segment *seg, size_t size) {
+    if (sx_os_unmap(seg, size)) return;
+    sx_os_decommit(seg, size);
+    if (nstuck < SX_HUGECACHE_MAX) { /* beyond that, its address space is lost: its memory is not */
+        stuck[nstuck] = seg;
+        stuck_size[nstuck++] = size;
+    }
+}
+
+void sx_huge_unmap(sx_segment *seg, size_t size) {
+    if (sx_os_unmap(seg, size)) return;
+    sx_lock(&sx_region_lock);
+    unmap_locked(seg, size); /* once more, now that it is kept aside if it fails again */
+    sx_unlock(&sx_region_lock);
+}
+
+bool sx_hugecache_holds(const sx_segment *seg) {
+    bool found = false;
+    sx_lock(&sx_region_lock);
+    for (unsigned i = 0; i < count && !found; i++) found = entries[i] == seg;
+    sx_unlock(&sx_region_lock);
+    return found;
+}
 
 static uint64_t now_ms(void) {
     struct timespec t;
@@ -42,7 +75,7 @@ static size_t expire(uint64_t max_age_ms) {
         if (now - freed_at[i] >= max_age_ms) {
             sx_segment *seg = remove_at(i);
             released += seg->size;
-            sx_os_unmap(seg, seg->size);
+            unmap_locked(seg, seg->size);
         } else {
             i++;
         }
@@ -63,8 +96,8 @@ static sx_segment *grow(sx_segment *seg, size_t total) {
         dest->size = total;
         return dest;
     }
-    if (dest) sx_os_unmap(dest, total);
-    sx_os_unmap(seg, seg->size);
+    if (dest) unmap_locked(dest, total);
+    unmap_locked(seg, seg->size);
     return NULL;
 }
 
@@ -78,7 +111,7 @@ bool sx_hugecache_put(sx_segment *seg) {
         for (unsigned i = 1; i < count; i++)
             if (freed_at[i] < freed_at[oldest]) oldest = i;
         sx_segment *old = remove_at(oldest);
-        sx_os_unmap(old, old->size);
+        unmap_locked(old, old->size);
     }
     entries[count] = seg;
     freed_at[count++] = now_ms();
@@ -114,6 +147,15 @@ sx_segment *sx_hugecache_take(size_t total) {
 size_t sx_hugecache_purge(void) {
     sx_lock(&sx_region_lock);
     size_t released = expire(0);
+    for (unsigned i = nstuck, n = nstuck; i-- > 0;) { /* mappings munmap refused before */
+        sx_segment *seg = stuck[i];
+        size_t size = stuck_size[i];
+        stuck[i] = stuck[--n];
+        stuck_size[i] = stuck_size[n];
+        nstuck = n;
+        if (sx_os_unmap(seg, size)) released += size;
+        else if (nstuck < SX_HUGECACHE_MAX) stuck[nstuck] = seg, stuck_size[nstuck++] = size;
+    }
     sx_unlock(&sx_region_lock);
     return released;
 }

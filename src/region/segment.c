@@ -40,6 +40,7 @@ static void header_reset(sx_segment *seg) {
     atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
     seg->kind = SX_SEG_NORMAL;
     seg->cached = 0;
+    seg->punched = 0;
     seg->used_slices = 1;
     seg->reserved_slices = 0;
     seg->size = SX_SEG_SIZE;
@@ -122,8 +123,12 @@ void sx_registry_remove(sx_segment *seg) {
 sx_segment *sx_segment_acquire(void) {
     sx_lock(&sx_region_lock);
     sx_segment *seg = cache_first;
-    if (seg) sx_segcache_unlink(seg);
-    else {
+    while (seg) { /* punched ones come last; one whose hole someone else took is lost for good */
+        sx_segcache_unlink(seg);
+        if (sx_brk_unpunch(seg)) break;
+        seg = cache_first;
+    }
+    if (!seg) {
         if (sx_opt.brk) seg = sx_brk_segment_new(2 * SX_SLICE_SIZE);
         if (!seg) seg = map_segment();
     }
@@ -137,6 +142,7 @@ sx_segment *sx_segment_acquire(void) {
         header_reset(seg);
         sx_segmap_set(seg);
         sx_registry_add(seg);
+        sx_limit_take(SX_SEG_SIZE);
         atomic_fetch_add_explicit(&held_segments, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&sx_count->segments, 1, memory_order_relaxed);
     }
@@ -165,16 +171,17 @@ void sx_segment_release(sx_segment *seg) {
     atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
     atomic_fetch_sub_explicit(&held_segments, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&sx_count->segments, 1, memory_order_relaxed);
-    bool fixed = atomic_load_explicit(&sx_threshold_fixed, memory_order_relaxed);
-    if (!fixed && cache_dirty + committed(seg) <= sx_retain_budget() &&
+    /* near the memory limit nothing is kept resident */
+    bool keep = !atomic_load_explicit(&sx_threshold_fixed, memory_order_relaxed) && !sx_under_pressure();
+    if (keep && cache_dirty + committed(seg) <= sx_retain_budget() &&
         (seg->source == SX_SRC_BRK || cache_mmap_count < SX_SEGCACHE_MAX)) {
         sx_segcache_push(seg, true); /* kept as it is, for the next taker */
     } else if (seg->source == SX_SRC_BRK && sx_brk_release(seg)) {
         /* the break went down: the segment no longer exists */
-    } else if (seg->source == SX_SRC_MMAP && cache_mmap_count >= SX_SEGCACHE_MAX) {
-        sx_os_unmap(seg, SX_SEG_SIZE);
+    } else if (seg->source == SX_SRC_MMAP && cache_mmap_count >= SX_SEGCACHE_MAX &&
+               sx_os_unmap(seg, SX_SEG_SIZE)) {
         atomic_fetch_sub_explicit(&sx_count->mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
-    } else {
+    } else { /* (also when munmap failed: the map count was full) */
         size_t n = committed(seg);
         if (n) sx_os_decommit((uint8_t *)seg + SX_SLICE_SIZE, n);
         sx_segcache_push(seg, false);
@@ -193,22 +200,37 @@ bool sx_segment_commit(sx_segment *seg, uintptr_t end) {
 }
 
 size_t sx_segcache_purge(void) {
-    size_t released = 0;
     sx_lock(&sx_region_lock);
+    size_t released = sx_brk_release_cached(); /* empty segments at the top of [heap] */
+    sx_segment *unmap = NULL; /* the mmap'd ones, taken out first: one that cannot go comes back */
     for (sx_segment *seg = cache_first, *next; seg; seg = next) {
         next = seg->next;
         if (seg->source == SX_SRC_MMAP) {
+            bool dirty = seg->dirty;
             sx_segcache_unlink(seg);
-            sx_os_unmap(seg, SX_SEG_SIZE);
+            seg->dirty = dirty;
+            seg->next = unmap;
+            unmap = seg;
+        } else if (!seg->punched) { /* a brk segment below one in use: keep its header */
+            size_t n = committed(seg);
+            if (seg->dirty) cache_dirty -= n;
+            seg->dirty = 0;
+            if (sx_brk_punch(seg)) released += SX_SEG_SIZE;
+            else sx_os_decommit((uint8_t *)seg + SX_SLICE_SIZE, n), released += n;
+        }
+    }
+    for (sx_segment *seg = unmap, *next; seg; seg = next) {
+        next = seg->next;
+        size_t n = seg->dirty ? committed(seg) : 0;
+        if (sx_os_unmap(seg, SX_SEG_SIZE)) {
             atomic_fetch_sub_explicit(&sx_count->mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
             released += SX_SEG_SIZE;
-        } else if (seg->dirty) { /* a brk segment: keep it, without its pages */
-            size_t n = committed(seg);
-            cache_dirty -= n;
-            seg->dirty = 0;
-            sx_os_decommit((uint8_t *)seg + SX_SLICE_SIZE, n);
-            released += n;
+            continue;
         }
+        /* the map count is full: keep it, without its pages */
+        if (n) sx_os_decommit((uint8_t *)seg + SX_SLICE_SIZE, n);
+        released += n;
+        sx_segcache_push(seg, false);
     }
     sx_unlock(&sx_region_lock);
     return released;

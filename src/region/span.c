@@ -6,9 +6,20 @@
  * span splits off the rest as a new free span; giving one back merges it with free neighbours on
  * both sides (the slice before it records how far back its own span starts). This is the medium
  * block allocator: pages of small blocks, large blocks and their in-place realloc all come from
- * here. Only the owning heap's thread touches its spans.
+ * here. Only the owning heap's thread changes its spans, holding the heap's span lock, which
+ * another thread takes (without waiting) only to give back the heap's free memory when the
+ * process is short of it (sx_span_reclaim_other). A free span remembers when its memory has been
+ * given back (SX_SPAN_CLEAN), so that giving back again costs nothing.
  */
+#include <sched.h>
+
 #include "../internal.h"
+
+void sx_heap_lock_wait(sx_heap *h) {
+    do {
+        while (atomic_load_explicit(&h->span_lock, memory_order_relaxed)) sched_yield();
+    } while (atomic_exchange_explicit(&h->span_lock, 1, memory_order_acquire));
+}
 
 void sx_span_mark(sx_segment *seg, size_t idx, size_t n, uint8_t kind) {
     for (size_t i = 0; i < n; i++) seg->slices[idx + i].slice_back = (uint8_t)i;
@@ -47,8 +58,9 @@ static void bin_remove(sx_heap *h, sx_page *s) {
     s->next = s->prev = NULL;
 }
 
-static void free_span_insert(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
+static void free_span_insert(sx_heap *h, sx_segment *seg, size_t idx, size_t n, bool clean) {
     sx_span_mark(seg, idx, n, SX_SPAN_FREE);
+    if (clean) seg->slices[idx].flags = SX_SPAN_CLEAN;
     bin_insert(h, &seg->slices[idx]);
 }
 
@@ -62,22 +74,19 @@ static void reserve_uncommitted(sx_heap *h, sx_segment *seg) {
     f -= f->slice_back;
     SX_ASSERT(f->kind == SX_SPAN_FREE);
     size_t fi = sx_slice_index(f);
+    bool clean = f->flags & SX_SPAN_CLEAN;
     bin_remove(h, f);
-    if (fi < c) free_span_insert(h, seg, fi, c - fi);
+    if (fi < c) free_span_insert(h, seg, fi, c - fi, clean);
     sx_span_mark(seg, c, SX_SLICES - c, SX_SPAN_RESERVED);
     seg->reserved_slices = (uint16_t)(SX_SLICES - c);
     seg->used_slices = (uint16_t)(seg->used_slices + (SX_SLICES - c));
 }
 
-sx_page *sx_span_alloc(sx_heap *h, size_t n) {
-    SX_ASSERT(n >= 1 && n <= SX_SPAN_MAX);
-    if (n < 1 || n > SX_SPAN_MAX) return NULL;
+/* A span of n slices cut from the heap's free spans; NULL if none is long enough (span lock held). */
+static sx_page *span_take(sx_heap *h, size_t n) {
     for (;;) {
         uint64_t m = h->span_mask & (~(uint64_t)0 << n);
-        if (!m) {
-            if (!sx_heap_segment_add(h)) return NULL;
-            continue;
-        }
+        if (!m) return NULL;
         unsigned len = (unsigned)__builtin_ctzll(m);
         sx_page *s = h->spans[len];
         sx_segment *seg = sx_segment_of_desc(s);
@@ -88,11 +97,25 @@ sx_page *sx_span_alloc(sx_heap *h, size_t n) {
             continue;
         }
         SX_ASSERT(s->slice_count == len && idx + len <= SX_SLICES);
+        bool clean = s->flags & SX_SPAN_CLEAN;
         bin_remove(h, s);
-        if (len > n) free_span_insert(h, seg, idx + n, len - n);
+        if (len > n) free_span_insert(h, seg, idx + n, len - n, clean);
         seg->used_slices = (uint16_t)(seg->used_slices + n);
         s->slice_count = (uint8_t)n;
+        s->flags = 0;
         return s;
+    }
+}
+
+sx_page *sx_span_alloc(sx_heap *h, size_t n) {
+    SX_ASSERT(n >= 1 && n <= SX_SPAN_MAX);
+    if (n < 1 || n > SX_SPAN_MAX) return NULL;
+    for (;;) {
+        sx_heap_lock(h);
+        sx_page *s = span_take(h, n);
+        sx_heap_unlock(h);
+        if (s) return s;
+        if (!sx_heap_segment_add(h)) return NULL;
     }
 }
 
@@ -123,7 +146,7 @@ static void maybe_trim(sx_segment *seg, size_t idx) {
     if (ce > from && ce - from >= thr && ce - from - thr >= pad) sx_brk_trim(seg, from, pad);
 }
 
-void sx_span_free(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
+void sx_span_free_locked(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
     SX_ASSERT(idx >= 1 && n >= 1 && idx + n <= SX_SLICES && seg->used_slices >= n + 1);
     SX_ASSERT(seg->slices[idx].kind != SX_SPAN_FREE && seg->slices[idx].slice_back == 0);
     SX_ASSERT(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h);
@@ -145,10 +168,11 @@ void sx_span_free(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
             n += r->slice_count;
         }
     }
-    free_span_insert(h, seg, idx, n);
+    free_span_insert(h, seg, idx, n, false); /* the freed part is resident */
     /* An empty segment goes back to the region layer, but a running heap keeps its last one so
-     * that a loop of malloc and free of one big block does not map and unmap a segment each time. */
-    if (segment_empty(seg) && (h->nsegments > 1 || !h->retain)) {
+     * that a loop of malloc and free of one big block does not map and unmap a segment each time
+     * (unless the process is near its memory limit). */
+    if (segment_empty(seg) && (h->nsegments > 1 || !h->retain || sx_under_pressure())) {
         bin_remove(h, &seg->slices[idx]);
         segment_remove(h, seg);
         return;
@@ -156,7 +180,13 @@ void sx_span_free(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
     if (idx + n == SX_SLICES) maybe_trim(seg, idx);
 }
 
-bool sx_span_grow(sx_heap *h, sx_page *pg, size_t n) {
+void sx_span_free(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
+    sx_heap_lock(h);
+    sx_span_free_locked(h, seg, idx, n);
+    sx_heap_unlock(h);
+}
+
+static bool span_grow(sx_heap *h, sx_page *pg, size_t n) {
     sx_segment *seg = sx_segment_of_desc(pg);
     size_t idx = sx_slice_index(pg), have = pg->slice_count;
     if (n <= have) return true;
@@ -165,22 +195,32 @@ bool sx_span_grow(sx_heap *h, sx_page *pg, size_t n) {
     size_t rlen = r->slice_count, extra = n - have;
     if (r->kind != SX_SPAN_FREE || rlen < extra) return false;
     if (!sx_segment_commit(seg, (uintptr_t)sx_slice_addr(seg, idx + n))) return false;
+    bool clean = r->flags & SX_SPAN_CLEAN;
     bin_remove(h, r);
-    if (rlen > extra) free_span_insert(h, seg, idx + n, rlen - extra);
+    if (rlen > extra) free_span_insert(h, seg, idx + n, rlen - extra, clean);
     for (size_t i = have; i < n; i++) seg->slices[idx + i].slice_back = (uint8_t)i;
     pg->slice_count = (uint8_t)n;
     seg->used_slices = (uint16_t)(seg->used_slices + extra);
     return true;
 }
 
+bool sx_span_grow(sx_heap *h, sx_page *pg, size_t n) {
+    sx_heap_lock(h);
+    bool ok = span_grow(h, pg, n);
+    sx_heap_unlock(h);
+    return ok;
+}
+
 void sx_span_shrink(sx_heap *h, sx_page *pg, size_t n) {
     size_t have = pg->slice_count;
     if (n >= have) return;
+    sx_heap_lock(h);
     pg->slice_count = (uint8_t)n;
     sx_segment *seg = sx_segment_of_desc(pg);
     size_t tail = sx_slice_index(pg) + n;
     sx_span_mark(seg, tail, have - n, SX_SPAN_LARGE); /* make the tail a span of its own */
-    sx_span_free(h, seg, tail, have - n);
+    sx_span_free_locked(h, seg, tail, have - n);
+    sx_heap_unlock(h);
 }
 
 bool sx_heap_segment_add(sx_heap *h) {
@@ -188,6 +228,7 @@ bool sx_heap_segment_add(sx_heap *h) {
     sx_pool_collect(2);
     sx_segment *seg = sx_segment_acquire();
     if (!seg) return false;
+    sx_heap_lock(h);
     atomic_store_explicit(&seg->heap, h, memory_order_release);
     seg->prev = NULL;
     seg->next = h->segments;
@@ -199,29 +240,43 @@ bool sx_heap_segment_add(sx_heap *h) {
         uintptr_t ce = atomic_load_explicit(&seg->commit_end, memory_order_acquire);
         c = (ce - (uintptr_t)seg) >> SX_SLICE_SHIFT;
     }
-    if (c > 1) free_span_insert(h, seg, 1, c - 1);
+    if (c > 1) free_span_insert(h, seg, 1, c - 1, false);
     if (c < SX_SLICES) {
         sx_span_mark(seg, c, SX_SLICES - c, SX_SPAN_RESERVED);
         seg->reserved_slices = (uint16_t)(SX_SLICES - c);
         seg->used_slices = (uint16_t)(seg->used_slices + (SX_SLICES - c));
     }
+    sx_heap_unlock(h);
     return true;
 }
 
-void sx_heap_release_empty(sx_heap *h) {
+/* Release every empty segment of the heap; bytes released (span lock held). */
+static size_t release_empty(sx_heap *h) {
+    size_t bytes = 0;
     for (sx_segment *seg = h->segments, *next; seg; seg = next) {
         next = seg->next;
         if (!segment_empty(seg)) continue;
         sx_page *s = &seg->slices[1];
         if (s->kind == SX_SPAN_FREE) bin_remove(h, s);
+        bytes += SX_SEG_SIZE;
         segment_remove(h, seg);
     }
+    return bytes;
 }
 
-size_t sx_span_purge(sx_heap *h) {
+void sx_heap_release_empty(sx_heap *h) {
+    sx_heap_lock(h);
+    release_empty(h);
+    sx_heap_unlock(h);
+}
+
+/* Decommit the free spans whose memory has not gone back yet (span lock held). */
+static size_t purge(sx_heap *h) {
     size_t purged = 0;
-    for (unsigned n = 1; n < SX_SLICES; n++) {
+    for (uint64_t m = h->span_mask; m; m &= m - 1) {
+        unsigned n = (unsigned)__builtin_ctzll(m);
         for (sx_page *s = h->spans[n]; s; s = s->next) {
+            if (s->flags & SX_SPAN_CLEAN) continue;
             sx_segment *seg = sx_segment_of_desc(s);
             uintptr_t from = (uintptr_t)s->start, to = from + n * SX_SLICE_SIZE;
             uintptr_t ce = atomic_load_explicit(&seg->commit_end, memory_order_relaxed);
@@ -230,16 +285,39 @@ size_t sx_span_purge(sx_heap *h) {
                 sx_os_decommit((void *)from, to - from);
                 purged += to - from;
             }
+            s->flags |= SX_SPAN_CLEAN;
         }
     }
     return purged;
 }
 
-void sx_span_trim_top(sx_heap *h, size_t pad) {
+size_t sx_span_purge(sx_heap *h) {
+    sx_heap_lock(h);
+    size_t purged = purge(h);
+    sx_heap_unlock(h);
+    return purged;
+}
+
+static void trim_top(sx_heap *h, size_t pad) {
     for (sx_segment *seg = h->segments; seg; seg = seg->next) {
         if (seg->source != SX_SRC_BRK || !sx_brk_is_top(seg)) continue;
         sx_page *s = &seg->slices[SX_SLICES - 1];
         s -= s->slice_back;
         if (s->kind == SX_SPAN_FREE) sx_brk_trim(seg, (uintptr_t)s->start, pad);
     }
+}
+
+void sx_span_trim_top(sx_heap *h, size_t pad) {
+    sx_heap_lock(h);
+    trim_top(h, pad);
+    sx_heap_unlock(h);
+}
+
+size_t sx_span_reclaim_other(sx_heap *h) {
+    if (!sx_heap_trylock(h)) return 0;
+    size_t bytes = release_empty(h);
+    trim_top(h, 0);
+    bytes += purge(h);
+    sx_heap_unlock(h);
+    return bytes;
 }

@@ -56,6 +56,7 @@ void sx_process_init_slow(void) {
     if (sx_opt.stats) report_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
     if (sx_opt.secure) sx_secure_init();
     sx_thresholds_init();
+    sx_limit_init();
     sx_thread_key_init();
     sx_fork_init();
     atomic_store_explicit(&sx_init_state, 2, memory_order_release);

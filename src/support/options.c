@@ -27,6 +27,7 @@ sx_options sx_opt = {
     .diag_depth = 16,
     .guard_sample = 1,
     .quarantine = (size_t)256 << 20,
+    .high_water = 90,
 #ifdef STRATA_SECURE_DEFAULT /* lib/libstrata-secure.so */
     .secure = true,
 #endif
@@ -72,6 +73,12 @@ static const option_t options[] = {
              "(reserved pages for big blocks where the kernel has them, else thp)"},
     {.name = "secure", .type = OPT_BOOL, .value = &sx_opt.secure, .max = 1,
      .help = "secure mode: canaries, zero-on-free, quarantine, random order (see SECURITY.md)"},
+    {.name = "memory_limit", .type = OPT_SIZE, .value = &sx_opt.memory_limit,
+     .set = &sx_opt.memory_limit_set, .max = SIZE_MAX,
+     .help = "live within this much memory (default: the cgroup's memory.max/memory.high or "
+             "memory.limit_in_bytes; 0: no limit): past high_water of it, cached memory goes back"},
+    {.name = "high_water", .type = OPT_INT, .value = &sx_opt.high_water, .max = 100,
+     .help = "percent of the memory limit past which strata gives back everything it caches"},
     {.name = "stats", .type = OPT_BOOL, .value = &sx_opt.stats, .max = 1,
      .help = "print heap statistics at exit, per size class (calls take the slow path: slower)"},
     {.name = "pool_debug", .type = OPT_BOOL, .value = &sx_opt.pool_debug, .max = 1,
@@ -254,6 +261,10 @@ void sx_options_init(void) {
     if (sx_opt.diag_depth < 1) {
         sx_message("bad value '0' for option diag_depth in STRATA_OPTIONS (keeping 16)");
         sx_opt.diag_depth = 16;
+    }
+    if (sx_opt.high_water < 1) {
+        sx_message("bad value '0' for option high_water in STRATA_OPTIONS (keeping 90)");
+        sx_opt.high_water = 90;
     }
     if (sx_opt.guard_sample < 1) {
         sx_message("bad value '0' for option guard_sample in STRATA_OPTIONS (keeping 1)");

@@ -159,6 +159,83 @@ static void trim_threshold_minus_one_never_trims(void) {
     CHECKF(r.exited && r.code == 0, "child exited %d (signal %d): %s", r.code, r.sig, r.err);
 }
 
+/* Address space of the process now (VmSize, KiB). */
+static long vm_size_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld", &kb) == 1) break;
+    fclose(f);
+    return kb;
+}
+
+/* Empty segments below one still in use cannot go back by lowering the break: malloc_trim gives
+ * back their address space anyway (all but a page of each), and they are used again after. */
+enum { PIN_N = 1500 };
+static void *pin_blocks[PIN_N];
+static void *pin_fill(void) {
+    for (int i = 0; i < PIN_N; i++) {
+        pin_blocks[i] = malloc(64 << 10);
+        if (!pin_blocks[i]) _exit(10);
+        th_fill(pin_blocks[i], 64 << 10, (unsigned)i);
+    }
+    void *pin = malloc(64 << 10); /* the highest block: the break cannot come down past it */
+    for (int i = 0; i < PIN_N; i++) free(pin_blocks[i]);
+    return pin;
+}
+static void punched_child(void *arg) {
+    uintptr_t lo, hi;
+    void *pin = pin_fill();
+    if (!heap_range(&lo, &hi) || (uintptr_t)pin < lo || (uintptr_t)pin >= hi) _exit(11); /* in [heap] */
+    long before = vm_size_kb();
+    malloc_trim(0);
+    long after = vm_size_kb();
+    if (before - after < 64 << 10) { /* 94 MiB of empty segments: most of it must go */
+        fprintf(stderr, "address space %ld -> %ld KiB\n", before, after);
+        _exit(12);
+    }
+    for (int i = 0; i < PIN_N; i++) { /* the holes are mapped again */
+        pin_blocks[i] = malloc(64 << 10);
+        if (!pin_blocks[i]) _exit(13);
+        th_fill(pin_blocks[i], 64 << 10, (unsigned)i);
+    }
+    for (int i = 0; i < PIN_N; i++)
+        if (!th_verify(pin_blocks[i], 64 << 10, (unsigned)i)) _exit(14);
+    for (int i = 0; i < PIN_N; i++) free(pin_blocks[i]);
+    free(pin);
+}
+static void empty_segments_below_the_top_give_back_address_space(void) {
+    CHECK_CHILD_OK(punched_child, NULL);
+}
+
+/* Someone maps into a hole left that way: strata never uses that segment again, and never lowers
+ * the break through that mapping. */
+static void taken_hole_child(void *arg) {
+    void *pin = pin_fill();
+    malloc_trim(0);
+    /* a 4 MiB-aligned address below the pinned block: a punched segment, its body unmapped */
+    uintptr_t seg = ((uintptr_t)pin & ~(uintptr_t)((4 << 20) - 1)) - (8 << 20);
+    char *theirs = mmap((void *)(seg + (1 << 20)), 4096, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (theirs == MAP_FAILED) _exit(21); /* the hole was not there */
+    strcpy(theirs, "not strata's");
+    for (int i = 0; i < PIN_N; i++) {
+        pin_blocks[i] = malloc(64 << 10);
+        if (!pin_blocks[i]) _exit(22);
+        th_fill(pin_blocks[i], 64 << 10, (unsigned)i);
+        if ((char *)pin_blocks[i] + (64 << 10) > theirs && (char *)pin_blocks[i] < theirs + 4096) _exit(23);
+    }
+    for (int i = 0; i < PIN_N; i++)
+        if (!th_verify(pin_blocks[i], 64 << 10, (unsigned)i)) _exit(24);
+    for (int i = 0; i < PIN_N; i++) free(pin_blocks[i]);
+    free(pin);
+    malloc_trim(0); /* everything empty: the break comes down as far as it can */
+    if (strcmp(theirs, "not strata's")) _exit(25);
+}
+static void a_hole_someone_took_is_left_alone(void) { CHECK_CHILD_OK(taken_hole_child, NULL); }
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "brk-off")) {
         mode_brk_off();
@@ -166,6 +243,8 @@ int main(int argc, char **argv) {
     }
     RUN(small_blocks_live_in_heap);
     RUN(break_grows_and_is_trimmed);
+    RUN(empty_segments_below_the_top_give_back_address_space); /* before anyone else moves the break */
+    RUN(a_hole_someone_took_is_left_alone);
     RUN(foreign_sbrk_is_respected);
     RUN(brk_failure_falls_back_to_mmap);
     RUN(option_brk_off_uses_mmap);

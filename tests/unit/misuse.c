@@ -73,12 +73,34 @@ static void free_list_corruption(void) {
 
 static void free_huge_twice(void *p) {
     free(p);
-    free(p); /* unmapped by the first free: strata no longer knows it */
+    free(p); /* unmapped by the first free, but remembered */
 }
 static void double_free_huge(void) {
     void *p = malloc(1 << 20);
-    expect_abort(free_huge_twice, p, "free(): invalid pointer");
+    expect_abort(free_huge_twice, p, "free(): double free of");
     free(p);
+}
+/* The issue's case: 300 KB, between other huge blocks' frees, and kept mappings (below the
+ * threshold, once it has risen) as well as unmapped ones. */
+static void free_huge_twice_later(void *unused) {
+    mallopt(M_MMAP_THRESHOLD, 128 << 10); /* earlier tests raised it: a 300 KB block is huge again */
+    void *p = malloc(300000);
+    free(p);
+    for (int i = 0; i < 20; i++) free(malloc(((size_t)i + 1) << 20)); /* others come and go */
+    free(p);
+}
+static void double_free_huge_later(void) {
+    expect_abort(free_huge_twice_later, NULL, "free(): double free of");
+}
+static void realloc_huge_after_free(void *unused) {
+    mallopt(M_MMAP_THRESHOLD, 128 << 10);
+    void *p = malloc(1 << 20);
+    free(p);
+    void *q = realloc(p, 10);
+    th_use(q);
+}
+static void realloc_of_freed_huge_block(void) {
+    expect_abort(realloc_huge_after_free, NULL, "(the block was already freed)");
 }
 
 static void free_large_twice(void *unused) {
@@ -231,7 +253,26 @@ static void foreign_free_abort_is_default(void) {
     CHECK(strstr(r.err, "not allocated by strata") != NULL);
 }
 
+/* With foreign_free=forward a second free of a huge block must not go to the next allocator. */
+static void mode_huge_twice(void) {
+    void *p = malloc(300000);
+    th_use(p);
+    free(p);
+    free(p);
+    printf("survived\n");
+}
+static void double_free_huge_forward(void) {
+    th_result r = th_self("huge-twice", "foreign_free=forward");
+    CHECKF(th_aborted_with(&r, "double free of"), "exit %d sig %d: %s %s", r.code, r.sig, r.out, r.err);
+    r = th_self("huge-twice", "foreign_free=ignore");
+    CHECKF(th_aborted_with(&r, "double free of"), "exit %d sig %d: %s %s", r.code, r.sig, r.out, r.err);
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "huge-twice")) {
+        mode_huge_twice();
+        return 0;
+    }
     if (argc > 1) {
         mode_foreign(!strcmp(argv[1], "foreign") ? "ignore" : "forward");
         return 0;
@@ -239,6 +280,9 @@ int main(int argc, char **argv) {
     RUN(double_free_small);
     RUN(double_free_each_kind);
     RUN(double_free_huge);
+    RUN(double_free_huge_later);
+    RUN(double_free_huge_forward);
+    RUN(realloc_of_freed_huge_block);
     RUN(double_free_large);
     RUN(double_free_delayed);
     RUN(double_free_after_reuse);
