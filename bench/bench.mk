@@ -11,6 +11,8 @@
 #   make bench-diag            strata leaks and guard (libstrata-diag.so) against valgrind and
 #                              heaptrack on perl, python3, sort, cfrac, espresso: time and memory
 #   make bench-memlog          examples/memlog: records/s against fprintf+fflush and a mutex buffer
+#   make bench-oom             out of memory three ways (RLIMIT_AS, vm.max_map_count, RLIMIT_DATA):
+#                              blocks before NULL, errno, and recovery, per entry point
 #   make bench-explicit        strata_pool, strata_cache and strata_pages against malloc/free,
 #                              posix_memalign and mmap (RUNS=N interleaved runs, default 5)
 
@@ -43,7 +45,15 @@ build/bench/explicit: bench/explicit.c include/strata.h lib/libstrata-api.so
 	@echo "  CC      $@"
 	@$(CC) $(BENCH_CFLAGS) -Iinclude $< -o $@ -Llib -lstrata-api -Wl,-rpath,$(CURDIR)/lib
 
-.PHONY: bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog bench-explicit
+# make bench-oom: every entry point run out of memory three ways, and back (a table, not a timing)
+build/bench/oom: bench/oom.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(BENCH_CFLAGS) $< -o $@
+bench-oom: build/bench/oom lib/libstrata.so
+	@LD_PRELOAD=$(CURDIR)/lib/libstrata.so build/bench/oom
+
+.PHONY: bench-oom bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog bench-explicit
 bench-peers:
 	@bench/install-peers.sh
 

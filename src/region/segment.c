@@ -219,15 +219,27 @@ size_t sx_segcache_purge(void) {
             else sx_os_decommit((uint8_t *)seg + SX_SLICE_SIZE, n), released += n;
         }
     }
-    for (sx_segment *seg = unmap, *next; seg; seg = next) {
+    /* With the map count full, unmapping a segment from the middle of merged mappings fails
+     * (it would split them) until its neighbours have gone: pass again while that helps. */
+    for (bool progress = true; unmap && progress;) {
+        progress = false;
+        sx_segment *left = NULL;
+        for (sx_segment *seg = unmap, *next; seg; seg = next) {
+            next = seg->next;
+            if (sx_os_unmap(seg, SX_SEG_SIZE)) {
+                atomic_fetch_sub_explicit(&sx_count->mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
+                released += SX_SEG_SIZE;
+                progress = true;
+            } else {
+                seg->next = left;
+                left = seg;
+            }
+        }
+        unmap = left;
+    }
+    for (sx_segment *seg = unmap, *next; seg; seg = next) { /* kept, without their pages */
         next = seg->next;
         size_t n = seg->dirty ? committed(seg) : 0;
-        if (sx_os_unmap(seg, SX_SEG_SIZE)) {
-            atomic_fetch_sub_explicit(&sx_count->mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
-            released += SX_SEG_SIZE;
-            continue;
-        }
-        /* the map count is full: keep it, without its pages */
         if (n) sx_os_decommit((uint8_t *)seg + SX_SLICE_SIZE, n);
         released += n;
         sx_segcache_push(seg, false);
