@@ -176,7 +176,7 @@ check-warnings:
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -Isrc -c $$f -o /dev/null || exit 1; done; \
 	  for f in $(SEC_CHECKED); do \
 	    $$cc -std=gnu11 -O1 $(WARN) -Werror -c $$f -o /dev/null || exit 1; done; \
-	  for f in $(EXAMPLES_C) bench/memlog.c; do \
+	  for f in $(EXAMPLES_C) bench/memlog.c bench/soak.c; do \
 	    $$cc $(EXAMPLES_CFLAGS) -Werror -Iexamples/memlog -c $$f -o /dev/null || exit 1; done; \
 	  for f in $(FUZZ_C); do \
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c $$f -o /dev/null || exit 1; done; \

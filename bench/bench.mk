@@ -15,6 +15,10 @@
 #                              blocks before NULL, errno, and recovery, per entry point
 #   make bench-explicit        strata_pool, strata_cache and strata_pages against malloc/free,
 #                              posix_memalign and mmap (RUNS=N interleaved runs, default 5)
+#   make soak                  bench/soak.c, a server-shaped program, for SOAK_TIME seconds (600) on
+#                              SOAK_LIB (lib/libstrata.so; SOAK_LIB= for glibc's malloc): a line
+#                              every SOAK_INTERVAL seconds (60), then whether RSS/live crept (exit 1)
+#                              (SOAK_THREADS workers, 4; SOAK_CYCLE seconds, 120 or a fifth of the run)
 
 BENCH_CFLAGS := -std=gnu11 -g -O2 -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free -Wall -Wextra -pthread
 BENCH_WORK   := $(patsubst bench/workloads/%.c,build/bench/%,$(wildcard bench/workloads/*.c))
@@ -53,7 +57,7 @@ build/bench/oom: bench/oom.c
 bench-oom: build/bench/oom lib/libstrata.so
 	@LD_PRELOAD=$(CURDIR)/lib/libstrata.so build/bench/oom
 
-.PHONY: bench-oom bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog bench-explicit
+.PHONY: bench-oom bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog bench-explicit soak
 bench-peers:
 	@bench/install-peers.sh
 
@@ -86,3 +90,18 @@ bench-memlog: build/bench/memlog
 	@build/bench/memlog $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
 bench-explicit: build/bench/explicit
 	@build/bench/explicit $(if $(RUNS),--runs $(RUNS))
+
+# The soak test: not part of make test (it runs for minutes). The program itself is not linked
+# with strata; SOAK_LIB is preloaded, so any allocator can run it.
+SOAK_TIME     ?= 600
+SOAK_INTERVAL ?= 60
+SOAK_THREADS  ?= 4
+SOAK_CYCLE    ?=
+SOAK_LIB      ?= lib/libstrata.so
+build/bench/soak: bench/soak.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(BENCH_CFLAGS) $< -o $@
+soak: build/bench/soak $(SOAK_LIB)
+	@env LD_PRELOAD=$(if $(SOAK_LIB),$(abspath $(SOAK_LIB))) build/bench/soak -t $(SOAK_TIME) \
+	    -i $(SOAK_INTERVAL) -w $(SOAK_THREADS) $(if $(SOAK_CYCLE),-c $(SOAK_CYCLE))
