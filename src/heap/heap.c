@@ -159,12 +159,15 @@ void sx_page_free_slow(sx_heap *h, sx_page *pg) {
 
 /* ---- giving memory back ---- */
 
-/* Give back every page with no block in use, and every segment left empty. */
+/* Give back every page with no block in use, and every segment left empty. A heap nobody runs
+ * keeps no page: one that was kept (its frees skip the slow path) is an ordinary page again, so
+ * that it goes back when its last block is freed. */
 void sx_heap_release_pages(sx_heap *h) {
     for (unsigned bin = 0; bin < SX_BINS; bin++) {
         for (sx_page *pg = h->bins[bin].first, *next; pg; pg = next) {
             next = pg->next;
             if (pg->used == 0) page_retire(h, pg, false);
+            else if ((pg->flags & SX_PAGE_KEPT) && !h->retain) unkeep(h, pg);
         }
     }
     sx_heap_release_empty(h);

@@ -127,6 +127,7 @@ static void thread_exit(void *arg) {
     if (h == NULL || h == &sx_heap_empty) return;
     sx_tls_heap = &sx_heap_empty;
     tls_exited = true;
+    h->retain = false; /* nothing kept for a thread that is gone */
     sx_secure_flush(h); /* its quarantine: checked, and given back with the rest */
     sx_foreign_flush(h);
     sx_outbox_flush(h);
