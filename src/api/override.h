@@ -49,21 +49,122 @@ SX_ALIAS(malloc_trim, strata_malloc_trim)
 SX_ALIAS(malloc_stats, strata_malloc_stats)
 SX_ALIAS(malloc_info, strata_malloc_info)
 
-/* C++'s sized operator delete (and delete[]): libstdc++'s would call free and drop the size;
- * here secure mode checks it against the size asked for (new T[n] given to delete). */
-void _ZdlPvm(void *ptr, size_t size);
-void _ZdaPvm(void *ptr, size_t size);
-static void sized_delete(void *ptr, size_t size) {
+/* ---- C++ operator new and delete ----
+ * libstdc++'s call malloc and free: two more calls per pair, through the PLT. Here they are the
+ * fast paths themselves. Failure keeps C++'s semantics: the next definition in the process
+ * (libstdc++'s) is called, which runs the new_handler loop around malloc (strata's again) and
+ * throws std::bad_alloc, or returns NULL for the nothrow forms. The sized deletes let secure mode
+ * check the size given against the size asked for (new T[n] given to delete). libstrata-diag.so
+ * leaves them to libstdc++ (its stacks start at malloc). */
 #ifndef STRATA_DIAG
+#include <dlfcn.h>
+
+/* The mangled names, declared for the aliases below. */
+void *_Znwm(size_t);
+void *_Znam(size_t);
+void *_ZnwmRKSt9nothrow_t(size_t, const void *);
+void *_ZnamRKSt9nothrow_t(size_t, const void *);
+void *_ZnwmSt11align_val_t(size_t, size_t);
+void *_ZnamSt11align_val_t(size_t, size_t);
+void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t, size_t, const void *);
+void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t, size_t, const void *);
+void _ZdlPv(void *);
+void _ZdaPv(void *);
+void _ZdlPvm(void *, size_t);
+void _ZdaPvm(void *, size_t);
+void _ZdlPvRKSt9nothrow_t(void *, const void *);
+void _ZdaPvRKSt9nothrow_t(void *, const void *);
+void _ZdlPvSt11align_val_t(void *, size_t);
+void _ZdaPvSt11align_val_t(void *, size_t);
+void _ZdlPvmSt11align_val_t(void *, size_t, size_t);
+void _ZdaPvmSt11align_val_t(void *, size_t, size_t);
+void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *, size_t, const void *);
+void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *, size_t, const void *);
+
+/* The next definition of `name` (libstdc++'s), which handles failure as C++ requires. */
+static sx_cold void *next_new(const char *name, void *self) {
+    void *f = dlsym(RTLD_NEXT, name);
+    if (!f || f == self) sx_fatal("operator new: out of memory, and no C++ runtime to report it (%s)", name);
+    return f;
+}
+
+static void *cxx_new(size_t size) {
+    void *p = SX_MALLOC(size);
+    if (sx_likely(p != NULL)) return p;
+    return ((void *(*)(size_t))next_new("_Znwm", (void *)_Znwm))(size);
+}
+static void *cxx_new_array(size_t size) {
+    void *p = SX_MALLOC(size);
+    if (sx_likely(p != NULL)) return p;
+    return ((void *(*)(size_t))next_new("_Znam", (void *)_Znam))(size);
+}
+static void *cxx_new_nothrow(size_t size, const void *nt) {
+    void *p = SX_MALLOC(size);
+    if (sx_likely(p != NULL)) return p;
+    return ((void *(*)(size_t, const void *))next_new("_ZnwmRKSt9nothrow_t", (void *)_ZnwmRKSt9nothrow_t))(size, nt);
+}
+static void *cxx_new_array_nothrow(size_t size, const void *nt) {
+    void *p = SX_MALLOC(size);
+    if (sx_likely(p != NULL)) return p;
+    return ((void *(*)(size_t, const void *))next_new("_ZnamRKSt9nothrow_t", (void *)_ZnamRKSt9nothrow_t))(size, nt);
+}
+static void *cxx_new_aligned(size_t size, size_t align) {
+    void *p;
+    if (sx_likely(sx_is_pow2(align) && SX_MEMALIGN(&p, align, size) == 0)) return p;
+    return ((void *(*)(size_t, size_t))next_new("_ZnwmSt11align_val_t", (void *)_ZnwmSt11align_val_t))(size, align);
+}
+static void *cxx_new_array_aligned(size_t size, size_t align) {
+    void *p;
+    if (sx_likely(sx_is_pow2(align) && SX_MEMALIGN(&p, align, size) == 0)) return p;
+    return ((void *(*)(size_t, size_t))next_new("_ZnamSt11align_val_t", (void *)_ZnamSt11align_val_t))(size, align);
+}
+static void *cxx_new_aligned_nothrow(size_t size, size_t align, const void *nt) {
+    void *p;
+    if (sx_likely(sx_is_pow2(align) && SX_MEMALIGN(&p, align, size) == 0)) return p;
+    return ((void *(*)(size_t, size_t, const void *))next_new(
+        "_ZnwmSt11align_val_tRKSt9nothrow_t", (void *)_ZnwmSt11align_val_tRKSt9nothrow_t))(size, align, nt);
+}
+static void *cxx_new_array_aligned_nothrow(size_t size, size_t align, const void *nt) {
+    void *p;
+    if (sx_likely(sx_is_pow2(align) && SX_MEMALIGN(&p, align, size) == 0)) return p;
+    return ((void *(*)(size_t, size_t, const void *))next_new(
+        "_ZnamSt11align_val_tRKSt9nothrow_t", (void *)_ZnamSt11align_val_tRKSt9nothrow_t))(size, align, nt);
+}
+
+static void cxx_delete(void *ptr) { SX_FREE(ptr); }
+static void cxx_delete_nothrow(void *ptr, const void *nt) { SX_FREE(ptr); }
+static void cxx_delete_aligned(void *ptr, size_t align) { SX_FREE(ptr); }
+static void cxx_delete_aligned_nothrow(void *ptr, size_t align, const void *nt) { SX_FREE(ptr); }
+static void cxx_delete_sized(void *ptr, size_t size) {
     if (sx_unlikely(sx_secure_on)) {
         sx_secure_free(ptr, "operator delete", size, true);
         return;
     }
-#endif
     SX_FREE(ptr);
 }
-SX_ALIAS(_ZdlPvm, sized_delete)
-SX_ALIAS(_ZdaPvm, sized_delete)
+static void cxx_delete_sized_aligned(void *ptr, size_t size, size_t align) { cxx_delete_sized(ptr, size); }
+
+SX_ALIAS(_Znwm, cxx_new)
+SX_ALIAS(_Znam, cxx_new_array)
+SX_ALIAS(_ZnwmRKSt9nothrow_t, cxx_new_nothrow)
+SX_ALIAS(_ZnamRKSt9nothrow_t, cxx_new_array_nothrow)
+SX_ALIAS(_ZnwmSt11align_val_t, cxx_new_aligned)
+SX_ALIAS(_ZnamSt11align_val_t, cxx_new_array_aligned)
+SX_ALIAS(_ZnwmSt11align_val_tRKSt9nothrow_t, cxx_new_aligned_nothrow)
+SX_ALIAS(_ZnamSt11align_val_tRKSt9nothrow_t, cxx_new_array_aligned_nothrow)
+SX_ALIAS(_ZdlPv, cxx_delete)
+SX_ALIAS(_ZdaPv, cxx_delete)
+SX_ALIAS(_ZdlPvRKSt9nothrow_t, cxx_delete_nothrow)
+SX_ALIAS(_ZdaPvRKSt9nothrow_t, cxx_delete_nothrow)
+SX_ALIAS(_ZdlPvSt11align_val_t, cxx_delete_aligned)
+SX_ALIAS(_ZdaPvSt11align_val_t, cxx_delete_aligned)
+SX_ALIAS(_ZdlPvSt11align_val_tRKSt9nothrow_t, cxx_delete_aligned_nothrow)
+SX_ALIAS(_ZdaPvSt11align_val_tRKSt9nothrow_t, cxx_delete_aligned_nothrow)
+SX_ALIAS(_ZdlPvm, cxx_delete_sized)
+SX_ALIAS(_ZdaPvm, cxx_delete_sized)
+SX_ALIAS(_ZdlPvmSt11align_val_t, cxx_delete_sized_aligned)
+SX_ALIAS(_ZdaPvmSt11align_val_t, cxx_delete_sized_aligned)
+#endif
 
 SX_ALIAS(__libc_malloc, strata_malloc)
 SX_ALIAS(__libc_free, strata_free)

@@ -1,8 +1,11 @@
 /*
- * cxx.cc — C++ programs on strata: operator new/delete (through libstdc++'s calls to malloc and
- * free), aligned new, containers, strings, exceptions, threads and thread_local destructors.
+ * cxx.cc — C++ programs on strata: operator new/delete (strata's own, the fast paths), aligned
+ * new, out of memory as C++ has it (new_handler, std::bad_alloc, nullptr from nothrow new),
+ * containers, strings, exceptions, threads and thread_local destructors.
  */
+#include <dlfcn.h>
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <cstdint>
@@ -117,8 +120,66 @@ static void threads_and_thread_locals(void) {
     CHECK(Tracker::done.load() == 16);
 }
 
+/* operator new and delete are strata's, not libstdc++'s wrappers around malloc and free. */
+static bool from_strata(void *fn) {
+    Dl_info info;
+    return dladdr(fn, &info) && info.dli_fname && strstr(info.dli_fname, "libstrata");
+}
+static void operators_are_strata_s(void) {
+    void *(*nw)(size_t) = &::operator new;
+    void *(*na)(size_t) = &::operator new[];
+    void (*dl)(void *) noexcept = &::operator delete;
+    void (*da)(void *) noexcept = &::operator delete[];
+    void *(*nal)(size_t, std::align_val_t) = &::operator new;
+    void (*dsz)(void *, size_t) noexcept = &::operator delete;
+    CHECK(from_strata((void *)nw) && from_strata((void *)na) && from_strata((void *)dl) &&
+          from_strata((void *)da) && from_strata((void *)nal) && from_strata((void *)dsz));
+}
+
+/* Out of memory: new calls the new_handler, which may make room, then throws std::bad_alloc;
+ * nothrow new returns nullptr. */
+static char *reserve;
+static int handler_calls;
+static void make_room() {
+    handler_calls++;
+    if (reserve) {
+        delete[] reserve;
+        reserve = nullptr;
+    } else {
+        std::set_new_handler(nullptr); // nothing left: the next failure throws
+    }
+}
+static void out_of_memory_child(void *) {
+    th_limit_as((size_t)256 << 20);
+    reserve = new char[(size_t)200 << 20];
+    reserve[0] = 1;
+    std::set_new_handler(make_room);
+    char *p = new char[(size_t)100 << 20]; // fits only once the handler freed the reserve
+    if (!p || handler_calls != 1) _exit(1);
+    p[0] = 1;
+    bool threw = false;
+    try {
+        char *q = new char[(size_t)1 << 30];
+        q[0] = 1;
+    } catch (const std::bad_alloc &) {
+        threw = true;
+    }
+    if (!threw || handler_calls != 2) _exit(2);
+    char *volatile none = new (std::nothrow) char[(size_t)1 << 30];
+    if (none != nullptr) _exit(3);
+    try {
+        th_use(new (std::align_val_t(4096)) char[(size_t)1 << 30]); // (a use: new may not be elided)
+        _exit(4);
+    } catch (const std::bad_alloc &) {
+    }
+    delete[] p;
+}
+static void new_out_of_memory_is_bad_alloc(void) { CHECK_CHILD_OK(out_of_memory_child, nullptr); }
+
 int main() {
     RUN(new_and_delete);
+    RUN(operators_are_strata_s);
+    RUN(new_out_of_memory_is_bad_alloc);
     RUN(aligned_new);
     RUN(containers);
     RUN(exceptions);
