@@ -68,7 +68,9 @@
 /* Cross-thread frees are batched per destination heap before one atomic push. */
 #define SX_OUT_SLOTS 8
 #define SX_OUT_BATCH 64
-#define SX_OUT_BYTES ((size_t)256 << 10)
+#ifndef SX_FOREIGN_KEEP
+#define SX_FOREIGN_KEEP 1                    /* keep other heaps' small blocks for reuse */
+#endif
 #define SX_FOREIGN_BINS 32                   /* classes up to 1 KiB keep other heaps' blocks */
 #define SX_FOREIGN_BYTES ((size_t)2 << 10)   /* at most this much per class (4 to 64 blocks) */
 

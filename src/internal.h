@@ -472,6 +472,16 @@ static inline void sx_page_free_block(sx_heap *h, sx_page *pg, sx_block *b) {
     if (sx_unlikely(--pg->used == pg->trigger)) sx_page_free_slow(h, pg); /* empty, or was full */
 }
 
+/* Put n blocks, linked from head to tail, back on their page at once (other threads' frees). */
+static inline void sx_page_free_run(sx_heap *h, sx_page *pg, sx_block *head, sx_block *tail, uint32_t n) {
+    SX_ASSERT(n >= 1 && pg->used >= n && (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
+    sx_block_link(tail, pg->local_free);
+    pg->local_free = head;
+    pg->used = (uint16_t)(pg->used - n);
+    /* as `--used == trigger` does for one: empty (trigger 0), or was full (trigger below used) */
+    if (sx_unlikely(pg->used <= pg->trigger && pg->trigger != SX_TRIGGER_NEVER)) sx_page_free_slow(h, pg);
+}
+
 /* ---- heap/remote.c: frees of blocks that belong to another thread's heap ---- */
 void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b);
 void sx_remote_collect(sx_heap *h);

@@ -97,12 +97,16 @@ typedef struct sx_page_queue {
     sx_page *first, *last;
 } sx_page_queue;
 
-/* Blocks of other heaps freed by this thread, waiting to be sent to their owner in one push. */
+/* Blocks of other heaps freed by this thread, waiting to be sent to their owner in one push: a
+ * chain of runs, each of blocks of one page, newest first (heap/remote.c). */
 typedef struct sx_out_slot {
     struct sx_heap *dest;
-    sx_block *head, *tail;
-    uint32_t count;
-    size_t bytes;
+    sx_block *head;          /* the newest block: the head of the open run */
+    sx_block *tail;          /* the oldest block of the chain */
+    sx_block *run_tail;      /* the oldest block of the open run */
+    const struct sx_page *run_page;
+    uint32_t run;            /* blocks in the open run */
+    uint32_t count;          /* blocks in the chain */
 } sx_out_slot;
 
 enum { SX_HEAP_LIVE = 0, SX_HEAP_POOLED, SX_HEAP_CLAIMED, SX_HEAP_ORPHAN };
@@ -130,7 +134,7 @@ typedef struct sx_heap {
     sx_out_slot out[SX_OUT_SLOTS];
     sx_page foreign[SX_FOREIGN_BINS]; /* other heaps' blocks this thread freed, kept for reuse */
     unsigned foreign_exits;           /* sx_thread_exits when the lists were last emptied */
-    uint32_t out_pending;
+    uint32_t out_pending;             /* bit i: out[i] holds blocks */
     uint32_t id;
     uint64_t rng;                     /* secure mode: xorshift state */
     unsigned nquarantined;            /* secure mode: blocks in quarantine[] */

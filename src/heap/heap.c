@@ -64,7 +64,8 @@ void sx_heap_direct_point(sx_heap *h, unsigned bin, sx_page *pg) {
 /* Point the direct-table slots of a class at the first page of its queue. */
 void sx_heap_direct_update(sx_heap *h, unsigned bin) {
     if (bin > sx_bin_of(SX_DIRECT_MAX)) return;
-    sx_heap_direct_point(h, bin, h->bins[bin].first ? h->bins[bin].first : &sx_page_empty);
+    sx_page *pg = h->bins[bin].first ? h->bins[bin].first : &sx_page_empty;
+    if (h->direct[sx_bin_direct_hi(bin)] != pg) sx_heap_direct_point(h, bin, pg);
 }
 
 static void page_retire(sx_heap *h, sx_page *pg, bool keep_last);
@@ -192,7 +193,7 @@ static sx_noinline void trim_asked(sx_heap *h) {
 
 /* The first page of a class that has a free block, making one if none has. Pages found full move
  * to the full queue, so each is looked at once per time it fills: no repeated scanning. */
-static sx_page *page_for_bin(sx_heap *h, unsigned bin) {
+static sx_noinline sx_page *page_for_bin(sx_heap *h, unsigned bin) {
     sx_page_queue *q = &h->bins[bin];
     sx_page *pg = q->first;
     while (pg) {
@@ -223,19 +224,33 @@ static sx_page *page_for_bin(sx_heap *h, unsigned bin) {
     return pg;
 }
 
-void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
-    SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_POOLED);
+/* What waits for a heap's slow path: blocks other threads sent it, blocks it owes them, a request
+ * to give memory back, statistics. */
+static sx_noinline void chores(sx_heap *h, unsigned bin) {
     if (sx_unlikely(sx_load_relaxed(&h->trim_asked))) trim_asked(h);
-    sx_counts_of(h)->n_alloc[bin]++;
-    if (bin < SX_FOREIGN_BINS && h->foreign[bin].free) return sx_foreign_pop(&h->foreign[bin]);
     if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
     if (h->out_pending) sx_outbox_flush(h);
     if (sx_unlikely(sx_opt.stats)) sx_stats_sample(bin);
-    sx_page *pg = page_for_bin(h, bin);
-    if (!pg) {
-        sx_counts_of(h)->n_alloc[bin]--;
-        return NULL;
+}
+
+void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
+    SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_POOLED);
+    if (bin < SX_FOREIGN_BINS && h->foreign[bin].free) {
+        sx_counts_of(h)->n_alloc[bin]++;
+        return sx_foreign_pop(&h->foreign[bin]);
     }
+    if (sx_unlikely(sx_load_relaxed(&h->remote_in) || h->out_pending | sx_opt.stats | sx_load_relaxed(&h->trim_asked)))
+        chores(h, bin);
+    /* Most often the class's current page has run dry and its own frees wait on its local list. */
+    sx_page *pg = h->bins[bin].first;
+    if (sx_likely(pg && pg->local_free && !pg->free)) {
+        pg->free = pg->local_free;
+        pg->local_free = NULL;
+    } else if (!pg || !pg->free) {
+        pg = page_for_bin(h, bin);
+        if (!pg) return NULL;
+    }
+    sx_counts_of(h)->n_alloc[bin]++;
     sx_block *b = pg->free;
     pg->free = sx_block_pop(pg, b);
     pg->used++;

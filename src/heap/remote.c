@@ -3,51 +3,110 @@
  *
  * Only a heap's owner touches its pages, so a thread that frees another heap's block sends it to
  * that heap instead. It collects such blocks per destination in its outbox (no atomics) and pushes
- * a whole batch onto the destination's `remote_in` list with one compare-and-swap; the owner takes
- * the whole list with one exchange in its malloc slow path and frees the blocks locally. No lock
- * anywhere: producers and consumers of a shared queue never wait for each other.
+ * a whole chain onto the destination's `remote_in` list with one compare-and-swap; the owner takes
+ * the whole list with one exchange in its malloc slow path. No lock anywhere: producers and
+ * consumers of a shared queue never wait for each other.
  *
- * Before any of that, a small block goes on the freeing thread's own foreign list for its class
- * (a few KiB per class), and the direct table points the class at that list: the thread's next
- * mallocs of that size take these blocks back, still warm in its cache, and nothing crosses to the
- * owner at all. This is what a producer/consumer pair of threads does all day. The owner's page
- * counts a kept block as in use, so nothing else can hand it out; the lists go to the owners when
- * the thread exits or calls malloc_trim, and at its next remote free after any thread exits (a
- * block kept may be all that holds the exited thread's memory).
+ * A chain is made of runs: blocks of one page freed one after the other (a consumer freeing what a
+ * producer allocated in order makes long ones). The head of a run carries the run's last block and
+ * its length in its third and fourth words (blocks of 32 bytes and more; a 16-byte block is a run
+ * of its own), so the owner puts a whole run back on its page at once — one link, one subtraction —
+ * without walking the blocks, which are cold by then, one by one. The second word of every block
+ * keeps its free key all the way (a double free in transit is still caught). Secure mode checks
+ * that freed blocks stay zero: there every block is a run of its own.
  *
- * A thread with no heap (one that is exiting) pushes each block directly. A heap whose thread has
- * exited still receives blocks; whoever adopts or collects it frees them.
+ * A thread that frees before it ever allocates (a consumer) gets a heap at its first such free,
+ * so that its frees are batched like anyone's; only an exiting thread, which can have no heap,
+ * sends each block at once.
+ *
+ * Before any of that, a small block may go on the freeing thread's own foreign list for its class
+ * (a few KiB per class): its next malloc of that size in the slow path takes the block back, still
+ * warm in its cache. The owner's page counts a kept block as in use, so nothing else can hand it
+ * out; the lists go to the owners when the thread exits or calls malloc_trim, and at its next
+ * remote free after any thread exits (a block kept may be all that holds the exited thread's
+ * memory). A heap whose thread has exited still receives blocks; whoever frees into it collects it.
  */
 #include "sizeclass.h"
+
+/* ---- runs ---- */
+
+typedef struct {
+    uintptr_t link, key; /* as in any free block */
+    sx_block *tail;      /* the run's last block */
+    uintptr_t count;     /* blocks in the run */
+} run_head;
+
+/* Do blocks of this page carry a run's tail and length in their head? */
+static inline bool runs_of(const sx_page *pg) { return pg->block_size >= sizeof(run_head) && !sx_secure_on; }
+
+static inline void run_close(sx_block *head, sx_block *tail, uint32_t n, const sx_page *pg) {
+    if (runs_of(pg)) {
+        ((run_head *)head)->tail = tail;
+        ((run_head *)head)->count = n;
+    }
+}
 
 static void push_chain(sx_heap *dest, sx_block *head, sx_block *tail) {
     sx_block *old = atomic_load_explicit(&dest->remote_in, memory_order_relaxed);
     do {
         sx_block_link(tail, old);
     } while (!atomic_compare_exchange_weak_explicit(&dest->remote_in, &old, head,
-                                                    memory_order_release, memory_order_relaxed));
+                                                    memory_order_seq_cst, memory_order_relaxed));
 }
 
 /* A heap whose thread has exited runs no slow path to take in what it receives: collect it here,
  * so memory freed after its thread is gone goes back at once. */
 static void deliver(sx_heap *dest, sx_block *head, sx_block *tail) {
     push_chain(dest, head, tail);
-    if (sx_unlikely(atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED))
+    if (sx_unlikely(atomic_load_explicit(&dest->state, memory_order_seq_cst) == SX_HEAP_POOLED))
         sx_pool_collect_heap(dest);
 }
 
-static void slot_flush(sx_heap *h, sx_out_slot *s) {
+/* One block, sent at once. */
+static void deliver_one(sx_heap *dest, const sx_page *pg, sx_block *b) {
+    run_close(b, b, 1, pg);
+    deliver(dest, b, b);
+}
+
+/* ---- the outbox ---- */
+
+static void slot_flush(sx_heap *h, unsigned i) {
+    sx_out_slot *s = &h->out[i];
     if (s->count) {
+        run_close(s->head, s->run_tail, s->run, s->run_page);
         deliver(s->dest, s->head, s->tail);
-        h->out_pending -= s->count;
     }
-    s->head = s->tail = NULL;
-    s->count = 0;
-    s->bytes = 0;
+    s->head = s->tail = s->run_tail = NULL;
+    s->run_page = NULL;
+    s->run = s->count = 0;
+    h->out_pending &= ~(1u << i);
 }
 
 void sx_outbox_flush(sx_heap *h) {
-    for (unsigned i = 0; i < SX_OUT_SLOTS; i++) slot_flush(h, &h->out[i]);
+    for (uint32_t m = h->out_pending; m; m &= m - 1) slot_flush(h, (unsigned)__builtin_ctz(m));
+}
+
+static void outbox_add(sx_heap *me, sx_heap *dest, const sx_page *pg, sx_block *b) {
+    unsigned i = dest->id % SX_OUT_SLOTS;
+    sx_out_slot *s = &me->out[i];
+    if (s->dest != dest) {
+        slot_flush(me, i);
+        s->dest = dest;
+    }
+    sx_block *head = s->head;
+    sx_block_link(b, head);
+    if (head && s->run_page == pg) {
+        s->run++; /* the open run goes on */
+    } else {
+        if (head) run_close(head, s->run_tail, s->run, s->run_page);
+        else s->tail = b, me->out_pending |= 1u << i;
+        s->run_tail = b;
+        s->run_page = pg;
+        s->run = 1;
+    }
+    s->head = b;
+    /* a batch of small blocks, or any block bigger than a small class (no memory waits long) */
+    if (++s->count >= SX_OUT_BATCH || pg->block_size > SX_SMALL_MAX) slot_flush(me, i);
 }
 
 /* ---- foreign lists ---- */
@@ -79,25 +138,7 @@ static bool foreign_keep(sx_heap *me, const sx_page *pg, sx_block *b) {
     sx_block_link(b, f->free);
     f->free = b;
     f->used--;
-    if (me->direct[sx_bin_direct_hi(pg->bin)] != f) sx_heap_direct_point(me, pg->bin, f);
     return true;
-}
-
-/* ---- the outbox ---- */
-
-static void outbox_add(sx_heap *me, sx_heap *dest, const sx_page *pg, sx_block *b) {
-    sx_out_slot *s = &me->out[dest->id % SX_OUT_SLOTS];
-    if (s->dest != dest) {
-        slot_flush(me, s);
-        s->dest = dest;
-    }
-    sx_block_link(b, s->head);
-    s->head = b;
-    if (!s->tail) s->tail = b;
-    s->count++;
-    s->bytes += pg->block_size;
-    me->out_pending++;
-    if (s->count >= SX_OUT_BATCH || s->bytes >= SX_OUT_BYTES) slot_flush(me, s);
 }
 
 void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b) {
@@ -108,19 +149,21 @@ void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b) {
     sx_heap *dest = atomic_load_explicit(&seg->heap, memory_order_acquire);
     SX_ASSERT(dest != NULL);
     sx_heap *me = sx_tls_heap;
-    /* A thread without a heap sends each block at once, and counts it in sx_count. */
-    if (me == &sx_heap_empty) {
-        atomic_fetch_add_explicit(&sx_count->stray_free[pg->bin], 1, memory_order_relaxed);
-        deliver(dest, b, b);
-        return;
+    if (sx_unlikely(me == &sx_heap_empty)) {
+        me = sx_thread_heap_slow(); /* a consumer's first free; NULL: the thread is exiting */
+        if (!me) { /* counted in sx_count, sent at once */
+            atomic_fetch_add_explicit(&sx_count->stray_free[pg->bin], 1, memory_order_relaxed);
+            deliver_one(dest, pg, b);
+            return;
+        }
     }
     sx_counts_of(me)->n_free[pg->bin]++;
     /* Nothing kept or batched for a heap whose thread has exited: its memory goes back now. */
     if (atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED) {
-        deliver(dest, b, b);
+        deliver_one(dest, pg, b);
         return;
     }
-    if (me->retain && foreign_keep(me, pg, b)) return;
+    if (SX_FOREIGN_KEEP && me->retain && foreign_keep(me, pg, b)) return;
     outbox_add(me, dest, pg, b);
 }
 
@@ -131,7 +174,6 @@ void sx_foreign_flush(sx_heap *h) {
         if (!b) continue;
         f->free = NULL;
         f->used = SX_FOREIGN_BASE;
-        if (h->direct[sx_bin_direct_hi(bin)] == f) sx_heap_direct_update(h, bin);
         while (b) {
             sx_block *next = sx_block_next(b);
             sx_segment *seg = sx_segment_of(b);
@@ -139,7 +181,7 @@ void sx_foreign_flush(sx_heap *h) {
             sx_heap *dest = atomic_load_explicit(&seg->heap, memory_order_acquire);
             if (dest == h) sx_page_free_block(h, pg, b);
             else if (atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED)
-                deliver(dest, b, b);
+                deliver_one(dest, pg, b);
             else outbox_add(h, dest, pg, b);
             b = next;
         }
@@ -147,12 +189,19 @@ void sx_foreign_flush(sx_heap *h) {
 }
 
 void sx_remote_collect(sx_heap *h) {
-    sx_block *b = atomic_exchange_explicit(&h->remote_in, NULL, memory_order_acquire);
+    sx_block *b = atomic_exchange_explicit(&h->remote_in, NULL, memory_order_seq_cst);
     while (b) {
-        sx_block *next = sx_block_next(b);
         sx_segment *seg = sx_segment_of(b);
         SX_ASSERT(atomic_load_explicit(&seg->heap, memory_order_relaxed) == h);
-        sx_page_free_block(h, sx_page_of(seg, b), b);
+        sx_page *pg = sx_page_of(seg, b);
+        sx_block *tail = b;
+        uint32_t n = 1;
+        if (runs_of(pg)) {
+            tail = ((run_head *)b)->tail;
+            n = (uint32_t)((run_head *)b)->count;
+        }
+        sx_block *next = sx_block_next(tail);
+        sx_page_free_run(h, pg, b, tail, n);
         b = next;
     }
 }

@@ -50,8 +50,9 @@ static void threads_that_never_allocate(void) {
            heaps1 - heaps0);
 }
 
-/* The frees of a thread with no heap go straight to the owner's list; the owner takes them back
- * on its next slow-path allocation. */
+/* A thread that only frees gets a heap at its first free of another heap's block (its frees are
+ * batched like anyone's, and sent when it exits); the owner takes them back on its next slow-path
+ * allocation. */
 static void thread_that_only_frees(void) {
     reset_failures();
     enum { N = 200, SIZE = 80 };
@@ -68,7 +69,7 @@ static void thread_that_only_frees(void) {
     CHECK(pthread_create(&t, NULL, freeing_thread, &j) == 0);
     pthread_join(t, NULL);
     CHECKF(!g_failed, "%s", g_msg);
-    CHECKF(heaps_now() == heaps0, "a thread that only freed made a heap");
+    CHECKF(heaps_now() <= heaps0 + 1, "a thread that only freed made %zu heaps", heaps_now() - heaps0);
     /* a size this thread has never asked for: the slow path, which collects remote frees */
     void *fresh = malloc(23456);
     CHECK(fresh != NULL);
