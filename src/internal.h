@@ -334,9 +334,19 @@ static inline sx_segment *sx_segment_of(const void *p) {
 static inline sx_segment *sx_segment_of_desc(const sx_page *d) {
     return (sx_segment *)((uintptr_t)d & ~(uintptr_t)SX_SEG_MASK);
 }
+/* Slice descriptors record how far back the first slice of their span is, in bytes (one
+ * subtraction on free's path). */
+static inline void sx_slice_set_back(sx_page *s, size_t slices) {
+    s->slice_back = (uint16_t)(slices * sizeof(sx_page));
+}
+static inline sx_page *sx_slice_first(sx_page *s) {
+    return (sx_page *)((uintptr_t)s - s->slice_back);
+}
 static inline sx_page *sx_page_of(sx_segment *seg, const void *p) {
-    sx_page *s = &seg->slices[((uintptr_t)p - (uintptr_t)seg) >> SX_SLICE_SHIFT];
-    return s - s->slice_back;
+    /* the slice's index times the descriptor size, in one shift and one mask */
+    _Static_assert(sizeof(sx_page) == 64, "descriptors of 64 bytes");
+    uintptr_t off = (((uintptr_t)p - (uintptr_t)seg) >> (SX_SLICE_SHIFT - 6)) & ~(uintptr_t)63;
+    return sx_slice_first((sx_page *)((uintptr_t)seg->slices + off));
 }
 static inline size_t sx_slice_index(const sx_page *d) {
     return (size_t)(d - sx_segment_of_desc(d)->slices);
@@ -406,7 +416,8 @@ extern _Atomic size_t sx_mmap_threshold;
 extern _Atomic size_t sx_trim_threshold;
 extern _Atomic size_t sx_top_pad;
 extern _Atomic bool sx_threshold_fixed;
-extern _Atomic size_t sx_fast_limit;
+extern _Atomic size_t sx_direct_slots;  /* direct-table slots that may point at pages */
+extern _Atomic unsigned sx_direct_epoch; /* changes with sx_direct_slots */
 void sx_thresholds_init(void);
 void sx_threshold_set_mmap(size_t v);
 void sx_thresholds_share(void); /* after any change: copy them into sx_count */
@@ -444,6 +455,7 @@ void sx_heap_release_pages(sx_heap *h);
 size_t sx_heap_give_back(sx_heap *h, size_t pad);
 void sx_heap_direct_point(sx_heap *h, unsigned bin, sx_page *pg); /* direct slots of bin */
 void sx_heap_direct_update(sx_heap *h, unsigned bin); /* back to the class's first page */
+void sx_heap_direct_refresh(sx_heap *h); /* every slot again: sx_direct_slots changed */
 
 /* A heap's counters, SX_HEAP_REGION above it (meta.c). The empty heap of threads without one has
  * none: nothing counts in it (threads without a heap count in sx_count). */

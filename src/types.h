@@ -63,8 +63,9 @@ typedef struct sx_page {
     uint8_t bin;
     /* Cold. */
     uint8_t slice_count;     /* span length, in the first slice of a span */
-    uint8_t slice_back;      /* in every slice: distance back to the first slice of its span */
-    uint16_t pad_;
+    uint8_t pad_;
+    uint16_t slice_back;     /* in every slice: bytes back to the descriptor of the first slice of
+                                its span (sx_slice_first; set by sx_slice_set_back) */
     struct sx_page *next, *prev; /* page queue, or span bin */
 } sx_page;
 _Static_assert(sizeof(sx_page) == 64, "a slice descriptor is one cache line");
@@ -135,6 +136,7 @@ typedef struct sx_heap {
     sx_page foreign[SX_FOREIGN_BINS]; /* other heaps' blocks this thread freed, kept for reuse */
     unsigned foreign_exits;           /* sx_thread_exits when the lists were last emptied */
     uint32_t out_pending;             /* bit i: out[i] holds blocks */
+    unsigned direct_epoch;            /* sx_direct_epoch when the direct table was last pointed */
     uint32_t id;
     uint64_t rng;                     /* secure mode: xorshift state */
     unsigned nquarantined;            /* secure mode: blocks in quarantine[] */

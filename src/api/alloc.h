@@ -49,8 +49,10 @@ static inline void *sx_bin_pop(sx_heap *h, unsigned bin, sx_page **pgp) {
     return b;
 }
 
+/* Sizes the direct table may serve; its slots have no page where they must not (secure mode,
+ * stats=1, a threshold below 1 KiB: see sx_heap_direct_point), so that no load is needed here. */
 static inline void *sx_malloc_inline(size_t size) {
-    if (sx_likely(size <= sx_load_relaxed(&sx_fast_limit))) {
+    if (sx_likely(size <= SX_DIRECT_MAX)) {
         void *p = sx_direct_pop(sx_tls_heap, (size + 15) >> 4);
         if (sx_likely(p != NULL)) return p;
     }
@@ -63,7 +65,7 @@ static inline void *sx_calloc_inline(size_t count, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
-    if (sx_likely(total <= sx_load_relaxed(&sx_fast_limit))) {
+    if (sx_likely(total <= SX_DIRECT_MAX)) {
         void *p = sx_malloc_inline(total);
         if (sx_likely(p != NULL)) memset(p, 0, total);
         return p;

@@ -21,6 +21,7 @@ int sx_mallopt(int param, int value) {
     case M_MMAP_THRESHOLD:
         if (value < 0 || v > SX_MMAP_THRESHOLD_MAX) return 0;
         sx_threshold_set_mmap(v);
+        if (sx_tls_heap != &sx_heap_empty) sx_heap_direct_refresh(sx_tls_heap); /* others: later */
         break;
     case M_TRIM_THRESHOLD: atomic_store(&sx_trim_threshold, v); break;
     case M_TOP_PAD: atomic_store(&sx_top_pad, value < 0 ? 0 : v); break;

@@ -3,7 +3,7 @@
  * security-minded operator pays for, on top of the default build's (checked free-list links, the
  * free key, the block-start test; libstrata-secure.so also encodes the links).
  *
- * Every request takes the slow path here (the malloc fast path is off: sx_fast_limit is 0) and
+ * Every request takes the slow path here (the malloc fast path is off: the direct table has no page) and
  * gets a block 8 bytes longer than asked for. The last word of the block, the tail, holds the
  * requested size xor a canary made from the block's address and a secret (its first and last
  * bytes the pattern); the bytes between the request and the tail hold the pattern too. A freed
@@ -366,16 +366,10 @@ static inline void *hand_out(uint8_t *p, size_t bsize, size_t size, bool zero) {
 
 void *sx_secure_alloc(size_t size, size_t align, bool zero) {
     if (sx_unlikely(sx_opt.stats)) sx_count_requested(sx_tls_heap, size);
-    if (sx_likely(size - 1 < SX_DIRECT_MAX - 8 && align <= 16)) {
-        /* the fast path's pop, 8 bytes up for the tail (malloc's own fast path is off) */
-        sx_heap *h = sx_tls_heap;
-        size_t slot = (size + 8 + 15) >> 4;
-        sx_page *pg = h->direct[slot];
-        uint8_t *p = sx_direct_pop(h, slot);
-        if (sx_likely(p != NULL)) return hand_out(p, pg->block_size, size, zero);
-    } else if (size - 1 < SX_MEDIUM_MAX - 8 && align <= 16 &&
-             size + 8 < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed)) {
-        /* past the direct table, malloc's slow path pops the class's current page first too */
+    if (sx_likely(size - 1 < SX_MEDIUM_MAX - 8 && align <= 16 &&
+                  size + 8 < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed))) {
+        /* the class's current page, 8 bytes up for the tail (malloc's own fast path is off: the
+         * direct table has no page in secure mode) */
         sx_page *pg;
         uint8_t *p = sx_bin_pop(sx_tls_heap, sx_bin_of(size + 8), &pg);
         if (sx_likely(p != NULL)) return hand_out(p, pg->block_size, size, zero);

@@ -19,6 +19,7 @@ sx_heap *sx_heap_new(void) {
     sx_heap *h = sx_meta_heap();
     if (!h) return NULL;
     for (unsigned d = 0; d < SX_DIRECT_SLOTS; d++) h->direct[d] = &sx_page_empty;
+    h->direct_epoch = atomic_load_explicit(&sx_direct_epoch, memory_order_acquire);
     sx_foreign_init(h);
     sx_lock(&sx_pool_lock);
     h->id = (uint32_t)atomic_fetch_add(&sx_count->heaps, 1);
@@ -54,11 +55,20 @@ static void queue_remove(sx_page_queue *q, sx_page *pg) {
     pg->next = pg->prev = NULL;
 }
 
-/* Point the direct-table slots of a class (up to 1 KiB) at pg. In secure mode malloc(0) must
- * reach the slow path too (the fast path serves sizes up to sx_fast_limit, 0): slot 0 stays empty. */
+/* Point the direct-table slots of a class (up to 1 KiB) at pg: those the fast path may serve
+ * (sx_direct_slots); the others keep the empty page, which sends malloc to the slow path. */
 void sx_heap_direct_point(sx_heap *h, unsigned bin, sx_page *pg) {
-    for (unsigned d = sx_bin_direct_lo(bin) + (bin == 0 && sx_secure_on), hi = sx_bin_direct_hi(bin); d <= hi; d++)
-        h->direct[d] = pg;
+    unsigned lo = sx_bin_direct_lo(bin), hi = sx_bin_direct_hi(bin);
+    unsigned top = (unsigned)atomic_load_explicit(&sx_direct_slots, memory_order_relaxed);
+    for (unsigned d = lo; d <= hi; d++) h->direct[d] = d < top ? pg : &sx_page_empty;
+}
+
+/* The slots the fast path may serve have changed (a threshold set below 1 KiB): point them all
+ * again. The heap's own thread does this at once, others at their next slow path. */
+void sx_heap_direct_refresh(sx_heap *h) {
+    h->direct_epoch = atomic_load_explicit(&sx_direct_epoch, memory_order_acquire);
+    for (unsigned bin = 0; bin <= sx_bin_of(SX_DIRECT_MAX); bin++)
+        sx_heap_direct_point(h, bin, h->bins[bin].first ? h->bins[bin].first : &sx_page_empty);
 }
 
 /* Point the direct-table slots of a class at the first page of its queue. */
@@ -228,6 +238,7 @@ static sx_noinline sx_page *page_for_bin(sx_heap *h, unsigned bin) {
  * to give memory back, statistics. */
 static sx_noinline void chores(sx_heap *h, unsigned bin) {
     if (sx_unlikely(sx_load_relaxed(&h->trim_asked))) trim_asked(h);
+    if (h->direct_epoch != sx_load_relaxed(&sx_direct_epoch)) sx_heap_direct_refresh(h);
     if (sx_load_relaxed(&h->remote_in)) sx_remote_collect(h);
     if (h->out_pending) sx_outbox_flush(h);
     if (sx_unlikely(sx_opt.stats)) sx_stats_sample(bin);
@@ -239,7 +250,8 @@ void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
         sx_counts_of(h)->n_alloc[bin]++;
         return sx_foreign_pop(&h->foreign[bin]);
     }
-    if (sx_unlikely(sx_load_relaxed(&h->remote_in) || h->out_pending | sx_opt.stats | sx_load_relaxed(&h->trim_asked)))
+    if (sx_unlikely(sx_load_relaxed(&h->remote_in) || h->out_pending | sx_opt.stats | sx_load_relaxed(&h->trim_asked) ||
+                    h->direct_epoch != sx_load_relaxed(&sx_direct_epoch)))
         chores(h, bin);
     /* Most often the class's current page has run dry and its own frees wait on its local list. */
     sx_page *pg = h->bins[bin].first;

@@ -31,6 +31,14 @@ static _Atomic size_t pool_count;
 static pthread_key_t thread_key;
 static _Atomic bool key_ready;
 
+/* A pooled heap is taken by one thread at a time, by compare-and-swap on its state: to adopt it
+ * (then it also leaves the pool, under the pool lock) or to collect it where it is (no lock: a
+ * free into an exited thread's heap does this). */
+static bool claim(sx_heap *h) {
+    int pooled = SX_HEAP_POOLED;
+    return atomic_compare_exchange_strong(&h->state, &pooled, SX_HEAP_CLAIMED);
+}
+
 static void pool_unlink(sx_heap *h) {
     if (h->pool_prev) h->pool_prev->pool_next = h->pool_next;
     else pool_first = h->pool_next;
@@ -38,25 +46,17 @@ static void pool_unlink(sx_heap *h) {
     else pool_last = h->pool_prev;
     h->pool_next = h->pool_prev = NULL;
     atomic_fetch_sub(&pool_count, 1);
-    atomic_store(&h->state, SX_HEAP_CLAIMED);
 }
 
+/* The first pooled heap nobody else holds, out of the pool. */
 static sx_heap *pool_pop(void) {
     if (!atomic_load_explicit(&pool_count, memory_order_relaxed)) return NULL;
     sx_lock(&sx_pool_lock);
     sx_heap *h = pool_first;
+    while (h && !claim(h)) h = h->pool_next;
     if (h) pool_unlink(h);
     sx_unlock(&sx_pool_lock);
     return h;
-}
-
-/* Claim a particular pooled heap, if it is still in the pool. */
-static bool pool_claim(sx_heap *h) {
-    sx_lock(&sx_pool_lock);
-    bool ok = atomic_load(&h->state) == SX_HEAP_POOLED;
-    if (ok) pool_unlink(h);
-    sx_unlock(&sx_pool_lock);
-    return ok;
 }
 
 /* New threads adopt from the front, so heaps that still hold memory go there; collection takes
@@ -159,12 +159,11 @@ size_t sx_pool_give_back(void) {
 }
 
 void sx_pool_collect_heap(sx_heap *h) {
-    /* Blocks may arrive while another thread collects: look again after handing it back. */
-    for (int tries = 0; tries < 3 && atomic_load_explicit(&h->remote_in, memory_order_relaxed);
-         tries++) {
-        if (!pool_claim(h)) return;
+    /* Blocks may arrive while another thread collects: it looks again after handing it back,
+     * and so does whoever pushed them (deliver, remote.c) — one of the two sees them. */
+    while (atomic_load_explicit(&h->remote_in, memory_order_seq_cst) && claim(h)) {
         sx_remote_collect(h); /* not retaining: whatever empties goes back at once */
-        pool_push(h, h->nsegments > 0);
+        atomic_store_explicit(&h->state, SX_HEAP_POOLED, memory_order_seq_cst);
     }
 }
 

@@ -26,14 +26,21 @@ _Atomic size_t sx_mmap_threshold = SX_MMAP_THRESHOLD_DEFAULT;
 _Atomic size_t sx_trim_threshold = SX_TRIM_THRESHOLD_DEFAULT;
 _Atomic size_t sx_top_pad = SX_TOP_PAD_DEFAULT;
 _Atomic bool sx_threshold_fixed;
-_Atomic size_t sx_fast_limit = SX_DIRECT_MAX;
+_Atomic size_t sx_direct_slots = SX_DIRECT_SLOTS;
+_Atomic unsigned sx_direct_epoch;
 
-/* The malloc fast path serves sizes up to sx_fast_limit from the direct page table; a threshold
- * below 1 KiB must send the sizes above it to the slow path, which knows about huge blocks. */
+/* The malloc fast path serves sizes up to 1 KiB from the direct page table, whose slots point at
+ * pages only for sizes it may serve: below the mmap threshold, and none at all with statistics or
+ * secure mode on, which need the slow path. A threshold lowered below 1 KiB at run time reaches
+ * other threads' tables at their next slow path (sx_direct_epoch). */
 static void update_fast_limit(size_t threshold) {
-    size_t lim = threshold > SX_DIRECT_MAX ? SX_DIRECT_MAX : (threshold ? threshold - 1 : 0);
-    if (sx_opt.stats || sx_opt.secure) lim = 0; /* statistics, secure mode: in the slow path */
-    atomic_store_explicit(&sx_fast_limit, lim, memory_order_relaxed);
+    size_t slots = 0; /* none: statistics, secure mode and a threshold of 0 need the slow path */
+    if (threshold && !sx_opt.stats && !sx_opt.secure) {
+        size_t lim = threshold - 1 < SX_DIRECT_MAX ? threshold - 1 : SX_DIRECT_MAX;
+        slots = lim / 16 + 1; /* slot d serves sizes up to 16d */
+    }
+    if (atomic_exchange_explicit(&sx_direct_slots, slots, memory_order_relaxed) != slots)
+        atomic_fetch_add_explicit(&sx_direct_epoch, 1, memory_order_release);
 }
 
 void sx_threshold_set_mmap(size_t v) {
@@ -123,7 +130,7 @@ static void unpublish(sx_segment *seg) {
 static void set_block(sx_segment *seg, size_t size, size_t off, unsigned align_log) {
     seg->size = size;
     atomic_store_explicit(&seg->commit_end, (uintptr_t)seg + size, memory_order_relaxed);
-    for (unsigned i = 0; i <= SX_SLICES; i++) seg->slices[i].slice_back = (uint8_t)i;
+    for (unsigned i = 0; i <= SX_SLICES; i++) sx_slice_set_back(&seg->slices[i], i);
     sx_page *pg = &seg->slices[0];
     pg->start = (uint8_t *)seg + off;
     pg->bin = (uint8_t)align_log;

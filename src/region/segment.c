@@ -47,7 +47,7 @@ static void header_reset(sx_segment *seg) {
     seg->next = seg->prev = NULL;
     sx_span_mark(seg, 0, 1, SX_SPAN_HEADER);
     /* The descriptor past the last slice answers for an address exactly at the segment's end. */
-    seg->slices[SX_SLICES].slice_back = 0;
+    sx_slice_set_back(&seg->slices[SX_SLICES], 0);
     seg->slices[SX_SLICES].kind = SX_SPAN_HEADER;
     seg->slices[SX_SLICES].capacity = 0;
     seg->slices[SX_SLICES].inv = 1;

@@ -22,7 +22,7 @@ void sx_heap_lock_wait(sx_heap *h) {
 }
 
 void sx_span_mark(sx_segment *seg, size_t idx, size_t n, uint8_t kind) {
-    for (size_t i = 0; i < n; i++) seg->slices[idx + i].slice_back = (uint8_t)i;
+    for (size_t i = 0; i < n; i++) sx_slice_set_back(&seg->slices[idx + i], i);
     sx_page *s = &seg->slices[idx];
     s->free = s->local_free = NULL;
     s->used = s->capacity = s->reserved = 0;
@@ -71,7 +71,7 @@ static void reserve_uncommitted(sx_heap *h, sx_segment *seg) {
     if (c >= SX_SLICES) return;
     if (c < 1) c = 1;
     sx_page *f = &seg->slices[c];
-    f -= f->slice_back;
+    f = sx_slice_first(f);
     SX_ASSERT(f->kind == SX_SPAN_FREE);
     size_t fi = sx_slice_index(f);
     bool clean = f->flags & SX_SPAN_CLEAN;
@@ -153,7 +153,7 @@ void sx_span_free_locked(sx_heap *h, sx_segment *seg, size_t idx, size_t n) {
     seg->used_slices = (uint16_t)(seg->used_slices - n);
     if (idx > 1) {
         sx_page *l = &seg->slices[idx - 1];
-        l -= l->slice_back;
+        l = sx_slice_first(l);
         if (l->kind == SX_SPAN_FREE) {
             bin_remove(h, l);
             size_t li = sx_slice_index(l);
@@ -198,7 +198,7 @@ static bool span_grow(sx_heap *h, sx_page *pg, size_t n) {
     bool clean = r->flags & SX_SPAN_CLEAN;
     bin_remove(h, r);
     if (rlen > extra) free_span_insert(h, seg, idx + n, rlen - extra, clean);
-    for (size_t i = have; i < n; i++) seg->slices[idx + i].slice_back = (uint8_t)i;
+    for (size_t i = have; i < n; i++) sx_slice_set_back(&seg->slices[idx + i], i);
     pg->slice_count = (uint8_t)n;
     seg->used_slices = (uint16_t)(seg->used_slices + extra);
     return true;
@@ -302,7 +302,7 @@ static void trim_top(sx_heap *h, size_t pad) {
     for (sx_segment *seg = h->segments; seg; seg = seg->next) {
         if (seg->source != SX_SRC_BRK || !sx_brk_is_top(seg)) continue;
         sx_page *s = &seg->slices[SX_SLICES - 1];
-        s -= s->slice_back;
+        s = sx_slice_first(s);
         if (s->kind == SX_SPAN_FREE) sx_brk_trim(seg, (uintptr_t)s->start, pad);
     }
 }
