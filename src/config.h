@@ -55,11 +55,17 @@
 #define SX_HUGE_FREED 64
 
 /* Empty segments kept for reuse before mmap'd ones are unmapped (SX_SEGCACHE_MAX), of which some
- * keep their pages (dirty): up to max(SX_RETAIN_MIN, 1/SX_RETAIN_FRACTION of the memory held), so
- * that a program whose working set breathes does not fault its memory back in every time. */
+ * keep their pages (dirty): up to max(SX_RETAIN_MIN, 1/SX_RETAIN_FRACTION of the memory held,
+ * SX_RETAIN_PER_HEAP per thread heap), so that a program whose working set breathes, or whose threads come
+ * and go, does not fault its memory back in every time. */
 #define SX_SEGCACHE_MAX 16
+#ifndef SX_RETAIN_MIN
 #define SX_RETAIN_MIN ((size_t)16 << 20)
+#endif
 #define SX_RETAIN_FRACTION 8
+#ifndef SX_RETAIN_PER_HEAP
+#define SX_RETAIN_PER_HEAP ((size_t)2 << 20)
+#endif
 
 /* Thread heaps are made in regions of twice this size: the heaps in the lower half, each heap's
  * counters this far above it, in memory shared with `strata stats PID` (support/meta.c). */

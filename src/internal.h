@@ -367,7 +367,8 @@ void sx_registry_remove(sx_segment *seg); /* region lock held */
 size_t sx_segcache_purge(void);           /* release cached segments; returns bytes */
 void sx_segcache_unlink(sx_segment *seg);            /* region lock held */
 void sx_segcache_push(sx_segment *seg, bool dirty);  /* region lock held */
-size_t sx_retain_budget(void); /* freed memory kept resident for reuse: max(8 MiB, held / 8) */
+size_t sx_retain_budget(void); /* freed memory kept resident for reuse (segment.c) */
+void sx_segcache_heap_made(void); /* a thread heap was made: the budget grows by a segment */
 
 /* ---- region/brkheap.c: the [heap] region grown and shrunk with the program break ---- */
 sx_segment *sx_brk_segment_new(size_t commit);       /* region lock held */

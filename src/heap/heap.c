@@ -23,6 +23,7 @@ sx_heap *sx_heap_new(void) {
     sx_foreign_init(h);
     sx_lock(&sx_pool_lock);
     h->id = (uint32_t)atomic_fetch_add(&sx_count->heaps, 1);
+    sx_segcache_heap_made();
     h->all_next = sx_all_heaps;
     sx_all_heaps = h;
     sx_unlock(&sx_pool_lock);

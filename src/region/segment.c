@@ -29,10 +29,25 @@ static size_t committed(const sx_segment *seg) {
     return to > from ? to - from : 0;
 }
 
+/* Thread heaps made so far (heaps are never freed: live ones, and pooled ones a new thread takes). */
+static _Atomic size_t heaps_made;
+void sx_segcache_heap_made(void) { atomic_fetch_add_explicit(&heaps_made, 1, memory_order_relaxed); }
+
+/* max(16 MiB, 1/8 of what heaps hold, 2 MiB per thread heap): threads that end and start take
+ * their segments back from the cache with their pages still there, instead of faulting in fresh
+ * ones; a lone thread that frees most of its memory keeps little. */
 size_t sx_retain_budget(void) {
     size_t held = atomic_load_explicit(&held_segments, memory_order_relaxed) * SX_SEG_SIZE;
-    size_t share = held / SX_RETAIN_FRACTION;
-    return share > SX_RETAIN_MIN ? share : SX_RETAIN_MIN;
+    size_t budget = held / SX_RETAIN_FRACTION;
+    size_t per_heap = atomic_load_explicit(&heaps_made, memory_order_relaxed) * SX_RETAIN_PER_HEAP;
+    if (budget < per_heap) budget = per_heap;
+    return budget > SX_RETAIN_MIN ? budget : SX_RETAIN_MIN;
+}
+
+/* mmap'd segments the cache may hold (the rest are unmapped): SX_SEGCACHE_MAX, or one per heap. */
+static unsigned mmap_cache_max(void) {
+    size_t heaps = atomic_load_explicit(&heaps_made, memory_order_relaxed);
+    return heaps > SX_SEGCACHE_MAX ? (unsigned)heaps : SX_SEGCACHE_MAX;
 }
 
 /* Reset a segment's header to "only the header slice is in use". */
@@ -174,11 +189,11 @@ void sx_segment_release(sx_segment *seg) {
     /* near the memory limit nothing is kept resident */
     bool keep = !atomic_load_explicit(&sx_threshold_fixed, memory_order_relaxed) && !sx_under_pressure();
     if (keep && cache_dirty + committed(seg) <= sx_retain_budget() &&
-        (seg->source == SX_SRC_BRK || cache_mmap_count < SX_SEGCACHE_MAX)) {
+        (seg->source == SX_SRC_BRK || cache_mmap_count < mmap_cache_max())) {
         sx_segcache_push(seg, true); /* kept as it is, for the next taker */
     } else if (seg->source == SX_SRC_BRK && sx_brk_release(seg)) {
         /* the break went down: the segment no longer exists */
-    } else if (seg->source == SX_SRC_MMAP && cache_mmap_count >= SX_SEGCACHE_MAX &&
+    } else if (seg->source == SX_SRC_MMAP && cache_mmap_count >= mmap_cache_max() &&
                sx_os_unmap(seg, SX_SEG_SIZE)) {
         atomic_fetch_sub_explicit(&sx_count->mapped_bytes, SX_SEG_SIZE, memory_order_relaxed);
     } else { /* (also when munmap failed: the map count was full) */

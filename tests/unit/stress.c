@@ -34,6 +34,21 @@
 
 #include "harness.h"
 #include "stress.h"
+#include "strata.h"
+
+/* strata's own figures when it is the allocator (the program runs on any malloc). */
+#pragma weak strata_get_stats
+
+/* What strata keeps resident for reuse by design, at most: its segment cache (16 MiB, an eighth of
+ * what it holds, or 2 MiB per thread heap: threads that end and start take their memory back
+ * without faulting it in again) and the main thread's last segment. 0 on another malloc. */
+static long kept_by_design_kb(void) {
+    if (!strata_get_stats) return 0;
+    struct strata_stats s;
+    strata_get_stats(&s);
+    long per_heap = (long)s.heaps * 2048, fixed = 16 * 1024;
+    return (per_heap > fixed ? per_heap : fixed) + 4096;
+}
 
 /* Block sizes: mostly small, some medium up to 64 KiB, a rare one of about 1 MiB (which crosses
  * the mmap threshold until it rises, so huge blocks and large spans both come and go). Every
@@ -238,18 +253,17 @@ static void stress_run(shape sh, uint64_t seed) {
            sh.rounds, sh.iter, secs, first.kept, first.trimmed, sh.rounds, last.kept,
            last.trimmed);
     /* No creep: the same work leaves the same memory behind, whether it ran once or many times.
-     * As the allocator left it, with every block freed: within 10% of round 1's figure, plus
-     * 24 MiB: the resident memory strata keeps for reuse by design — its segment cache, at most
-     * max(16 MiB, 1/8 of what it holds), and the main thread's last segment, 4 MiB — of which how
-     * much is filled when the last block goes depends on which preempted thread freed what last,
-     * from none to all of it; and 4 MiB of slack. Heaps of exited threads
+     * As the allocator left it, with every block freed: within 10% of round 1's figure, plus what
+     * strata keeps resident for reuse by design (kept_by_design_kb), of which how much is filled
+     * when the last block goes depends on which preempted thread freed what last, from none to
+     * all of it, and 4 MiB of slack. Heaps of exited threads
      * that never give back their pages (a page kept for a running thread stayed kept once its
      * thread was gone: 150 MiB after round 1, 300 MiB after round 10) are what this catches.
      * And after malloc_trim(0), what it could not give back when asked — a leak, pages pinned by
      * lost blocks, heaps never collected — within 10% + 2 MiB: trimmed figures are a few MiB,
      * where a percentage means nothing (thread stacks glibc keeps cached, stdio's buffers, the
      * kernel's RSS counters lagging by a batch of pages per CPU). */
-    long limit = first.kept + first.kept / 10 + (24 << 10);
+    long limit = first.kept + first.kept / 10 + kept_by_design_kb() + 4096;
     CHECKF(last.kept <= limit, "RSS crept from %ld KiB after round 1 to %ld KiB after round %u "
            "(limit %ld KiB)", first.kept, last.kept, sh.rounds, limit);
     limit = first.trimmed + first.trimmed / 10 + 2048;

@@ -645,6 +645,39 @@ static void pthread_exit_while_others_allocate(void) {
     CHECKF(!g_failed, "%s", g_msg);
 }
 
+/* A page a running thread kept (its class's only page, emptied once: its frees skip the slow
+ * path from then on) still holds blocks when the thread exits; when another thread frees those,
+ * the page, and its segment, go back without malloc_trim. */
+enum { KEPT_N = 20 }; /* fewer than the page holds (32 blocks of 2 KiB in 64 KiB) */
+static void *kept_blocks[KEPT_N];
+static void *keeping_thread(void *unused) {
+    void *once = malloc(2000); /* the class's first page, emptied: kept */
+    th_use(once);
+    free(once);
+    for (unsigned i = 0; i < KEPT_N; i++) kept_blocks[i] = malloc(2000);
+    for (unsigned i = 0; i < KEPT_N; i += 2) free(kept_blocks[i]); /* half freed here */
+    return NULL;
+}
+/* In a process of its own (pooled heaps of earlier tests would hide it): exit status 1 if the
+ * page stayed, holding its segment. */
+static int mode_kept(void) {
+    free(malloc(10)); /* the main thread's heap */
+    struct strata_stats before, after;
+    strata_get_stats(&before);
+    pthread_t t;
+    if (pthread_create(&t, NULL, keeping_thread, NULL) != 0) return 2;
+    pthread_join(t, NULL);
+    for (unsigned i = 1; i < KEPT_N; i += 2) free(kept_blocks[i]);
+    strata_get_stats(&after);
+    printf("segments %zu -> %zu\n", before.segments, after.segments);
+    return after.segments > before.segments;
+}
+static void kept_page_of_exited_thread_goes_back(void) {
+    th_result r = th_self("kept", "");
+    CHECKF(r.exited && r.code == 0, "the exited thread's kept page holds its segment: %s (exit %d, "
+           "signal %d) %s", r.out, r.code, r.sig, r.err);
+}
+
 /* ---- at the end ---- */
 
 static void in_use_returns_to_start(void) {
@@ -658,7 +691,8 @@ static void in_use_returns_to_start(void) {
            baseline_in_use);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "kept")) return mode_kept();
     printf("# thread_exit\n");
     fflush(stdout);
     if (measure_baseline() != 0) return 1;
@@ -672,6 +706,7 @@ int main(void) {
     RUN(freed_after_exit_is_not_in_use);
     RUN(concurrent_frees_to_exited_heaps);
     RUN(pthread_exit_while_others_allocate);
+    RUN(kept_page_of_exited_thread_goes_back);
     RUN(in_use_returns_to_start);
     return 0;
 }
