@@ -95,9 +95,8 @@ static inline __attribute__((always_inline)) void sx_free_block(sx_segment *seg,
 
 /* free without secure mode (api/secure.c calls it for blocks leaving its quarantine) */
 static inline __attribute__((always_inline)) void sx_free_core(void *p) {
-    if (sx_unlikely(p == NULL)) return;
     sx_segment *seg = sx_segment_of(p);
-    if (sx_unlikely(!sx_segmap_contains(seg))) {
+    if (sx_unlikely(!sx_segmap_contains(seg))) { /* NULL too: its "segment" is past the map */
         sx_free_foreign(p, "free");
         return;
     }

@@ -74,6 +74,7 @@ static void *next_symbol(const char *name, const char *fn, void *p, void *self) 
 
 void sx_free_foreign(void *p, const char *fn) {
     static void (*next_free)(void *);
+    if (!p) return; /* free(NULL) comes here: no segment holds it */
     sx_process_init(); /* a foreign free may come before any allocation */
     if (sx_huge_freed(p)) sx_double_free(p, fn); /* a huge block, already unmapped */
     switch (sx_opt.foreign_free) {

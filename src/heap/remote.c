@@ -91,6 +91,13 @@ static void outbox_add(sx_heap *me, sx_heap *dest, const sx_page *pg, sx_block *
     sx_out_slot *s = &me->out[i];
     if (s->dest != dest) {
         slot_flush(me, i);
+        /* Nothing batched for a heap whose thread has exited: its memory goes back now. (Its
+         * state is read once per batch: the owner writes the line it shares.) */
+        if (sx_unlikely(atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED)) {
+            s->dest = NULL;
+            deliver_one(dest, pg, b);
+            return;
+        }
         s->dest = dest;
     }
     sx_block *head = s->head;
@@ -158,11 +165,6 @@ void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b) {
         }
     }
     sx_counts_of(me)->n_free[pg->bin]++;
-    /* Nothing kept or batched for a heap whose thread has exited: its memory goes back now. */
-    if (atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED) {
-        deliver_one(dest, pg, b);
-        return;
-    }
     if (SX_FOREIGN_KEEP && me->retain && foreign_keep(me, pg, b)) return;
     outbox_add(me, dest, pg, b);
 }
