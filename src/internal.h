@@ -344,8 +344,9 @@ static inline sx_page *sx_slice_first(sx_page *s) {
 }
 static inline sx_page *sx_page_of(sx_segment *seg, const void *p) {
     /* the slice's index times the descriptor size, in one shift and one mask */
-    _Static_assert(sizeof(sx_page) == 64, "descriptors of 64 bytes");
-    uintptr_t off = (((uintptr_t)p - (uintptr_t)seg) >> (SX_SLICE_SHIFT - 6)) & ~(uintptr_t)63;
+    _Static_assert(sizeof(sx_page) == 1u << SX_PAGE_SHIFT, "SX_PAGE_SHIFT");
+    uintptr_t off = (((uintptr_t)p - (uintptr_t)seg) >> (SX_SLICE_SHIFT - SX_PAGE_SHIFT)) &
+                    ~(uintptr_t)(sizeof(sx_page) - 1);
     return sx_slice_first((sx_page *)((uintptr_t)seg->slices + off));
 }
 static inline size_t sx_slice_index(const sx_page *d) {

@@ -46,29 +46,31 @@ enum {
 #define SX_TRIGGER_NEVER 0xFFFFu /* sx_page.trigger of a kept page: `used` never comes down to it */
 
 typedef struct sx_page {
-    /* Hot: the malloc and free fast paths touch only these. */
+    /* Written by the owner on every malloc and free of the page's blocks. */
     sx_block *free;          /* blocks malloc hands out */
     sx_block *local_free;    /* blocks the owner freed since; become `free` when it runs dry */
-    uint8_t *start;          /* address of block 0 */
-    uint32_t inv;            /* inverse of the odd part of block_size mod 2^32 (block-start test) */
-    uint32_t block_size;     /* 0 for spans that hold no blocks */
     uint16_t used;           /* blocks handed out and not returned to this page */
     uint16_t trigger;        /* a free that brings `used` down to this takes the slow path: 0, or
                                 one below `used` while the page sits in the full queue */
+    uint8_t flags;
+    /* Read by every free, other threads' too; written only when the page changes (made, extended,
+     * retired). A line apart, so that a thread freeing the page's blocks while the owner hands
+     * out more does not take the owner's line at every block. */
+    _Alignas(64) uint8_t *start; /* address of block 0 */
+    uint32_t inv;            /* inverse of the odd part of block_size mod 2^32 (block-start test) */
+    uint32_t block_size;     /* 0 for spans that hold no blocks */
     uint16_t capacity;       /* blocks made available so far (the page is extended lazily) */
     uint16_t reserved;       /* blocks that fit in the page (at most 4096) */
     uint8_t shift;           /* log2 of the power-of-two part of block_size */
-    uint8_t flags;
     uint8_t kind;
     uint8_t bin;
-    /* Cold. */
     uint8_t slice_count;     /* span length, in the first slice of a span */
-    uint8_t pad_;
     uint16_t slice_back;     /* in every slice: bytes back to the descriptor of the first slice of
                                 its span (sx_slice_first; set by sx_slice_set_back) */
     struct sx_page *next, *prev; /* page queue, or span bin */
 } sx_page;
-_Static_assert(sizeof(sx_page) == 64, "a slice descriptor is one cache line");
+_Static_assert(sizeof(sx_page) == 128, "a slice descriptor is two cache lines");
+#define SX_PAGE_SHIFT 7 /* log2(sizeof(sx_page)) */
 
 /* Where a segment's memory came from. */
 enum { SX_SRC_MMAP = 0, SX_SRC_BRK = 1 };
