@@ -476,24 +476,31 @@ static inline void sx_count_requested(sx_heap *h, size_t size) {
     else sx_counts_of(h)->requested += size;
 }
 
+/* The blocks a page has handed out and not had back (its `used` is kept less its trigger, so that
+ * free's test is one decrement). */
+static inline uint16_t sx_page_used(const sx_page *pg) { return (uint16_t)(pg->used + pg->trigger); }
+static inline void sx_page_set_trigger(sx_page *pg, uint16_t trigger) {
+    pg->used = (uint16_t)(pg->used + pg->trigger - trigger);
+    pg->trigger = trigger;
+}
+
 /* Put a block back on its page; the owner heap does this, for its own frees and for frees that
  * other threads sent it. */
 static inline void sx_page_free_block(sx_heap *h, sx_page *pg, sx_block *b) {
-    SX_ASSERT((pg->trigger == SX_TRIGGER_NEVER ? pg->used > 0 : pg->used > pg->trigger) &&
-              (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
+    SX_ASSERT(sx_page_used(pg) > 0 && pg->used != 0 && (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
     sx_block_link(b, pg->local_free);
     pg->local_free = b;
-    if (sx_unlikely(--pg->used == pg->trigger)) sx_page_free_slow(h, pg); /* empty, or was full */
+    if (sx_unlikely(--pg->used == 0)) sx_page_free_slow(h, pg); /* empty, or was full */
 }
 
 /* Put n blocks, linked from head to tail, back on their page at once (other threads' frees). */
 static inline void sx_page_free_run(sx_heap *h, sx_page *pg, sx_block *head, sx_block *tail, uint32_t n) {
-    SX_ASSERT(n >= 1 && pg->used >= n && (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
+    SX_ASSERT(n >= 1 && sx_page_used(pg) >= n && (pg->kind == SX_SPAN_PAGE || pg->kind == SX_SPAN_LARGE));
     sx_block_link(tail, pg->local_free);
     pg->local_free = head;
     pg->used = (uint16_t)(pg->used - n);
-    /* as `--used == trigger` does for one: empty (trigger 0), or was full (trigger below used) */
-    if (sx_unlikely(pg->used <= pg->trigger && pg->trigger != SX_TRIGGER_NEVER)) sx_page_free_slow(h, pg);
+    /* as `--used == 0` does for one (a kept page's never comes down to 0) */
+    if (sx_unlikely((int16_t)pg->used <= 0)) sx_page_free_slow(h, pg);
 }
 
 /* ---- heap/remote.c: frees of blocks that belong to another thread's heap ---- */

@@ -43,15 +43,18 @@ enum {
 #define SX_PAGE_KEPT 0x2u /* its class's only page, kept when empty: frees skip the slow path */
 #define SX_PAGE_GUARDED 0x4u /* secure mode: the span's last OS page is a guard (api/secure.c) */
 #define SX_SPAN_CLEAN 0x8u   /* a free span whose memory went back to the kernel (decommitted) */
-#define SX_TRIGGER_NEVER 0xFFFFu /* sx_page.trigger of a kept page: `used` never comes down to it */
+/* sx_page.trigger of a kept page: its `used` is the count + 0x4000, never 0 nor below it. */
+#define SX_TRIGGER_KEPT 0xC000u
 
 typedef struct sx_page {
     /* Written by the owner on every malloc and free of the page's blocks. */
     sx_block *free;          /* blocks malloc hands out */
     sx_block *local_free;    /* blocks the owner freed since; become `free` when it runs dry */
-    uint16_t used;           /* blocks handed out and not returned to this page */
-    uint16_t trigger;        /* a free that brings `used` down to this takes the slow path: 0, or
-                                one below `used` while the page sits in the full queue */
+    uint16_t used;           /* blocks handed out and not returned to this page, less `trigger`
+                                (mod 2^16): the free that brings it to 0 takes the slow path */
+    uint16_t trigger;        /* 0; or one below the blocks handed out while the page sits in the
+                                full queue (its next free comes back); or SX_TRIGGER_KEPT
+                                (sx_page_used gives the count itself; sx_page_set_trigger) */
     uint8_t flags;
     /* Read by every free, other threads' too; written only when the page changes (made, extended,
      * retired). A line apart, so that a thread freeing the page's blocks while the owner hands

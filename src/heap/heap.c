@@ -85,14 +85,14 @@ static void page_retire(sx_heap *h, sx_page *pg, bool keep_last);
  * and goes if it is empty. */
 static void unkeep(sx_heap *h, sx_page *pg) {
     pg->flags &= (uint8_t)~SX_PAGE_KEPT;
-    pg->trigger = 0;
+    sx_page_set_trigger(pg, 0);
     if (pg->used == 0) page_retire(h, pg, true);
 }
 
 static void to_full(sx_heap *h, sx_page *pg) {
     queue_remove(&h->bins[pg->bin], pg);
     pg->flags = (uint8_t)((pg->flags & ~SX_PAGE_KEPT) | SX_PAGE_FULL);
-    pg->trigger = (uint16_t)(pg->used - 1); /* the next free brings it back */
+    sx_page_set_trigger(pg, (uint16_t)(sx_page_used(pg) - 1)); /* the next free brings it back */
     queue_push_back(&h->full, pg);
 }
 
@@ -100,7 +100,7 @@ static void from_full(sx_heap *h, sx_page *pg) {
     SX_ASSERT(pg->flags & SX_PAGE_FULL);
     queue_remove(&h->full, pg);
     pg->flags &= (uint8_t)~SX_PAGE_FULL;
-    pg->trigger = 0;
+    sx_page_set_trigger(pg, 0);
     sx_page_queue *q = &h->bins[pg->bin];
     queue_push_back(q, pg);
     if (q->first == pg) sx_heap_direct_update(h, pg->bin);
@@ -144,7 +144,7 @@ static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
         sx_heap_unlock(h);
         /* until another page joins its class (unkeep), its frees need no slow path */
         pg->flags |= SX_PAGE_KEPT;
-        pg->trigger = SX_TRIGGER_NEVER;
+        sx_page_set_trigger(pg, SX_TRIGGER_KEPT);
         return;
     }
     bool was_first = q->first == pg;
@@ -178,7 +178,7 @@ void sx_heap_release_pages(sx_heap *h) {
     for (unsigned bin = 0; bin < SX_BINS; bin++) {
         for (sx_page *pg = h->bins[bin].first, *next; pg; pg = next) {
             next = pg->next;
-            if (pg->used == 0) page_retire(h, pg, false);
+            if (sx_page_used(pg) == 0) page_retire(h, pg, false);
             else if ((pg->flags & SX_PAGE_KEPT) && !h->retain) unkeep(h, pg);
         }
     }

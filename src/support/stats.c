@@ -33,7 +33,7 @@ static void walk_segment(sx_snapshot *s, const sx_segment *seg) {
         last_free = NULL;
         if (kind == SX_SPAN_PAGE) {
             unsigned bin = RD(pg->bin);
-            size_t used = RD(pg->used), bsize = RD(pg->block_size);
+            size_t used = (uint16_t)(RD(pg->used) + RD(pg->trigger)), bsize = RD(pg->block_size);
             if (bin < SX_BINS) {
                 s->bin_pages[bin]++;
                 s->bin_used[bin] += used;
