@@ -86,8 +86,14 @@ void sx_outbox_flush(sx_heap *h) {
     for (uint32_t m = h->out_pending; m; m &= m - 1) slot_flush(h, (unsigned)__builtin_ctz(m));
 }
 
-static void outbox_add(sx_heap *me, sx_heap *dest, const sx_page *pg, sx_block *b) {
-    unsigned i = dest->id % SX_OUT_SLOTS;
+/* The outbox slot of a destination, from its address (heaps lie SX_HEAP_STRIDE, about 10 KiB,
+ * apart): no read of the destination's lines. */
+static inline unsigned slot_of(const sx_heap *dest) {
+    return (unsigned)((uintptr_t)dest >> 10) % SX_OUT_SLOTS;
+}
+
+static sx_noinline void outbox_add(sx_heap *me, sx_heap *dest, const sx_page *pg, sx_block *b) {
+    unsigned i = slot_of(dest);
     sx_out_slot *s = &me->out[i];
     if (s->dest != dest) {
         slot_flush(me, i);
@@ -148,7 +154,8 @@ static bool foreign_keep(sx_heap *me, const sx_page *pg, sx_block *b) {
     return true;
 }
 
-void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b) {
+/* Everything but a block that continues the open run of its destination's slot. */
+static sx_noinline void free_remote_slow(sx_segment *seg, sx_page *pg, sx_block *b) {
     if (seg->kind == SX_SEG_HUGE) {
         sx_huge_free(seg);
         return;
@@ -167,6 +174,23 @@ void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b) {
     sx_counts_of(me)->n_free[pg->bin]++;
     if (SX_FOREIGN_KEEP && me->retain && foreign_keep(me, pg, b)) return;
     outbox_add(me, dest, pg, b);
+}
+
+void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b) {
+    /* The common case of a consumer freeing what a producer allocated in order: the block goes on
+     * the open run of its page in its destination's slot. (A thread without a heap has no slot
+     * with a destination; a huge block has no owner heap: both go the long way.) */
+    sx_heap *me = sx_tls_heap, *dest = atomic_load_explicit(&seg->heap, memory_order_acquire);
+    sx_out_slot *s = &me->out[slot_of(dest)];
+    if (sx_likely(s->dest == dest && s->run_page == pg && s->count < SX_OUT_BATCH - 1)) {
+        sx_counts_of(me)->n_free[pg->bin]++;
+        sx_block_link(b, s->head);
+        s->head = b;
+        s->run++;
+        s->count++;
+        return;
+    }
+    free_remote_slow(seg, pg, b);
 }
 
 void sx_foreign_flush(sx_heap *h) {
