@@ -25,7 +25,7 @@ static const struct {
 } workloads[] = {{"cfrac", ""},      {"espresso", ""}, {"simple", "100"},  {"mthread", ""},
                  {"larson", ""},     {"xmalloc", ""},  {"cache", "thrash"}, {"cache", "scratch"},
                  {"mstress", ""},    {"large", ""},    {"realloc", ""},     {"frag", "drain"},
-                 {"frag", "scatter"}, {"churn", ""}};
+                 {"frag", "scatter"}, {"churn", ""}, {"exchange", ""}};
 #define NW (sizeof workloads / sizeof workloads[0])
 
 static void every_workload_passes_on_strata(void) {
@@ -43,7 +43,8 @@ static void every_workload_passes_on_strata(void) {
 static void broken_allocator_is_caught(void) {
     char lib[4096];
     snprintf(lib, sizeof lib, "%s/build/tests/programs/libbroken.so", root);
-    static const char *progs[] = {"cfrac", "espresso", "simple", "larson", "mstress", "churn"};
+    static const char *progs[] = {"cfrac",   "espresso", "simple",  "larson",
+                                  "mstress", "churn",    "exchange"};
     for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
         th_result r = run_workload(progs[i], "", lib);
         CHECKF(!(r.exited && r.code == 0), "%s passed its checks on a broken allocator: %s",
