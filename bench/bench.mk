@@ -7,6 +7,10 @@
 #   make bench-scaling MAX_THREADS=16   the multi-thread workloads at 1, 2, 4 ... MAX_THREADS, with
 #                              each allocator's speed-up from 1 to 2 threads (and to MAX_THREADS);
 #                              QUICK=1: reduced workloads, into bench/results/quick-scaling.*
+#   make bench-suite-scaling   the public suite's larson and xmalloc (SUITE, ../shared/suite, its
+#                              run.py) with 1 and 2 threads: each allocator's speed-up, strata/peer
+#                              (SUITE_PASSES alternating passes, 3; about 100 s a pass with five
+#                              columns: larson and xmalloc run 5 s each)
 #   make bench-hugepages       strata with and without huge pages on a large random-access heap
 #   make bench-harden          what the default build's checks cost (against the same build with
 #                              them compiled out) and what secure mode costs, every workload
@@ -23,7 +27,7 @@
 #                              (SOAK_THREADS workers, 4; SOAK_CYCLE seconds, 120 or a fifth of the run)
 #
 # PEERS="NAME=LIB ..." adds allocators of your own to bench, bench-instr, bench-scaling,
-# bench-hugepages and bench-harden: LIB preloaded, a column called NAME with strata/NAME ratios
+# bench-suite-scaling, bench-hugepages and bench-harden: LIB preloaded, a column called NAME with strata/NAME ratios
 # (bench-harden: strata/NAME and secure/NAME; bench-hugepages: a row timed against strata's, like
 # glibc's), at most six of them, each library's path at the end of each report. E.g.
 #   make bench PEERS="mimalloc3=/work/shared/peers/libmimalloc3.so snmalloc=/work/shared/peers/libsnmallocshim.so"
@@ -70,7 +74,7 @@ build/bench/oom: bench/oom.c
 bench-oom: build/bench/oom lib/libstrata.so
 	@LD_PRELOAD=$(CURDIR)/lib/libstrata.so build/bench/oom
 
-.PHONY: bench-oom bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog bench-explicit soak
+.PHONY: bench-suite-scaling bench-oom bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog bench-explicit soak
 bench-peers:
 	@bench/install-peers.sh
 
@@ -83,6 +87,17 @@ bench-instr: bench-build bench-peers
 
 bench-scaling: bench-build bench-peers
 	@build/bench/driver --publish BENCHMARKS.md --scaling $(MAX_THREADS) $(if $(QUICK),--quick) $(if $(BENCH_RUNS),--runs $(BENCH_RUNS)) $(BENCH_PEERS)
+
+# the suite's own runner, the columns of make bench: strata, glibc, Debian's peers where installed
+SUITE        ?= ../shared/suite
+SUITE_PASSES ?= 3
+DEBIAN_PEERS := jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 \
+                tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 \
+                mimalloc=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
+bench-suite-scaling: lib/libstrata.so bench-peers
+	@bench/suite-scaling.sh --publish BENCHMARKS.md $(SUITE) $(SUITE_PASSES) bench/results/suite-scaling.md \
+	    strata=$(CURDIR)/lib/libstrata.so glibc= \
+	    $(foreach p,$(DEBIAN_PEERS),$(if $(wildcard $(word 2,$(subst =, ,$(p)))),$(p))) $(PEERS)
 
 bench-hugepages: bench-build
 	@build/bench/driver --publish BENCHMARKS.md --hugepages $(if $(BENCH_RUNS),--runs $(BENCH_RUNS)) $(BENCH_PEERS)
