@@ -8,7 +8,10 @@
  *     --runs N         runs of each workload under each allocator (5; --quick: 3)
  *     --quick          reduced workloads, for a look in under two minutes
  *     --threads N      threads for the multi-thread workloads (2)
- *     --only A,B       only these allocators (strata, glibc, jemalloc, tcmalloc, mimalloc)
+ *     --only A,B       only these allocators (strata, glibc, jemalloc, tcmalloc, mimalloc, and
+ *                      the names given with --peer)
+ *     --peer NAME=LIB  one more allocator to compare with: LIB preloaded, a column called NAME in
+ *                      every mode (repeatable; make bench PEERS="NAME=LIB ...")
  *     --scaling MAX    thread-scaling mode: multi-thread workloads at 1, 2, 4 ... MAX threads
  *     --instr          instructions per operation (callgrind) of the single-thread workloads
  *     --hugepages      strata with huge_pages=off, thp and hugetlb on a large random-access heap
@@ -16,14 +19,16 @@
  *                      compiled out) and against secure=1 (lib/libstrata-secure.so if present)
  *     --publish DOC    put the result tables into DOC (BENCHMARKS.md) between its markers
  *
- * Allocators are preloaded (glibc: nothing preloaded). Runs are interleaved — every workload
- * under every allocator, then all again — so a slow minute on a shared machine hurts all columns
- * alike. Time is what the workload reports for its work; peak RSS comes from wait4. Each workload
- * checks its own results; a failed check or crash is shown as FAIL, never as a number.
+ * Allocators are preloaded (glibc: nothing preloaded); every report ends with the library behind
+ * each column. Runs are interleaved — every workload under every allocator, then all again — so a
+ * slow minute on a shared machine hurts all columns alike. Time is what the workload reports for
+ * its work; peak RSS comes from wait4. Each workload checks its own results; a failed check or
+ * crash is shown as FAIL, never as a number.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <gnu/libc-version.h>
 #include <math.h>
 #include <signal.h>
 #include <spawn.h>
@@ -45,22 +50,32 @@
 
 typedef struct {
     const char *name;
-    const char *lib;     /* preloaded library; NULL: the system allocator */
-    const char *package; /* Debian package that provides it */
+    const char *lib;     /* preloaded library (strata's is set in main); NULL: the system allocator */
+    const char *package; /* Debian package that provides it; NULL: built here or given by --peer */
     bool available;
     const char *options; /* STRATA_OPTIONS for this column (strata variants only) */
+    const char *color;   /* in the charts */
+    const char *given;   /* the library as named on the command line, for the reports */
 } allocator;
 
-static allocator allocs[] = {
-    {"strata", NULL, NULL, true, NULL},
-    {"glibc", NULL, NULL, true, NULL},
-    {"jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "libjemalloc2", false, NULL},
+/* strata first (every ratio is strata/peer), then glibc, Debian's peers, the --peer ones in the
+ * order given, and last, for --instr only, bump. Columns are indices into this table. */
+enum { STRATA = 0, GLIBC = 1, NBUILTIN = 5, MAX_ALLOC = 12 };
+static allocator allocs[MAX_ALLOC] = {
+    {"strata", NULL, NULL, true, NULL, "#333", NULL},
+    {"glibc", NULL, NULL, true, NULL, "#4e79a7", NULL},
+    {"jemalloc", "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "libjemalloc2", false, NULL,
+     "#f28e2b", NULL},
     {"tcmalloc", "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "libtcmalloc-minimal4", false,
-     NULL},
-    {"mimalloc", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "libmimalloc2.0", false, NULL},
-    {"bump", NULL, NULL, false, NULL}, /* the floor, for --instr only */
+     NULL, "#59a14f", NULL},
+    {"mimalloc", "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2", "libmimalloc2.0", false, NULL,
+     "#e15759", NULL},
 };
-enum { NALLOC_PEERS = 5, BUMP = 5, NALLOC = 6 };
+static int nalloc = NBUILTIN, npeers; /* entries in allocs; how many came from --peer */
+static int bump = -1;                 /* its index once --instr has added it */
+/* Colours of the --peer columns, in order (the Tableau 10 palette after the ones above). */
+static const char *const peer_colors[MAX_ALLOC - NBUILTIN - 1] = {"#76b7b2", "#edc948", "#b07aa1",
+                                                                  "#ff9da7", "#9c755f", "#bab0ac"};
 
 typedef struct {
     const char *row;    /* name in the tables */
@@ -68,27 +83,31 @@ typedef struct {
     const char *mode;
     double quick;       /* --scale for --quick */
     double instr;       /* --scale for --instr; 0: not a single-thread workload */
-    bool threaded;      /* takes --threads; in scaling mode */
+    int threads;        /* ANY: takes --threads, and in scaling mode; else runs this many whatever
+                         * --threads says (more than 1: the count is what it measures) */
     const char *mirrors;
 } workload;
+enum { ANY = 0 };
 
 static const workload works[] = {
-    {"cfrac", "cfrac", "", 0.1, 0.01, false, "cfrac (mimalloc-bench)"},
-    {"espresso", "espresso", "", 0.1, 0.01, false, "espresso (mimalloc-bench)"},
-    {"simple-1", "simple", "1", 0.1, 0.005, false, "glibc bench-malloc-simple, 1 live"},
-    {"simple-100", "simple", "100", 0.1, 0.005, false, "glibc bench-malloc-simple, 100 live"},
-    {"simple-10000", "simple", "10000", 0.1, 0.005, false, "glibc bench-malloc-simple, 10000 live"},
-    {"mthread", "mthread", "", 0.15, 0, true, "glibc bench-malloc-thread"},
-    {"larson", "larson", "", 0.1, 0, true, "larson (Larson & Krishnan)"},
-    {"xmalloc", "xmalloc", "", 0.1, 0, true, "xmalloc-test"},
-    {"cache-thrash", "cache", "thrash", 0.1, 0, true, "Hoard cache-thrash"},
-    {"cache-scratch", "cache", "scratch", 0.1, 0, true, "Hoard cache-scratch"},
-    {"mstress", "mstress", "", 0.1, 0, true, "mstress / rptest"},
-    {"malloc-large", "large", "", 0.1, 0, false, "malloc-large (mimalloc-bench)"},
-    {"realloc", "realloc", "", 0.1, 0.005, false, "vector and string growth"},
-    {"frag-drain", "frag", "drain", 0.125, 0, false, "memory return after a burst"},
-    {"frag-scatter", "frag", "scatter", 0.125, 0, false, "memory return, scattered survivors"},
-    {"churn", "churn", "", 0.1, 0, false, "long-running churn"},
+    {"cfrac", "cfrac", "", 0.1, 0.01, 1, "cfrac (mimalloc-bench)"},
+    {"espresso", "espresso", "", 0.1, 0.01, 1, "espresso (mimalloc-bench)"},
+    {"simple-1", "simple", "1", 0.1, 0.005, 1, "glibc bench-malloc-simple, 1 live"},
+    {"simple-100", "simple", "100", 0.1, 0.005, 1, "glibc bench-malloc-simple, 100 live"},
+    {"simple-10000", "simple", "10000", 0.1, 0.005, 1, "glibc bench-malloc-simple, 10000 live"},
+    {"mthread", "mthread", "", 0.15, 0, ANY, "glibc bench-malloc-thread"},
+    {"larson", "larson", "", 0.1, 0, ANY, "larson (Larson & Krishnan)"},
+    {"xmalloc", "xmalloc", "", 0.1, 0, ANY, "xmalloc-test"},
+    {"cache-thrash", "cache", "thrash", 0.1, 0, ANY, "Hoard cache-thrash"},
+    {"cache-scratch", "cache", "scratch", 0.1, 0, ANY, "Hoard cache-scratch"},
+    {"mstress", "mstress", "", 0.1, 0, ANY, "mstress / rptest"},
+    {"malloc-large", "large", "", 0.1, 0, 1, "malloc-large (mimalloc-bench)"},
+    {"realloc", "realloc", "", 0.1, 0.005, 1, "vector and string growth"},
+    {"frag-drain", "frag", "drain", 0.125, 0, 1, "memory return after a burst"},
+    {"frag-scatter", "frag", "scatter", 0.125, 0, 1, "memory return, scattered survivors"},
+    {"churn", "churn", "", 0.1, 0, 1, "long-running churn"},
+    {"exchange-32", "exchange", "", 0.2, 0, 32, "mimalloc test-stress, 32 threads"},
+    {"exchange-64", "exchange", "", 0.2, 0, 64, "mimalloc test-stress, 64 threads"},
 };
 enum { NWORK = sizeof works / sizeof works[0] };
 
@@ -108,8 +127,11 @@ typedef struct {
 } result;
 
 static const char *bindir = "build/bench", *strata_lib = "lib/libstrata.so", *outdir = "bench/results";
-static char bump_lib[4096];
+static char bump_lib[4096], bump_shown[4096]; /* its real path, and as the reports name it */
 static int threads = 2;
+
+/* The threads a workload runs with in the table modes. */
+static int threads_of(const workload *w) { return w->threads == ANY ? threads : w->threads; }
 
 static void drain(int fd, char *buf, size_t cap) {
     size_t len = 0;
@@ -172,11 +194,7 @@ static result run_one(const workload *w, const allocator *a, int nthreads, doubl
     argv[ac++] = sthreads;
     if (*w->mode) argv[ac++] = w->mode;
     argv[ac] = NULL;
-    const char *lib = a->lib                       ? a->lib
-                      : !strncmp(a->name, "strata", 6) ? strata_lib
-                      : a == &allocs[BUMP]             ? bump_lib
-                                                       : NULL;
-
+    const char *lib = a->lib;
     int ofd[2], efd[2];
     if (pipe(ofd) || pipe(efd)) {
         snprintf(r.err, sizeof r.err, "pipe: %s", strerror(errno));
@@ -216,6 +234,15 @@ static result run_one(const workload *w, const allocator *a, int nthreads, doubl
         if (!r.instructions) r.ok = false;
     }
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) r.ok = false;
+    /* ld.so only warns when it cannot preload (a wrong path or architecture) and the program then
+     * runs on glibc: that must not be reported as the peer's time */
+    if (lib && strstr(err, "cannot be preloaded")) {
+        r.ok = false;
+        snprintf(r.err, sizeof r.err, "%s was not preloaded: %.180s", lib, err);
+        for (char *p = r.err; *p; p++)
+            if (*p == '\n') *p = ' ';
+        return r;
+    }
     if (!r.ok) {
         const char *why = strstr(err, "check failed") ? strstr(err, "check failed") : err;
         if (WIFSIGNALED(st))
@@ -288,8 +315,8 @@ static FILE *open_out(const char *name) {
 }
 
 
-static cell cells[NWORK][NALLOC];
-static int active[NALLOC], nactive;
+static cell cells[NWORK][MAX_ALLOC];
+static int active[MAX_ALLOC], nactive; /* the columns: indices into allocs, strata first */
 
 /* The table of one metric: value per allocator and, for peers, strata/peer. */
 static void table(const char *title, const char *unit, double (*get)(const cell *), double div) {
@@ -298,11 +325,11 @@ static void table(const char *title, const char *unit, double (*get)(const cell 
     say("\n|---|");
     for (int i = 0; i < nactive; i++) say("---:|");
     say("\n");
-    double logsum[NALLOC] = {0};
-    int logn[NALLOC] = {0};
+    double logsum[MAX_ALLOC] = {0};
+    int logn[MAX_ALLOC] = {0};
     for (int w = 0; w < NWORK; w++) {
         say("| %s |", works[w].row);
-        double s = get(&cells[w][0]);
+        double s = get(&cells[w][STRATA]);
         for (int i = 0; i < nactive; i++) {
             const cell *c = &cells[w][active[i]];
             double v = get(c);
@@ -310,7 +337,7 @@ static void table(const char *title, const char *unit, double (*get)(const cell 
                 say(" FAIL |");
                 continue;
             }
-            if (active[i] == 0 || isnan(s)) {
+            if (active[i] == STRATA || isnan(s)) {
                 say(" %.3f |", v / div);
             } else {
                 say(" %.3f (%.2f) |", v / div, s / v);
@@ -322,7 +349,7 @@ static void table(const char *title, const char *unit, double (*get)(const cell 
     }
     say("| geometric mean of strata/peer |");
     for (int i = 0; i < nactive; i++) {
-        if (active[i] == 0) say(" |");
+        if (active[i] == STRATA) say(" |");
         else if (logn[active[i]]) say(" (%.2f) |", exp(logsum[active[i]] / logn[active[i]]));
         else say(" – |");
     }
@@ -332,26 +359,42 @@ static void table(const char *title, const char *unit, double (*get)(const cell 
 static double get_time(const cell *c) { return cell_med(c, c->time); }
 static double get_rss(const cell *c) { return cell_med(c, c->rss); }
 
+/* A chart's legend: a swatch and a label per allocator in `which`, `step` pixels apart from x, in
+ * as many rows 16 pixels apart (from y) as it takes to stay within `width`. legend_rows says how
+ * many, so that the chart below can start lower. */
+static int legend_rows(int x, int width, int step, int n) {
+    int per = (width - x) / step > 0 ? (width - x) / step : 1;
+    return n ? (n + per - 1) / per : 1;
+}
+static void legend(FILE *f, int x, int y, int width, int step, const int *which, int n,
+                   const char *prefix) {
+    int per = (width - x) / step > 0 ? (width - x) / step : 1;
+    for (int i = 0; i < n; i++) {
+        int lx = x + i % per * step, ly = y + i / per * 16;
+        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" "
+                   "y=\"%d\">%s%s</text>\n",
+                lx, ly, allocs[which[i]].color, lx + 14, ly + 9, prefix, allocs[which[i]].name);
+    }
+}
+
 /* A bar chart of strata/peer ratios, one panel per metric. */
 static void chart(const char *name, const char *title) {
     FILE *f = open_out(name);
     if (!f) return;
-    const char *colors[NALLOC] = {"#333", "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#999"};
-    int peers[NALLOC], np = 0;
+    int peers[MAX_ALLOC], np = 0;
     for (int i = 0; i < nactive; i++)
-        if (active[i] != 0) peers[np++] = active[i];
-    int groupw = np * 9 + 10, left = 60, panelh = 260, top = 70;
-    int width = left + NWORK * groupw + 20, height = top + 2 * (panelh + 110) + 20;
+        if (active[i] != STRATA) peers[np++] = active[i];
+    int groupw = np * 9 + 10, left = 60, panelh = 260;
+    int width = left + NWORK * groupw + 20;
+    int top = 70 + 16 * (legend_rows(left, width, 120, np) - 1);
+    int height = top + 2 * (panelh + 110) + 20;
     double ymax = 3.0;
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "font-family=\"sans-serif\" font-size=\"11\">\n", width, height);
     fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
     fprintf(f, "<text x=\"%d\" y=\"22\" font-size=\"16\" font-weight=\"bold\">%s</text>\n", left, title);
     fprintf(f, "<text x=\"%d\" y=\"40\" fill=\"#555\">%s</text>\n", left, machine);
-    for (int i = 0; i < np; i++)
-        fprintf(f, "<rect x=\"%d\" y=\"50\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" "
-                   "y=\"59\">strata/%s</text>\n",
-                left + i * 120, colors[peers[i]], left + i * 120 + 14, allocs[peers[i]].name);
+    legend(f, left, 50, width, 120, peers, np, "strata/");
     for (int panel = 0; panel < 2; panel++) {
         int y0 = top + panel * (panelh + 110) + 20;
         double (*get)(const cell *) = panel ? get_rss : get_time;
@@ -366,7 +409,7 @@ static void chart(const char *name, const char *title) {
         }
         for (int w = 0; w < NWORK; w++) {
             int gx = left + w * groupw + 5;
-            double s = get(&cells[w][0]);
+            double s = get(&cells[w][STRATA]);
             for (int i = 0; i < np; i++) {
                 double v = get(&cells[w][peers[i]]), ratio = s / v;
                 if (isnan(ratio) || isinf(ratio)) continue;
@@ -374,12 +417,12 @@ static void chart(const char *name, const char *title) {
                 int h = (int)(shown / ymax * panelh);
                 fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"8\" height=\"%d\" fill=\"%s\">"
                            "<title>%s: strata/%s = %.2f</title></rect>\n",
-                        gx + i * 9, y0 + panelh - h, h, colors[peers[i]], works[w].row,
+                        gx + i * 9, y0 + panelh - h, h, allocs[peers[i]].color, works[w].row,
                         allocs[peers[i]].name, ratio);
                 if (ratio > ymax) /* cut off: say how far it goes */
                     fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"9\" text-anchor=\"middle\" "
                                "fill=\"%s\">%.1f</text>\n",
-                            gx + i * 9 + 4, y0 - 2 - i * 9, colors[peers[i]], ratio);
+                            gx + i * 9 + 4, y0 - 2 - i * 9, allocs[peers[i]].color, ratio);
             }
             fprintf(f, "<text transform=\"translate(%d,%d) rotate(45)\">%s</text>\n",
                     gx + 2, y0 + panelh + 12, works[w].row);
@@ -397,8 +440,8 @@ static void write_csv(const char *name, int runs) {
     for (int w = 0; w < NWORK; w++)
         for (int i = 0; i < nactive; i++) {
             const cell *c = &cells[w][active[i]];
-            double t = get_time(c), r = get_rss(c), st = get_time(&cells[w][0]),
-                   sr = get_rss(&cells[w][0]);
+            double t = get_time(c), r = get_rss(c), st = get_time(&cells[w][STRATA]),
+                   sr = get_rss(&cells[w][STRATA]);
             fprintf(f, "%s,%s,%d,%d,%.6f,%.0f,%.0f,%.4f,%.4f,", works[w].row, allocs[active[i]].name,
                     runs, c->failed, t, r, cell_med(c, c->ops), st / t, sr / r);
             for (int x = 0; x < c->nx; x++)
@@ -410,6 +453,31 @@ static void write_csv(const char *name, int runs) {
 
 /* ---- modes ---- */
 
+/* The library behind each column, at the end of every report: which build of which version was
+ * measured, so that a table can be read without knowing how it was made. */
+static void say_libraries(const int *which, int n) {
+    say("\nLibraries:\n");
+    for (int i = 0; i < n; i++) {
+        const allocator *a = &allocs[which[i]];
+        if (which[i] == GLIBC) {
+            say("- glibc: the system allocator, glibc %s (nothing preloaded)\n",
+                gnu_get_libc_version());
+        } else if (a->package) {
+            char cmd[256], version[64] = "";
+            snprintf(cmd, sizeof cmd, "dpkg-query -W -f '${Version}' %s 2>/dev/null", a->package);
+            FILE *p = popen(cmd, "r");
+            if (p) {
+                if (!fgets(version, sizeof version, p)) version[0] = '\0';
+                pclose(p);
+            }
+            say("- %s: %s (Debian package %s%s%s)\n", a->name, a->lib, a->package, *version ? " " : "",
+                version);
+        } else {
+            say("- %s: %s%s\n", a->name, a->given ? a->given : a->lib,
+                which[i] == STRATA ? "" : which[i] == bump ? " (never frees: the floor)" : " (--peer)");
+        }
+    }
+}
 
 static void report_failures(void) {
     for (int w = 0; w < NWORK; w++)
@@ -426,7 +494,7 @@ static void report_failures(void) {
 /* Microseconds per run of argv, n times, under allocator a. */
 static double spawn_loop(const allocator *a, char *const argv[], int n) {
     char pre[4200] = "LD_PRELOAD=";
-    const char *lib = !strcmp(a->name, "strata") ? strata_lib : a->lib;
+    const char *lib = a->lib;
     if (lib) strncat(pre, lib, sizeof pre - 12);
     char *envp[] = {pre, "PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
     posix_spawn_file_actions_t fa;
@@ -457,7 +525,7 @@ static void startup_table(int total) {
     for (int i = 0; i < nactive; i++) say("---:|");
     say("\n");
     for (int pr = 0; pr < 2; pr++) {
-        double sum[NALLOC] = {0};
+        double sum[MAX_ALLOC] = {0};
         for (int r = 0; r < total / ROUND; r++) /* interleaved rounds */
             for (int i = 0; i < nactive; i++) {
                 progress("\r  start-up  %-16s %-9s   ", names[pr], allocs[active[i]].name);
@@ -466,10 +534,10 @@ static void startup_table(int total) {
         say("| %s |", names[pr]);
         double glibc = NAN;
         for (int i = 0; i < nactive; i++)
-            if (active[i] == 1) glibc = sum[i];
+            if (active[i] == GLIBC) glibc = sum[i];
         for (int i = 0; i < nactive; i++) {
             double us = sum[i] / (total / ROUND * ROUND);
-            if (active[i] == 1 || isnan(glibc)) say(" %.0f |", us);
+            if (active[i] == GLIBC || isnan(glibc)) say(" %.0f |", us);
             else say(" %.0f (%.2f of glibc) |", us, sum[i] / glibc);
         }
         say("\n");
@@ -479,21 +547,33 @@ static void startup_table(int total) {
         "one more shared library.\n");
 }
 
+/* "; exchange-32 with 32, exchange-64 with 64": the workloads whose thread count is their own. */
+static const char *fixed_note(void) {
+    static char note[256];
+    size_t len = 0;
+    for (int w = 0; w < NWORK && len < sizeof note; w++)
+        if (works[w].threads > 1)
+            len += (size_t)snprintf(note + len, sizeof note - len, "%s%s with %d", len ? ", " : "; ",
+                                    works[w].row, works[w].threads);
+    return note;
+}
+
 static int run_table(int runs, bool quick) {
     for (int r = 0; r < runs; r++)
         for (int w = 0; w < NWORK; w++)
             for (int i = 0; i < nactive; i++) {
                 progress("\r  run %d/%d  %-14s %-9s   ", r + 1, runs, works[w].row,
                          allocs[active[i]].name);
-                result res = run_one(&works[w], &allocs[active[i]], works[w].threaded ? threads : 1,
+                result res = run_one(&works[w], &allocs[active[i]], threads_of(&works[w]),
                                      quick ? works[w].quick : 1.0, false);
                 cell_add(&cells[w][active[i]], &res);
             }
     progress("\r%60s\r", "");
     md = open_out(quick ? "quick.md" : "latest.md");
     say("Machine: %s. %d runs each, interleaved; medians. %s; %d threads for the multi-thread "
-        "workloads.\n",
-        machine, runs, quick ? "QUICK (reduced) workloads" : "Full workloads", threads);
+        "workloads%s.\n",
+        machine, runs, quick ? "QUICK (reduced) workloads" : "Full workloads", threads,
+        fixed_note());
     table("### Time (seconds, lower is better)", "Seconds of work as each workload reports it",
           get_time, 1.0);
     table("### Peak RSS (MiB, lower is better)", "Peak resident set size from wait4", get_rss,
@@ -525,6 +605,7 @@ static int run_table(int runs, bool quick) {
         say("\n");
     }
     startup_table(quick ? 200 : 1000);
+    say_libraries(active, nactive);
     say("\n");
     report_failures();
     fclose(md);
@@ -538,14 +619,15 @@ static int run_table(int runs, bool quick) {
 }
 
 static int run_instr(void) {
-    /* the bump allocator sets the floor */
-    active[nactive++] = BUMP;
-    allocs[BUMP].available = true;
+    /* the bump allocator sets the floor (main kept a place for it after the peers) */
+    bump = nalloc++;
+    allocs[bump] = (allocator){"bump", bump_lib, NULL, true, NULL, "#999", bump_shown};
+    active[nactive++] = bump;
     for (int w = 0; w < NWORK; w++) {
         if (works[w].instr == 0) continue;
         for (int i = 0; i < nactive; i++) {
             /* never freeing, bump cannot grow strings byte by byte: gigabytes of copies */
-            if (active[i] == BUMP && !strcmp(works[w].prog, "realloc")) continue;
+            if (active[i] == bump && !strcmp(works[w].prog, "realloc")) continue;
             progress("\r  callgrind  %-14s %-9s   ", works[w].row, allocs[active[i]].name);
             result res = run_one(&works[w], &allocs[active[i]], 1, works[w].instr, true);
             cell_add(&cells[w][active[i]], &res);
@@ -566,7 +648,7 @@ static int run_instr(void) {
     for (int w = 0; w < NWORK; w++) {
         if (works[w].instr == 0) continue;
         say("| %s |", works[w].row);
-        const cell *sc = &cells[w][0];
+        const cell *sc = &cells[w][STRATA];
         double s = sc->n ? sc->instr[0] / sc->ops[0] : NAN;
         for (int i = 0; i < nactive; i++) {
             const cell *c = &cells[w][active[i]];
@@ -575,7 +657,7 @@ static int run_instr(void) {
                 continue;
             }
             double per = c->instr[0] / c->ops[0];
-            if (active[i] == 0 || active[i] == BUMP) say(" %.1f |", per);
+            if (active[i] == STRATA || active[i] == bump) say(" %.1f |", per);
             else say(" %.1f (%.2f) |", per, s / per);
             if (csv)
                 fprintf(csv, "%s,%s,%.0f,%.0f,%.2f\n", works[w].row, allocs[active[i]].name,
@@ -583,6 +665,8 @@ static int run_instr(void) {
         }
         say("\n");
     }
+    say_libraries(active, nactive);
+    say("\n");
     report_failures();
     if (csv) fclose(csv);
     fclose(md);
@@ -590,31 +674,42 @@ static int run_instr(void) {
     return 0;
 }
 
-static int run_scaling(int max, int runs) {
+/* Throughput of a cell in millions of allocation calls per second; NAN if a run failed. */
+static double cell_mops(const cell *c) {
+    return c->failed ? NAN : cell_med(c, c->ops) / cell_med(c, c->time) / 1e6;
+}
+
+/* Threaded workloads at 1, 2, 4 ... max threads: a table per workload with each allocator's
+ * throughput, strata/peer at every count and a row of speed-ups from 1 thread (to 2, and to max),
+ * how each allocator scales being the point. Workloads with a fixed thread count are left out. */
+static int run_scaling(int max, int runs, bool quick) {
     int counts[16], nc = 0;
     for (int t = 1; t <= max && nc < 15; t *= 2) counts[nc++] = t;
     if (counts[nc - 1] != max) counts[nc++] = max;
-    static cell sc[NWORK][16][NALLOC];
+    static cell sc[NWORK][16][MAX_ALLOC];
     for (int r = 0; r < runs; r++)
         for (int w = 0; w < NWORK; w++) {
-            if (!works[w].threaded) continue;
+            if (works[w].threads != ANY) continue;
             for (int k = 0; k < nc; k++)
                 for (int i = 0; i < nactive; i++) {
                     progress("\r  run %d/%d  %-14s %2d threads %-9s   ", r + 1, runs, works[w].row,
                              counts[k], allocs[active[i]].name);
-                    result res = run_one(&works[w], &allocs[active[i]], counts[k], 1.0, false);
+                    result res = run_one(&works[w], &allocs[active[i]], counts[k],
+                                         quick ? works[w].quick : 1.0, false);
                     cell_add(&sc[w][k][active[i]], &res);
                 }
         }
     progress("\r%70s\r", "");
-    md = open_out("scaling.md");
-    FILE *csv = open_out("scaling.csv");
-    if (csv) fprintf(csv, "workload,allocator,threads,time_s,mops_per_s,peak_rss_kb\n");
-    say("Machine: %s. Throughput in millions of allocation calls per second (median of %d), "
+    md = open_out(quick ? "quick-scaling.md" : "scaling.md");
+    FILE *csv = open_out(quick ? "quick-scaling.csv" : "scaling.csv");
+    if (csv)
+        fprintf(csv, "workload,allocator,threads,time_s,mops_per_s,peak_rss_kb,time_ratio_strata,"
+                     "speedup_from_1\n");
+    say("Machine: %s. Throughput in millions of allocation calls per second (median of %d%s), "
         "higher is better.\n",
-        machine, runs);
+        machine, runs, quick ? ", QUICK (reduced) workloads" : "");
     for (int w = 0; w < NWORK; w++) {
-        if (!works[w].threaded) continue;
+        if (works[w].threads != ANY) continue;
         say("\n#### %s\n\n| threads |", works[w].row);
         for (int i = 0; i < nactive; i++) say(" %s |", allocs[active[i]].name);
         say("\n|---|");
@@ -622,28 +717,65 @@ static int run_scaling(int max, int runs) {
         say("\n");
         for (int k = 0; k < nc; k++) {
             say("| %d |", counts[k]);
+            double s = cell_mops(&sc[w][k][STRATA]);
             for (int i = 0; i < nactive; i++) {
                 const cell *c = &sc[w][k][active[i]];
-                double t = cell_med(c, c->time), ops = cell_med(c, c->ops);
-                if (c->failed || isnan(t)) say(" FAIL |");
-                else say(" %.2f |", ops / t / 1e6);
-                if (csv && !isnan(t))
-                    fprintf(csv, "%s,%s,%d,%.6f,%.3f,%.0f\n", works[w].row, allocs[active[i]].name,
-                            counts[k], t, ops / t / 1e6, cell_med(c, c->rss));
+                double v = cell_mops(c), up = v / cell_mops(&sc[w][0][active[i]]);
+                if (isnan(v)) say(" FAIL |");
+                else if (active[i] == STRATA || isnan(s)) say(" %.2f |", v);
+                else say(" %.2f (%.2f) |", v, v / s);
+                if (csv && !isnan(v))
+                    fprintf(csv, "%s,%s,%d,%.6f,%.3f,%.0f,%.4f,%.4f\n", works[w].row,
+                            allocs[active[i]].name, counts[k], cell_med(c, c->time), v,
+                            cell_med(c, c->rss), v / s, up);
+            }
+            say("\n");
+        }
+        /* speed-ups from 1 thread: to 2 (a 2-core machine's question), and to max */
+        for (int k = 1; k < nc; k++) {
+            if (counts[k] != 2 && k != nc - 1) continue;
+            say("| 1 → %d: speed-up |", counts[k]);
+            for (int i = 0; i < nactive; i++) {
+                double up = cell_mops(&sc[w][k][active[i]]) / cell_mops(&sc[w][0][active[i]]);
+                if (isnan(up)) say(" – |");
+                else say(" ×%.2f |", up);
             }
             say("\n");
         }
     }
+    say("\nIn parentheses strata/peer: strata's time over the peer's for the same work (the peer's "
+        "Mops/s over strata's), below 1 means strata is better. The speed-up rows divide each "
+        "allocator's throughput at that many threads by its own at 1 thread.");
+    int nfixed = 0;
+    for (int w = 0; w < NWORK; w++)
+        if (works[w].threads > 1)
+            say("%s%s (%d threads)", nfixed++ ? ", " : " Not here: ", works[w].row,
+                works[w].threads);
+    if (nfixed)
+        say(": their thread count is not a variable but what they measure (many more threads than "
+            "cores); they are in the main table.");
+    say("\n");
+    say_libraries(active, nactive);
+    for (int w = 0, first = 1; w < NWORK; w++)
+        for (int k = 0; k < nc; k++)
+            for (int i = 0; i < nactive; i++) {
+                const cell *c = &sc[w][k][active[i]];
+                if (!c->failed) continue;
+                if (first) say("\n"), first = 0;
+                say("- FAIL %s at %d threads under %s (%d of the runs): %s\n", works[w].row,
+                    counts[k], allocs[active[i]].name, c->failed, c->err);
+            }
     if (csv) fclose(csv);
     fclose(md);
     md = NULL;
     /* line charts: one panel per workload */
-    FILE *f = open_out("scaling.svg");
+    FILE *f = open_out(quick ? "quick-scaling.svg" : "scaling.svg");
     if (!f) return 0;
-    const char *colors[NALLOC] = {"#333", "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#999"};
     int pw = 300, ph = 200, cols = 3, nthr = 0;
-    for (int w = 0; w < NWORK; w++) nthr += works[w].threaded;
-    int rows = (nthr + cols - 1) / cols, width = cols * (pw + 70) + 40, height = 80 + rows * (ph + 70);
+    for (int w = 0; w < NWORK; w++) nthr += works[w].threads == ANY;
+    int rows = (nthr + cols - 1) / cols, width = cols * (pw + 70) + 40;
+    int top = 80 + 16 * (legend_rows(20, width, 100, nactive) - 1);
+    int height = top + rows * (ph + 70);
     fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
                "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" "
                "fill=\"white\"/>\n",
@@ -651,20 +783,16 @@ static int run_scaling(int max, int runs) {
     fprintf(f, "<text x=\"20\" y=\"22\" font-size=\"16\" font-weight=\"bold\">Thread scaling: "
                "Mops/s against threads</text>\n<text x=\"20\" y=\"40\" fill=\"#555\">%s</text>\n",
             machine);
-    for (int i = 0; i < nactive; i++)
-        fprintf(f, "<rect x=\"%d\" y=\"50\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" "
-                   "y=\"59\">%s</text>\n",
-                20 + i * 100, colors[active[i]], 34 + i * 100, allocs[active[i]].name);
+    legend(f, 20, 50, width, 100, active, nactive, "");
     int panel = 0;
     for (int w = 0; w < NWORK; w++) {
-        if (!works[w].threaded) continue;
-        int x0 = 60 + (panel % cols) * (pw + 70), y0 = 80 + (panel / cols) * (ph + 70);
+        if (works[w].threads != ANY) continue;
+        int x0 = 60 + (panel % cols) * (pw + 70), y0 = top + (panel / cols) * (ph + 70);
         panel++;
         double ymax = 0;
         for (int k = 0; k < nc; k++)
             for (int i = 0; i < nactive; i++) {
-                const cell *c = &sc[w][k][active[i]];
-                double v = cell_med(c, c->ops) / cell_med(c, c->time) / 1e6;
+                double v = cell_mops(&sc[w][k][active[i]]);
                 if (!isnan(v) && v > ymax) ymax = v;
             }
         if (ymax <= 0) ymax = 1;
@@ -678,10 +806,9 @@ static int run_scaling(int max, int runs) {
                     x0 + (nc > 1 ? k * pw / (nc - 1) : 0), y0 + ph + 34, counts[k]);
         for (int i = 0; i < nactive; i++) {
             fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
-                    colors[active[i]]);
+                    allocs[active[i]].color);
             for (int k = 0; k < nc; k++) {
-                const cell *c = &sc[w][k][active[i]];
-                double v = cell_med(c, c->ops) / cell_med(c, c->time) / 1e6;
+                double v = cell_mops(&sc[w][k][active[i]]);
                 if (isnan(v)) continue;
                 fprintf(f, "%d,%d ", x0 + (nc > 1 ? k * pw / (nc - 1) : 0),
                         y0 + 20 + ph - (int)(v / ymax * ph));
@@ -696,16 +823,23 @@ static int run_scaling(int max, int runs) {
 
 /* ---- huge pages: strata with and without them on a large random-access heap ---- */
 
+/* Is column i one of the --peer allocators? */
+static bool is_peer(int i) { return i >= NBUILTIN && i != bump; }
+
 static int run_hugepages(int runs) {
-    static const workload ra = {"randaccess", "randaccess", "", 0.1, 0, false, ""};
-    static allocator variants[] = {
-        {"strata", NULL, NULL, true, "huge_pages=off"},
-        {"strata huge_pages=thp", NULL, NULL, true, "huge_pages=thp"},
-        {"strata huge_pages=hugetlb", NULL, NULL, true, "huge_pages=hugetlb"},
-        {"glibc", NULL, NULL, true, NULL},
+    static const workload ra = {"randaccess", "randaccess", "", 0.1, 0, 1, ""};
+    /* strata three ways, glibc, and the --peer allocators (Debian's are in make bench already) */
+    static allocator variants[4 + MAX_ALLOC] = {
+        {.name = "strata", .available = true, .options = "huge_pages=off"},
+        {.name = "strata huge_pages=thp", .available = true, .options = "huge_pages=thp"},
+        {.name = "strata huge_pages=hugetlb", .available = true, .options = "huge_pages=hugetlb"},
+        {.name = "glibc", .available = true},
     };
-    enum { NV = sizeof variants / sizeof variants[0] };
-    static cell c[NV];
+    int nv = 4, shown[MAX_ALLOC] = {STRATA, GLIBC}, nshown = 2;
+    for (int v = 0; v < 3; v++) variants[v].lib = strata_lib;
+    for (int i = 0; i < nactive; i++)
+        if (is_peer(active[i])) variants[nv++] = allocs[shown[nshown++] = active[i]];
+    static cell c[4 + MAX_ALLOC];
     char thp[128] = "unknown";
     FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
     if (f) {
@@ -720,7 +854,7 @@ static int run_hugepages(int runs) {
         fclose(f);
     }
     for (int r = 0; r < runs; r++)
-        for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < nv; v++) {
             progress("\r  run %d/%d  randaccess %-26s", r + 1, runs, variants[v].name);
             result res = run_one(&ra, &variants[v], 1, 1.0, false);
             cell_add(&c[v], &res);
@@ -732,13 +866,14 @@ static int run_hugepages(int runs) {
         "(vm.nr_hugepages): %ld%s.\n\n| allocator | time s | peak RSS MiB |\n|---|---:|---:|\n",
         machine, runs, thp, reserved,
         reserved ? "" : " — so `hugetlb` falls back to transparent huge pages");
-    for (int v = 0; v < NV; v++) {
+    for (int v = 0; v < nv; v++) {
         double t = cell_med(&c[v], c[v].time), m = cell_med(&c[v], c[v].rss) / 1024;
         if (c[v].failed || isnan(t)) say("| %s | FAIL | |\n", variants[v].name);
         else say("| %s | %.3f (%.2f) | %.1f |\n", variants[v].name, t,
                  t / cell_med(&c[0], c[0].time), m);
     }
     say("\nIn parentheses: time relative to strata without huge pages.\n");
+    say_libraries(shown, nshown);
     fclose(md);
     md = NULL;
     return 0;
@@ -748,19 +883,24 @@ static int run_hugepages(int runs) {
 
 enum { HARDEN_SCALE = 4 }; /* × the --quick scale: long enough to be read to a few percent */
 
+/* The default build against itself without its checks and against secure mode; each --peer
+ * allocator (a hardened one, say) beside them, with strata/peer and secure/peer. */
 static int run_harden(const char *unchecked, int runs) {
     static char secure_lib[4096];
-    static allocator variants[] = {
-        {"strata", NULL, NULL, true, NULL},
-        {"strata unchecked", NULL, NULL, true, NULL},
-        {"strata secure", NULL, NULL, true, "secure=1"},
+    static allocator variants[3 + MAX_ALLOC] = {
+        {.name = "strata", .available = true},
+        {.name = "strata unchecked", .available = true},
+        {.name = "strata secure", .available = true, .options = "secure=1"},
     };
-    enum { NV = sizeof variants / sizeof variants[0] };
+    int nv = 3, shown[MAX_ALLOC] = {STRATA}, nshown = 1;
+    for (int i = 0; i < nactive; i++)
+        if (is_peer(active[i])) variants[nv++] = allocs[shown[nshown++] = active[i]];
     static char unchecked_real[4096];
     if (!realpath(unchecked, unchecked_real)) {
         fprintf(stderr, "driver: %s not found\n", unchecked);
         return 2;
     }
+    variants[0].lib = variants[2].lib = strata_lib;
     variants[1].lib = unchecked_real;
     /* lib/libstrata-secure.so beside lib/libstrata.so, if built: secure by default */
     snprintf(secure_lib, sizeof secure_lib, "%s", strata_lib);
@@ -769,43 +909,60 @@ static int run_harden(const char *unchecked, int runs) {
         snprintf(name, sizeof secure_lib - (size_t)(name - secure_lib), "libstrata-secure.so");
         if (access(secure_lib, R_OK) == 0) variants[2].lib = secure_lib, variants[2].options = NULL;
     }
-    static cell c[NWORK][NV];
+    static cell c[NWORK][3 + MAX_ALLOC];
     for (int r = 0; r < runs; r++)
         for (int w = 0; w < NWORK; w++)
-            for (int v = 0; v < NV; v++) {
+            for (int v = 0; v < nv; v++) {
                 progress("\r  run %d/%d  %-14s %-18s", r + 1, runs, works[w].row, variants[v].name);
-                result res = run_one(&works[w], &variants[v], works[w].threaded ? threads : 1,
+                result res = run_one(&works[w], &variants[v], threads_of(&works[w]),
                                      works[w].quick * HARDEN_SCALE, false);
                 cell_add(&c[w][v], &res);
             }
     progress("\r%70s\r", "");
     md = open_out("harden.md");
     say("Machine: %s. Every workload at %d× its --quick scale, %d runs interleaved, medians of the time "
-        "each reports (threaded ones with %d threads). *unchecked*: the default build with its checks "
+        "each reports (threaded ones with %d threads%s). *unchecked*: the default build with its checks "
         "compiled out (`-DSTRATA_HARDEN=0`: free-list links checked when popped, the double-free key, the "
         "block-start test on free); *secure*: %s.\n\n"
-        "| workload | strata s | unchecked s | strata / unchecked | secure s | secure / strata |\n"
-        "|---|---:|---:|---:|---:|---:|\n",
-        machine, HARDEN_SCALE, runs, threads, variants[2].lib ? "`lib/libstrata-secure.so`" : "`STRATA_OPTIONS=secure=1`");
-    double lcheck = 0, lsecure = 0;
-    int ncheck = 0, nsecure = 0;
+        "| workload | strata s | unchecked s | strata / unchecked | secure s | secure / strata |",
+        machine, HARDEN_SCALE, runs, threads, fixed_note(),
+        variants[2].options ? "`STRATA_OPTIONS=secure=1`" : "`lib/libstrata-secure.so`");
+    for (int v = 3; v < nv; v++)
+        say(" %s s | strata / %s | secure / %s |", variants[v].name, variants[v].name, variants[v].name);
+    say("\n|---|---:|---:|---:|---:|---:|");
+    for (int v = 3; v < nv; v++) say("---:|---:|---:|");
+    say("\n");
+    /* geometric means: strata/unchecked, secure/strata, then strata/peer and secure/peer */
+    double lsum[2 + 2 * MAX_ALLOC] = {0};
+    int lnum[2 + 2 * MAX_ALLOC] = {0};
     for (int w = 0; w < NWORK; w++) {
-        double t[NV];
-        char s[NV][32];
-        for (int v = 0; v < NV; v++) {
+        double t[3 + MAX_ALLOC];
+        char s[3 + MAX_ALLOC][32];
+        for (int v = 0; v < nv; v++) {
             t[v] = cell_med(&c[w][v], c[w][v].time);
             if (isnan(t[v])) snprintf(s[v], sizeof s[v], "FAIL");
             else snprintf(s[v], sizeof s[v], "%.3f", t[v]);
         }
-        double rc = t[0] / t[1], rs = t[2] / t[0];
-        if (!isnan(rc) && rc > 0) lcheck += log(rc), ncheck++;
-        if (!isnan(rs) && rs > 0) lsecure += log(rs), nsecure++;
-        say("| %s | %s | %s | %.3f | %s | %.3f |\n", works[w].row, s[0], s[1], rc, s[2], rs);
+        double ratio[2 + 2 * MAX_ALLOC] = {t[0] / t[1], t[2] / t[0]};
+        for (int v = 3; v < nv; v++) {
+            ratio[2 * (v - 2)] = t[0] / t[v];
+            ratio[2 * (v - 2) + 1] = t[2] / t[v];
+        }
+        for (int k = 0; k < 2 * (nv - 2); k++)
+            if (!isnan(ratio[k]) && ratio[k] > 0) lsum[k] += log(ratio[k]), lnum[k]++;
+        say("| %s | %s | %s | %.3f | %s | %.3f |", works[w].row, s[0], s[1], ratio[0], s[2], ratio[1]);
+        for (int v = 3; v < nv; v++)
+            say(" %s | %.3f | %.3f |", s[v], ratio[2 * (v - 2)], ratio[2 * (v - 2) + 1]);
+        say("\n");
     }
-    say("| **geometric mean** | | | **%.3f** | | **%.3f** |\n", ncheck ? exp(lcheck / ncheck) : NAN,
-        nsecure ? exp(lsecure / nsecure) : NAN);
+    double gm[2 + 2 * MAX_ALLOC];
+    for (int k = 0; k < 2 * (nv - 2); k++) gm[k] = lnum[k] ? exp(lsum[k] / lnum[k]) : NAN;
+    say("| **geometric mean** | | | **%.3f** | | **%.3f** |", gm[0], gm[1]);
+    for (int v = 3; v < nv; v++) say(" | **%.3f** | **%.3f** |", gm[2 * (v - 2)], gm[2 * (v - 2) + 1]);
+    say("\n");
+    if (nv > 3) say_libraries(shown, nshown);
     for (int w = 0; w < NWORK; w++)
-        for (int v = 0; v < NV; v++)
+        for (int v = 0; v < nv; v++)
             if (c[w][v].failed) say("\n- %s under %s failed: %s", works[w].row, variants[v].name, c[w][v].err);
     say("\n");
     fclose(md);
@@ -824,9 +981,60 @@ static void publish(const char *doc, const char *key, const char *name) {
 
 static void usage(void) {
     fprintf(stderr, "usage: driver [--bin DIR] [--strata LIB] [--out DIR] [--runs N] [--quick] "
-                    "[--threads N] [--only A,B] [--scaling MAX | --instr | --hugepages | --harden LIB] "
-                    "[--publish DOC]\n");
+                    "[--threads N] [--only A,B] [--peer NAME=LIB ...] "
+                    "[--scaling MAX | --instr | --hugepages | --harden LIB] [--publish DOC]\n");
     exit(2);
+}
+
+/* --peer NAME=LIB: a column after Debian's peers. NAME goes into tables, CSV fields and --only
+ * lists, so it is a short word of letters, digits and ._+- (no spaces, commas or |), and no other
+ * column's; LIB must exist now rather than fail every run later. */
+static bool add_peer(const char *spec) {
+    const char *eq = strchr(spec, '=');
+    size_t len = eq ? (size_t)(eq - spec) : 0;
+    if (!eq || !len || len > 23 || strspn(spec, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                "0123456789._+-") < len) {
+        fprintf(stderr, "driver: --peer %s: expected NAME=LIB, NAME of at most 23 letters, digits "
+                        "and ._+-\n", spec);
+        return false;
+    }
+    char name[24];
+    memcpy(name, spec, len);
+    name[len] = '\0';
+    for (int i = 0; i < nalloc; i++)
+        if (!strcmp(allocs[i].name, name) || !strcmp(name, "bump")) {
+            fprintf(stderr, "driver: --peer %s: there is a column called %s already\n", spec, name);
+            return false;
+        }
+    if (nalloc >= MAX_ALLOC - 1) { /* the last place is bump's, for --instr */
+        fprintf(stderr, "driver: --peer %s: at most %d peers with --peer\n", spec,
+                MAX_ALLOC - NBUILTIN - 1);
+        return false;
+    }
+    char real[4096];
+    if (!realpath(eq + 1, real) || access(real, R_OK)) {
+        fprintf(stderr, "driver: --peer %s: cannot read %s\n", spec, eq + 1);
+        return false;
+    }
+    allocs[nalloc++] = (allocator){strdup(name), strdup(real), NULL, true, NULL, peer_colors[npeers++],
+                                   eq + 1};
+    return true;
+}
+
+/* Every name in --only is a column's (a typo would silently drop one). */
+static bool only_known(const char *only) {
+    for (const char *p = only; *p;) {
+        size_t len = strcspn(p, ",");
+        bool found = false;
+        for (int i = 0; i < nalloc && !found; i++)
+            found = strlen(allocs[i].name) == len && !strncmp(allocs[i].name, p, len);
+        if (!found && len) {
+            fprintf(stderr, "driver: --only: no allocator called %.*s\n", (int)len, p);
+            return false;
+        }
+        p += len + (p[len] == ',');
+    }
+    return true;
 }
 
 int main(int argc, char **argv) {
@@ -848,24 +1056,29 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--instr")) instr = true;
         else if (!strcmp(a, "--hugepages")) hugepages = true;
         else if (!strcmp(a, "--harden") && more) unchecked = argv[++i];
-        else usage();
+        else if (!strcmp(a, "--peer") && more) {
+            if (!add_peer(argv[++i])) return 2;
+        } else usage();
     }
     if (runs <= 0) runs = quick ? 3 : scaling ? 3 : 5;
     if (runs > 32 || threads < 1 || scaling < 0) usage();
+    if (only && !only_known(only)) return 2;
     char real[4096];
     if (!realpath(strata_lib, real) || access(real, R_OK)) {
         fprintf(stderr, "driver: %s not found: run make first\n", strata_lib);
         return 2;
     }
-    strata_lib = strdup(real);
+    allocs[STRATA].given = strata_lib;
+    allocs[STRATA].lib = strata_lib = strdup(real);
     snprintf(bump_lib, sizeof bump_lib, "%s/libbump.so", bindir);
+    snprintf(bump_shown, sizeof bump_shown, "%s", bump_lib);
     if (realpath(bump_lib, real)) snprintf(bump_lib, sizeof bump_lib, "%s", real);
     mkdir(outdir, 0755);
     describe_machine();
     printf("Machine: %s\n", machine);
-    for (int i = 0; i < NALLOC_PEERS; i++) {
+    for (int i = 0; i < nalloc; i++) {
         allocator *al = &allocs[i];
-        if (al->lib) al->available = access(al->lib, R_OK) == 0;
+        if (al->package) al->available = access(al->lib, R_OK) == 0;
         if (only) {
             char list[256];
             snprintf(list, sizeof list, ",%s,", only);
@@ -880,7 +1093,7 @@ int main(int argc, char **argv) {
         }
         active[nactive++] = i;
     }
-    if (!nactive || active[0] != 0) {
+    if (!nactive || active[0] != STRATA) {
         fprintf(stderr, "driver: strata must be among the allocators\n");
         return 2;
     }
@@ -889,7 +1102,7 @@ int main(int argc, char **argv) {
     if (instr) rc = run_instr();
     else if (hugepages) rc = run_hugepages(runs);
     else if (unchecked) rc = run_harden(unchecked, runs);
-    else if (scaling) rc = run_scaling(scaling, runs);
+    else if (scaling) rc = run_scaling(scaling, runs, quick);
     else rc = run_table(runs, quick);
     if (doc && !quick) {
         if (instr) publish(doc, "instr", "instr.md");
