@@ -47,10 +47,6 @@ build/rel/api/override.o: src/api/api.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(CC) $(LIBFLAGS) -DSTRATA_OVERRIDE -c $< -o $@
-build/rel/api/diag.o: src/api/api.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(LIBFLAGS) -DSTRATA_OVERRIDE -DSTRATA_DIAG -c $< -o $@
 build/rel/api/prefixed.o: src/api/api.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
@@ -89,7 +85,7 @@ lib/libstrata-secure.so: $(SECURE_OBJ) build/secure/api/override.o
 	@echo "  CC      $@"
 	@$(CC) -shared -Wl,-soname,libstrata-secure.so -Wl,-z,now -o $@ $^ -lpthread
 # libstrata-diag.so: the same core with the diagnostic layer in front (strata leaks, guard, report)
-lib/libstrata-diag.so: $(REL_OBJ) $(DIAG_OBJ) build/rel/api/diag.o
+lib/libstrata-diag.so: $(REL_OBJ) $(DIAG_OBJ)
 	@mkdir -p lib
 	@echo "  CC      $@"
 	@$(CC) -shared -Wl,-soname,libstrata-diag.so -Wl,-z,now -o $@ $^ -lpthread
@@ -171,7 +167,6 @@ check-warnings:
 	  for f in $(LIB_SRC) $(DIAG_SRC) src/api/api.c; do \
 	    $$cc $(LIBFLAGS) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -c src/api/api.c -o /dev/null || exit 1; \
-	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -DSTRATA_DIAG -c src/api/api.c -o /dev/null || exit 1; \
 	  for f in $(TOOLS_C) $(TOOLS_LIB); do \
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -Isrc -c $$f -o /dev/null || exit 1; done; \
 	  for f in $(SEC_CHECKED); do \

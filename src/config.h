@@ -68,17 +68,17 @@
 #endif
 
 /* Thread heaps are made in regions of twice this size: the heaps in the lower half, each heap's
- * counters this far above it, in memory shared with `strata stats PID` (support/meta.c). */
+ * counters this far above it, in memory shared with `strata stats PID` (heap/meta.c). */
 #define SX_HEAP_REGION ((size_t)1 << 20)
 
 /* Cross-thread frees are batched per destination heap before one atomic push. */
 #define SX_OUT_SLOTS 8
 #define SX_OUT_BATCH 64
-#ifndef SX_FOREIGN_KEEP
-#define SX_FOREIGN_KEEP 1                    /* keep other heaps' small blocks for reuse */
+#ifndef SX_STASH_KEEP
+#define SX_STASH_KEEP 1                    /* keep other heaps' small blocks for reuse */
 #endif
-#define SX_FOREIGN_BINS 32                   /* classes up to 1 KiB keep other heaps' blocks */
-#define SX_FOREIGN_BYTES ((size_t)2 << 10)   /* at most this much per class (4 to 64 blocks) */
+#define SX_STASH_BINS 32                   /* classes up to 1 KiB keep other heaps' blocks */
+#define SX_STASH_BYTES ((size_t)2 << 10)   /* at most this much per class (4 to 64 blocks) */
 
 /* Secure mode: freed blocks wait in a per-heap quarantine of this many before they can be reused. */
 #define SX_QUARANTINE 64

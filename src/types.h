@@ -1,17 +1,40 @@
 /*
- * types.h — the data structures of strata, and what owns each of them.
+ * types.h — the data structures of strata, and the glossary: one word for one concept, used the
+ * same way in code, comments, tests and documents.
  *
- *   segment  4 MiB aligned region; header = array of slice descriptors (sx_page). Owned by one heap
- *            (thread); only the owner changes its spans and pages. Huge blocks have a segment of
- *            their own with no owner.
- *   page     a span of slices holding blocks of one size class (or one large block). Its descriptor
- *            is the descriptor of its first slice; every slice of a span records how far back the
- *            first one is, so any address finds its page in O(1).
- *   heap     per-thread allocator state: the direct page table used by the malloc fast path, page
- *            queues per size class, free spans by length, the queue of blocks other threads freed.
- *            Its statistics (sx_heap_counts) are apart, at a fixed distance, in shared memory.
- *   block    a free block; its first word links the free list (encoded: sx_block_next), its
- *            second holds the free key (secret ^ address) that identifies a block as already freed.
+ *   segment     4 MiB of address space aligned to 4 MiB, from mmap or the program break; its
+ *               header is an array of slice descriptors. Owned by one heap, or by one huge block.
+ *   slice       64 KiB of a segment; the unit of spans.
+ *   descriptor  sx_page: what a slice, or a run of them, is used for (its `kind`, below).
+ *   span        a run of slices of one segment: free (in its heap's span bins), or a page, or a
+ *               large block.
+ *   page        a span cut into blocks of one size class; two free lists (free, local_free).
+ *   block       what malloc hands out. A free one holds its link and its free key.
+ *   size class  the block sizes a page may have ("bin" in code, as ptmalloc calls its lists).
+ *   large block one block that is a whole span (up to 63 slices).
+ *   huge block  one block with a mapping of its own (at or above the mmap threshold).
+ *   heap        a thread's allocator state: its segments, pages, spans. Only its thread changes them.
+ *   direct table the heap's array from (size+15)/16 to a page, read by malloc's fast path.
+ *   kept page   a class's only page, kept by its heap when empty, so that a loop of malloc and free
+ *               never gives it back and takes it again.
+ *   remote free a free of a block of another heap: batched in the freeing heap's outbox, one slot
+ *               per destination, and pushed to the owner's remote_in list in one atomic exchange.
+ *   stash       a heap's lists, one per small class, of other heaps' blocks its thread freed: they
+ *               are handed out again before anything goes home.
+ *   orphan heap the heap of an exited thread, waiting to be adopted by a new thread; anyone who
+ *               frees into it takes in what arrives there (collecting it).
+ *   abandoned   a heap a fork child inherits from a thread that does not exist in the child.
+ *   foreign     a pointer strata never made (glibc's, a stack or global address): foreign_free=.
+ *   cache       the segment cache (empty segments kept for reuse), the huge cache (freed huge
+ *               mappings), or an object cache (strata_cache, explicit/cache.c): always qualified.
+ *   pool        strata_pool alone (explicit/pool.c): a region of memory freed all at once.
+ *   quarantine  freed blocks held back from reuse so that a use after free touches nothing
+ *               anybody else has: secure mode's per heap, guard mode's (diag/guard.c) inaccessible.
+ *   reclaim     give back everything strata holds and does not use (core/reclaim.c).
+ *   give back   return memory to the kernel (decommit or unmap); "purge" for caches.
+ *   segment list every live normal segment, for statistics (region/segment.c).
+ *   hook        a function pointer a lower layer calls and a higher one sets (sx_heap_hook,
+ *               sx_huge_hook): the only way down-layer code reaches secure mode.
  */
 #ifndef STRATA_TYPES_H
 #define STRATA_TYPES_H
@@ -35,17 +58,37 @@ enum {
     SX_SPAN_LARGE,     /* one block that is a whole span */
     SX_SPAN_HUGE,      /* one block with a mapping of its own */
     SX_SPAN_RESERVED,  /* beyond a program break that can no longer grow: never handed out */
-    SX_SPAN_FOREIGN,   /* not a slice: a heap's list of other heaps' blocks it freed (remote.c) */
+    SX_SPAN_STASH,     /* not a slice: a heap's stash of other heaps' blocks (remote.c) */
 };
 
 /* sx_page.flags */
 #define SX_PAGE_FULL 0x1u /* in the heap's full queue: no free block at last look */
 #define SX_PAGE_KEPT 0x2u /* its class's only page, kept when empty: frees skip the slow path */
-#define SX_PAGE_GUARDED 0x4u /* secure mode: the span's last OS page is a guard (api/secure.c) */
+#define SX_PAGE_GUARDED 0x4u /* secure mode: the span's last OS page is a guard (secure/secure.c) */
 #define SX_SPAN_CLEAN 0x8u   /* a free span whose memory went back to the kernel (decommitted) */
 /* sx_page.trigger of a kept page: its `used` is the count + 0x4000, never 0 nor below it. */
 #define SX_TRIGGER_KEPT 0xC000u
 
+/*
+ * A descriptor: one per slice of a segment, plus the stash lists of a heap. The first slice of a
+ * span describes the whole span; every slice records how far back that first one is (slice_back).
+ * What its fields mean depends on `kind`; each kind has one constructor:
+ *
+ *   kind           made by                   free/local_free    used, trigger        start, block_size, capacity, reserved
+ *   SX_SPAN_FREE   sx_span_mark (span.c)     -                  -                    span start, 0, 0, 0
+ *   SX_SPAN_HEADER sx_span_mark              -                  -                    slice start, 0, 0, 0
+ *   SX_SPAN_RESERVED sx_span_mark            -                  -                    slice start, 0, 0, 0
+ *   SX_SPAN_PAGE   sx_page_init (page.c)     its free lists     blocks out, less     block 0, class size, blocks made so
+ *                                                               the trigger          far, blocks that fit
+ *   SX_SPAN_LARGE  sx_page_init_block        -                  1 while live         the block, its size, 1, 1
+ *                  (region.h; heap.c)
+ *   SX_SPAN_HUGE   sx_page_init_block        -                  1 while live         the block, 0 (the mapping's
+ *                  (huge.c, slice 0 of the block's own segment)                          size says), 1, 1
+ *   SX_SPAN_STASH  sx_stash_init (remote.c)  the stash's blocks blocks in the stash  -, class size, -, the most it holds
+ *
+ * flags: SX_PAGE_FULL, SX_PAGE_KEPT, SX_PAGE_GUARDED (pages); SX_SPAN_CLEAN (free spans).
+ * bin: the size class (pages, stashes), SX_BIN_LARGE (large blocks), log2 of the alignment (huge).
+ */
 typedef struct sx_page {
     /* Written by the owner on every malloc and free of the page's blocks. */
     sx_block *free;          /* blocks malloc hands out */
@@ -93,7 +136,7 @@ typedef struct sx_segment {
     size_t size;                    /* bytes mapped from the segment's base */
     _Atomic uintptr_t commit_end;   /* end of usable memory (below base+size only at the brk top) */
     struct sx_segment *next, *prev;         /* owner heap's segments, or the cache */
-    struct sx_segment *all_next, *all_prev; /* registry of live segments, for statistics */
+    struct sx_segment *all_next, *all_prev; /* the segment list: every live one, for statistics */
     uintptr_t brk_floor;            /* brk segments: the break before this segment was made */
     struct sx_segment *brk_prev;    /* brk segments: the one right below, if contiguous */
     _Alignas(64) sx_page slices[SX_SLICES + 1]; /* +1: a block exactly at the segment end */
@@ -115,11 +158,11 @@ typedef struct sx_out_slot {
     uint32_t count;          /* blocks in the chain */
 } sx_out_slot;
 
-enum { SX_HEAP_LIVE = 0, SX_HEAP_POOLED, SX_HEAP_CLAIMED, SX_HEAP_ORPHAN };
+enum { SX_HEAP_LIVE = 0, SX_HEAP_ORPHAN, SX_HEAP_CLAIMED, SX_HEAP_ABANDONED };
 
 /* What a heap counts, for statistics: the calls its thread made and the pages it holds. It sits
  * SX_HEAP_REGION bytes above its heap (sx_counts_of), in memory shared with `strata stats PID`
- * (support/meta.c), so counting costs the fast paths no more than a field of the heap would. Frees
+ * (heap/meta.c), so counting costs the fast paths no more than a field of the heap would. Frees
  * count where they happen, so one class's frees and mallocs may be in different heaps. */
 typedef struct sx_heap_counts {
     uint64_t n_direct[SX_DIRECT_SLOTS]; /* fast-path mallocs, by direct-table slot */
@@ -138,25 +181,25 @@ typedef struct sx_heap {
     sx_segment *segments;             /* normal segments this heap owns */
     unsigned nsegments;
     sx_out_slot out[SX_OUT_SLOTS];
-    sx_page foreign[SX_FOREIGN_BINS]; /* other heaps' blocks this thread freed, kept for reuse */
-    unsigned foreign_exits;           /* sx_thread_exits when the lists were last emptied */
+    sx_page stash[SX_STASH_BINS]; /* other heaps' blocks this thread freed, kept for reuse */
+    unsigned stash_exits;           /* sx_thread_exits when the stashes were last emptied */
     uint32_t out_pending;             /* bit i: out[i] holds blocks */
     unsigned direct_epoch;            /* sx_direct_epoch when the direct table was last pointed */
     uint32_t id;
     uint64_t rng;                     /* secure mode: xorshift state */
     unsigned nquarantined;            /* secure mode: blocks in quarantine[] */
-    void *quarantine[SX_QUARANTINE];  /* secure mode: freed blocks waiting (api/secure.c) */
+    void *quarantine[SX_QUARANTINE];  /* secure mode: freed blocks waiting (secure/secure.c) */
     bool retain;                      /* keep a spare page per class and a last segment: a thread
-                                         runs this heap (pooled heaps give everything back) */
+                                         runs this heap (orphan heaps give everything back) */
     _Atomic bool trim_asked;          /* another thread reclaiming memory asks the owner to give
-                                         back its kept pages and kept lists (api/reclaim.c) */
+                                         back its kept pages and stashes (core/reclaim.c) */
     /* Held while the heap's spans and segments change (region/span.c): by the owner, and by
-     * another thread that gives back this heap's free spans and empty segments (api/reclaim.c).
+     * another thread that gives back this heap's free spans and empty segments (core/reclaim.c).
      * The fast paths never take it: they touch pages, never spans. */
     _Atomic uint32_t span_lock;
     _Atomic int state;
     struct sx_heap *all_next;         /* every heap ever made; heaps are never freed */
-    struct sx_heap *pool_next, *pool_prev; /* heaps of exited threads waiting for a new owner */
+    struct sx_heap *orphan_next, *orphan_prev; /* heaps of exited threads waiting for a new owner */
     /* Written by other threads: keep it off the owner's cache lines. */
     _Alignas(64) _Atomic(sx_block *) remote_in;
     char pad_[64 - sizeof(void *)];

@@ -150,6 +150,16 @@ static inline size_t heaps_now(void) {
     strata_get_stats(&st);
     return st.heaps;
 }
+/* What strata holds by design without a block in it: memory it caches for reuse (empty segments,
+ * free spans in segments its heaps hold; how much of it is resident when the last block goes
+ * depends on which preempted thread freed what last). 0 on another malloc. */
+#pragma weak strata_get_stats
+static inline long kept_by_design_kb(void) {
+    if (!strata_get_stats) return 0;
+    struct strata_stats s;
+    strata_get_stats(&s);
+    return (long)((s.free_bytes + s.cached_segments * ((size_t)4 << 20)) / 1024);
+}
 static inline size_t in_use_now(void) {
     struct strata_stats st;
     strata_get_stats(&st);

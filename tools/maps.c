@@ -12,7 +12,7 @@
  *   stack      [stack] (the main thread)
  *   vdso       [vdso], [vvar], [vvar_vclock], [vsyscall]
  *   strata     [anon:strata...], where the kernel names regions; /memfd:strata, the statistics
- *              file strata shares with `strata stats PID` (src/support/share.c)
+ *              file strata shares with `strata stats PID` (src/heap/share.c)
  *   guard      no access at all (---p): stack guards, reservations, gaps inside libraries
  *   text, rodata, data
  *              a mapping of the main executable (/proc/PID/exe) by permissions: executable = text,

@@ -8,7 +8,7 @@
  *
  * The first form execs CMD in place (as `run` does), so its exit status is the command's own.
  *
- * The second reads the process's statistics file (src/support/share.c): a memfd named "strata"
+ * The second reads the process's statistics file (src/heap/share.c): a memfd named "strata"
  * that libstrata makes with the process's first heap and writes its counters into as it goes. It
  * is found among /proc/PID/fd (or, when the program has closed that descriptor, through
  * /proc/PID/map_files, which only root may open), checked (layout version, struct sizes, pid) and
@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "internal.h"
+#include "support/support.h"
 #include "strata.h"
 
 static bool all_digits(const char *s) {

@@ -10,7 +10,7 @@
  */
 #include <string.h>
 
-#include "../heap/sizeclass.h"
+#include "api.h"
 #include "compat.h"
 #include "strata.h"
 

@@ -56,7 +56,7 @@ SX_ALIAS(malloc_info, strata_malloc_info)
  * throws std::bad_alloc, or returns NULL for the nothrow forms. The sized deletes let secure mode
  * check the size given against the size asked for (new T[n] given to delete). libstrata-diag.so
  * leaves them to libstdc++ (its stacks start at malloc). */
-#ifndef STRATA_DIAG
+#ifndef SX_ENTRY_NO_CXX /* diag/entry.c */
 #include <dlfcn.h>
 
 /* The mangled names, declared for the aliases below. */

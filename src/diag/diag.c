@@ -11,7 +11,6 @@
 #include <unistd.h>
 #include <string.h>
 
-#include "../api/alloc.h"
 #include "diag.h"
 
 bool sx_diag_linked = true;

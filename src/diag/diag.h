@@ -1,7 +1,7 @@
 /*
  * diag.h — the diagnostic layer of libstrata-diag.so: leak tracking, guard pages, run recording.
  *
- * The same core as libstrata, with api.c built with STRATA_DIAG so that every entry point goes
+ * The same core as libstrata, with its own entry points (entry.c: api/entry.h's) that go
  * through diag.c, which picks by the option `diag`:
  *
  *   none    straight to the core (a few instructions more than libstrata)
@@ -18,10 +18,10 @@
 #ifndef STRATA_DIAG_H
 #define STRATA_DIAG_H
 
-#include "../internal.h"
+#include "../api/api.h"
 #include "dump.h"
 
-#pragma GCC visibility push(hidden) /* the library's own (see internal.h) */
+#pragma GCC visibility push(hidden) /* the library's own (see support.h) */
 
 enum { SX_DIAG_NONE = 0, SX_DIAG_LEAKS, SX_DIAG_GUARD, SX_DIAG_REPORT };
 extern int sx_diag_mode; /* set once, at start-up */

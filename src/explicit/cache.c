@@ -30,17 +30,12 @@ static size_t slab_bytes(const strata_cache *c) { return ~c->slab_mask + 1; }
 
 static void slab_link(strata_cache *c, sx_slab *s, unsigned list) {
     s->list = list;
-    s->prev = NULL;
-    s->next = c->slabs[list];
-    if (s->next) s->next->prev = s;
-    c->slabs[list] = s;
+    SX_LIST_PUSH(c->slabs[list], s, next, prev);
     c->nslabs[list]++;
 }
 
 static void slab_unlink(strata_cache *c, sx_slab *s) {
-    if (s->prev) s->prev->next = s->next;
-    else c->slabs[s->list] = s->next;
-    if (s->next) s->next->prev = s->prev;
+    SX_LIST_REMOVE(c->slabs[s->list], s, next, prev);
     c->nslabs[s->list]--;
 }
 
@@ -104,7 +99,7 @@ void sx_cache_put_mag(strata_cache *c, sx_mag *m) {
 }
 
 sx_mag *sx_mag_new(strata_cache *c) {
-    sx_mag *m = sx_x_alloc(sizeof(sx_mag) + c->mag_size * sizeof(void *), 16);
+    sx_mag *m = sx_explicit_alloc(sizeof(sx_mag) + c->mag_size * sizeof(void *), 16);
     if (m) {
         m->next = NULL;
         m->count = 0;
@@ -119,7 +114,7 @@ static void depot_drain(strata_cache *c) {
             sx_mag *m = *list;
             *list = m->next;
             sx_cache_put_mag(c, m);
-            sx_x_free(m);
+            sx_explicit_free(m);
         }
     c->depot_objects = 0;
 }
@@ -172,7 +167,7 @@ sx_public strata_cache *strata_cache_create(const char *name, size_t size, size_
     }
     if (align < 8) align = 8;
     sx_pages_static_init();
-    strata_cache *c = sx_x_alloc(sizeof *c, 64);
+    strata_cache *c = sx_explicit_alloc(sizeof *c, 64);
     if (!c) return NULL;
     memset(c, 0, sizeof *c);
     size_t obj = sx_align_up(size, 8);
@@ -261,7 +256,7 @@ sx_public void strata_cache_destroy(strata_cache *cache) {
     c->magic = SX_CACHE_DEAD;
     sx_unlock(&c->lock);
     pthread_mutex_destroy(&c->lock);
-    sx_x_free(c);
+    sx_explicit_free(c);
 }
 
 sx_public void strata_cache_get_stats(strata_cache *cache, struct strata_cache_stats *out) {

@@ -10,41 +10,41 @@
 #ifndef STRATA_EXPLICIT_H
 #define STRATA_EXPLICIT_H
 
-#include "../api/alloc.h"
+#include "../api/api.h"
 #include "strata.h"
 
-#pragma GCC visibility push(hidden) /* the library's own (see internal.h) */
+#pragma GCC visibility push(hidden) /* the library's own (see support.h) */
 
 /* Memory for the layer's own structures and pool chunks: strata's core, counted like any block. */
-static inline void *sx_x_alloc(size_t size, size_t align) {
+static inline void *sx_explicit_alloc(size_t size, size_t align) {
     return align <= 16 ? sx_malloc_inline(size) : sx_alloc(size, align, false);
 }
-static inline void sx_x_free(void *p) { sx_free_inline(p); }
+static inline void sx_explicit_free(void *p) { sx_free_inline(p); }
 
 /* ---- pages.c: the buddy allocator ---- */
 /* A top-level block: 2^max_order pages mapped aligned to their size, with one byte per page
  * saying whether a block starts there, free or allocated, and its order. */
 enum { SX_HEAD_FREE = 0x40, SX_HEAD_USED = 0x80, SX_HEAD_ORDER = 0x3f };
-typedef struct sx_ptop {
+typedef struct sx_pages_top {
     strata_pages *owner;
     uintptr_t base;
-    struct sx_ptop *next, *prev;
+    struct sx_pages_top *next, *prev;
     uint8_t heads[]; /* one per page */
-} sx_ptop;
+} sx_pages_top;
 
 /* A free block's first bytes: its place in the free list of its order. */
-typedef struct sx_pfree {
-    struct sx_pfree *next, *prev;
-} sx_pfree;
+typedef struct sx_pages_free_block {
+    struct sx_pages_free_block *next, *prev;
+} sx_pages_free_block;
 
 struct strata_pages {
     uint64_t magic;
     sx_lock_t lock;
     unsigned max_order, flags, page_shift;
     uint32_t nonempty;                 /* bit o: the free list of order o has a block */
-    sx_pfree free[STRATA_PAGES_MAX_ORDER + 1]; /* circular lists, the heads as sentinels */
+    sx_pages_free_block *free[STRATA_PAGES_MAX_ORDER + 1]; /* free blocks by order */
     size_t nfree[STRATA_PAGES_MAX_ORDER + 1];
-    sx_ptop *tops;
+    sx_pages_top *tops;
     size_t ntops, spare;               /* top-level blocks; of them, wholly free ones kept */
     size_t in_use_pages;
     unsigned long long allocs, frees, splits, merges, maps, unmaps;
@@ -60,11 +60,11 @@ void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn);
 
 /* ---- pagemap.c: which top-level block an address lies in (lock-free to read) ---- */
 /* Point every 4 MiB of [base, base + size) at top (NULL: forget them); false if no memory. */
-bool sx_pagemap_set(uintptr_t base, size_t size, sx_ptop *top);
+bool sx_pagemap_set(uintptr_t base, size_t size, sx_pages_top *top);
 #define SX_PAGEMAP_LEAF_BITS 12
 #define SX_PAGEMAP_LEAF ((size_t)1 << SX_PAGEMAP_LEAF_BITS)
 typedef struct {
-    _Atomic(sx_ptop *) top[SX_PAGEMAP_LEAF];
+    _Atomic(sx_pages_top *) top[SX_PAGEMAP_LEAF];
 } sx_pagemap_leaf;
 extern _Atomic(sx_pagemap_leaf *) sx_pagemap_root[SX_SEGMAP_BITS >> SX_PAGEMAP_LEAF_BITS];
 /* One bit per 4 MiB of address space: a top-level block of sx_slab_pages starts there. The check
@@ -72,12 +72,10 @@ extern _Atomic(sx_pagemap_leaf *) sx_pagemap_root[SX_SEGMAP_BITS >> SX_PAGEMAP_L
 extern _Atomic uint64_t sx_slabmap[SX_SEGMAP_BITS / 64];
 void sx_slabmap_mark(uintptr_t base, bool on);
 static inline bool sx_slabmap_contains(uintptr_t addr) {
-    uintptr_t i = addr >> SX_SEG_SHIFT;
-    if (sx_unlikely(i >= SX_SEGMAP_BITS)) return false;
-    return (sx_load_relaxed(&sx_slabmap[i >> 6]) >> (i & 63)) & 1;
+    return sx_bitmap_test(sx_slabmap, SX_SEGMAP_BITS, addr >> SX_SEG_SHIFT);
 }
 /* The top-level block whose 4 MiB addr lies in, if any (the caller checks addr is inside it). */
-static inline sx_ptop *sx_pagemap_get(uintptr_t addr) {
+static inline sx_pages_top *sx_pagemap_get(uintptr_t addr) {
     size_t g = addr >> SX_SEG_SHIFT;
     if (sx_unlikely(g >= SX_SEGMAP_BITS)) return NULL;
     sx_pagemap_leaf *l = atomic_load_explicit(&sx_pagemap_root[g >> SX_PAGEMAP_LEAF_BITS], memory_order_acquire);

@@ -74,12 +74,10 @@ static void tc_exit(void *arg) {
         c->free_hits += counts[3];
         sx_unlock(&c->lock);
     }
-    if (t->prev) t->prev->next = t->next;
-    else all_tc = t->next;
-    if (t->next) t->next->prev = t->prev;
+    SX_LIST_REMOVE(all_tc, t, next, prev);
     sx_unlock(&sx_x_registry_lock);
-    sx_x_free(t->slots);
-    sx_x_free(t);
+    sx_explicit_free(t->slots);
+    sx_explicit_free(t);
 }
 
 static void tc_key_init(void) { tc_key_ok = pthread_key_create(&tc_key, tc_exit) == 0; }
@@ -87,17 +85,15 @@ static void tc_key_init(void) { tc_key_ok = pthread_key_create(&tc_key, tc_exit)
 static sx_tcache *tc_new(void) {
     pthread_once(&tc_once, tc_key_init);
     if (!tc_key_ok) return NULL;
-    sx_tcache *t = sx_x_alloc(sizeof *t, 16);
+    sx_tcache *t = sx_explicit_alloc(sizeof *t, 16);
     if (!t) return NULL;
     memset(t, 0, sizeof *t);
     if (pthread_setspecific(tc_key, t) != 0) {
-        sx_x_free(t);
+        sx_explicit_free(t);
         return NULL;
     }
     sx_lock(&sx_x_registry_lock);
-    t->next = all_tc;
-    if (all_tc) all_tc->prev = t;
-    all_tc = t;
+    SX_LIST_PUSH(all_tc, t, next, prev);
     sx_unlock(&sx_x_registry_lock);
     tls_tc = t;
     return t;
@@ -106,7 +102,7 @@ static sx_tcache *tc_new(void) {
 static bool tc_grow(sx_tcache *t, unsigned need) {
     unsigned n = (need + 15) & ~15u;
     if (n > SX_CACHE_IDS) n = SX_CACHE_IDS;
-    sx_tslot *slots = sx_x_alloc(n * sizeof(sx_tslot), 16);
+    sx_tslot *slots = sx_explicit_alloc(n * sizeof(sx_tslot), 16);
     if (!slots) return false;
     memset(slots, 0, n * sizeof(sx_tslot));
     sx_lock(&sx_x_registry_lock); /* others read the slots under it */
@@ -117,7 +113,7 @@ static bool tc_grow(sx_tcache *t, unsigned need) {
     sx_unlock(&sx_x_registry_lock);
     tls_slots = slots;
     tls_nslots = n;
-    sx_x_free(old);
+    sx_explicit_free(old);
     return true;
 }
 
@@ -131,8 +127,8 @@ static sx_tslot *slot_get(strata_cache *c) {
     if (s->cache == c) return s;
     sx_mag *a = sx_mag_new(c), *b = sx_mag_new(c);
     if (!a || !b) {
-        sx_x_free(a);
-        sx_x_free(b);
+        sx_explicit_free(a);
+        sx_explicit_free(b);
         return NULL;
     }
     sx_lock(&sx_x_registry_lock);
@@ -154,8 +150,8 @@ static void slot_return(strata_cache *c, sx_tslot *s, unsigned long long counts[
     sx_cache_put_mag(c, s->loaded);
     sx_cache_put_mag(c, s->prev);
     sx_unlock(&c->lock);
-    sx_x_free(s->loaded);
-    sx_x_free(s->prev);
+    sx_explicit_free(s->loaded);
+    sx_explicit_free(s->prev);
     unsigned long long ah = atomic_load(&s->alloc_hits), fh = atomic_load(&s->free_hits);
     counts[0] += ah + atomic_load(&s->alloc_slow);
     counts[1] += fh + atomic_load(&s->free_slow);

@@ -35,7 +35,7 @@ static leaf_t *leaf_for(size_t i) {
     return l;
 }
 
-bool sx_pagemap_set(uintptr_t base, size_t size, sx_ptop *top) {
+bool sx_pagemap_set(uintptr_t base, size_t size, sx_pages_top *top) {
     for (uintptr_t a = base; a < base + size; a += SX_SEG_SIZE) {
         size_t g = a >> SX_SEG_SHIFT;
         if (g >= SX_SEGMAP_BITS) return false;
@@ -50,8 +50,5 @@ _Atomic uint64_t sx_slabmap[SX_SEGMAP_BITS / 64];
 
 void sx_slabmap_mark(uintptr_t base, bool on) {
     uintptr_t i = base >> SX_SEG_SHIFT;
-    if (i >= SX_SEGMAP_BITS) return;
-    uint64_t bit = (uint64_t)1 << (i & 63);
-    if (on) atomic_fetch_or_explicit(&sx_slabmap[i >> 6], bit, memory_order_release);
-    else atomic_fetch_and_explicit(&sx_slabmap[i >> 6], ~bit, memory_order_release);
+    if (i < SX_SEGMAP_BITS) sx_bitmap_set(sx_slabmap, i, on);
 }

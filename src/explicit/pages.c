@@ -8,7 +8,7 @@
  * over the mask of non-empty lists) and splits it, pushing the upper halves on their lists; a free
  * merges the block with its buddy for as long as the buddy is free and whole, then pushes it.
  *
- * Each top-level block has one byte per page out of band (sx_ptop.heads): 0, or the order of the
+ * Each top-level block has one byte per page out of band (sx_pages_top.heads): 0, or the order of the
  * block that starts at that page and whether it is free or allocated. That is what tells whether a
  * buddy is free with the same order, and what catches a double free, a free with the wrong order
  * and a pointer into the middle of a block. The free lists are doubly linked through the first
@@ -35,7 +35,7 @@ static void pages_init(strata_pages *pa, unsigned max_order, unsigned flags) {
     pa->max_order = max_order;
     pa->flags = flags;
     pa->page_shift = (unsigned)__builtin_ctzl(sx_os_page);
-    for (unsigned o = 0; o <= STRATA_PAGES_MAX_ORDER; o++) pa->free[o].next = pa->free[o].prev = &pa->free[o];
+    for (unsigned o = 0; o <= STRATA_PAGES_MAX_ORDER; o++) pa->free[o] = NULL;
     pa->magic = SX_PAGES_MAGIC;
     sx_registry_pages_add(pa);
 }
@@ -60,23 +60,18 @@ static strata_pages *checked(strata_pages *pa, const char *fn) {
 
 /* ---- free lists ---- */
 
-static void list_push(strata_pages *pa, unsigned o, sx_pfree *b) {
-    sx_pfree *head = &pa->free[o];
-    b->next = head->next;
-    b->prev = head;
-    head->next->prev = b;
-    head->next = b;
+static void list_push(strata_pages *pa, unsigned o, sx_pages_free_block *b) {
+    SX_LIST_PUSH(pa->free[o], b, next, prev);
     pa->nfree[o]++;
     pa->nonempty |= 1u << o;
 }
 
-static void list_remove(strata_pages *pa, unsigned o, sx_pfree *b) {
-    b->prev->next = b->next;
-    b->next->prev = b->prev;
+static void list_remove(strata_pages *pa, unsigned o, sx_pages_free_block *b) {
+    SX_LIST_REMOVE(pa->free[o], b, next, prev);
     if (--pa->nfree[o] == 0) pa->nonempty &= ~(1u << o);
 }
 
-static uint8_t *page_at(const strata_pages *pa, const sx_ptop *t, size_t idx) {
+static uint8_t *page_at(const strata_pages *pa, const sx_pages_top *t, size_t idx) {
     return (uint8_t *)t->base + (idx << pa->page_shift);
 }
 
@@ -84,11 +79,11 @@ static uint8_t *page_at(const strata_pages *pa, const sx_ptop *t, size_t idx) {
 
 static bool top_new(strata_pages *pa) {
     size_t size = top_size(pa), pages = (size_t)1 << pa->max_order;
-    sx_ptop *t = sx_x_alloc(sizeof(sx_ptop) + pages, 16);
+    sx_pages_top *t = sx_explicit_alloc(sizeof(sx_pages_top) + pages, 16);
     if (!t) return false;
     uint8_t *base = sx_os_map_aligned(size, size, 0);
     if (!base) {
-        sx_x_free(t);
+        sx_explicit_free(t);
         return false;
     }
     memset(t->heads, 0, pages);
@@ -97,32 +92,27 @@ static bool top_new(strata_pages *pa) {
     if (!sx_pagemap_set(t->base, size, t)) {
         sx_pagemap_set(t->base, size, NULL);
         sx_os_unmap(base, size);
-        sx_x_free(t);
+        sx_explicit_free(t);
         return false;
     }
     if (pa == &sx_slab_pages) sx_slabmap_mark(t->base, true);
-    t->prev = NULL;
-    t->next = pa->tops;
-    if (pa->tops) pa->tops->prev = t;
-    pa->tops = t;
+    SX_LIST_PUSH(pa->tops, t, next, prev);
     pa->ntops++;
     pa->maps++;
     t->heads[0] = (uint8_t)(SX_HEAD_FREE | pa->max_order);
-    list_push(pa, pa->max_order, (sx_pfree *)base);
+    list_push(pa, pa->max_order, (sx_pages_free_block *)base);
     return true;
 }
 
 /* t is wholly free and off the free lists. */
-static void top_release(strata_pages *pa, sx_ptop *t) {
-    if (t->prev) t->prev->next = t->next;
-    else pa->tops = t->next;
-    if (t->next) t->next->prev = t->prev;
+static void top_release(strata_pages *pa, sx_pages_top *t) {
+    SX_LIST_REMOVE(pa->tops, t, next, prev);
     pa->ntops--;
     pa->unmaps++;
     if (pa == &sx_slab_pages) sx_slabmap_mark(t->base, false);
     sx_pagemap_set(t->base, top_size(pa), NULL);
     sx_os_unmap((void *)t->base, top_size(pa));
-    sx_x_free(t);
+    sx_explicit_free(t);
 }
 
 /* ---- allocation and free ---- */
@@ -149,15 +139,15 @@ void *sx_pages_alloc(strata_pages *pa, unsigned order) {
         avail = pa->nonempty >> order;
     }
     unsigned o = order + (unsigned)__builtin_ctz(avail);
-    sx_pfree *b = pa->free[o].next;
+    sx_pages_free_block *b = pa->free[o];
     list_remove(pa, o, b);
-    sx_ptop *t = sx_pagemap_get((uintptr_t)b);
+    sx_pages_top *t = sx_pagemap_get((uintptr_t)b);
     size_t idx = ((uintptr_t)b - t->base) >> pa->page_shift;
     while (o > order) { /* keep the lower half, free the upper */
         o--;
         size_t half = idx + ((size_t)1 << o);
         t->heads[half] = (uint8_t)(SX_HEAD_FREE | o);
-        list_push(pa, o, (sx_pfree *)page_at(pa, t, half));
+        list_push(pa, o, (sx_pages_free_block *)page_at(pa, t, half));
         pa->splits++;
     }
     t->heads[idx] = (uint8_t)(SX_HEAD_USED | order);
@@ -167,7 +157,7 @@ void *sx_pages_alloc(strata_pages *pa, unsigned order) {
     return b;
 }
 
-static _Noreturn void bad_free(strata_pages *pa, sx_ptop *t, void *p, unsigned order, const char *fn) {
+static _Noreturn void bad_free(strata_pages *pa, sx_pages_top *t, void *p, unsigned order, const char *fn) {
     uintptr_t a = (uintptr_t)p;
     if (!t || t->owner != pa || a - t->base >= top_size(pa))
         sx_fatal("%s(): %p was not allocated by page allocator %p", fn, p, (void *)pa);
@@ -185,7 +175,7 @@ static _Noreturn void bad_free(strata_pages *pa, sx_ptop *t, void *p, unsigned o
 void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn) {
     uintptr_t a = (uintptr_t)p;
     sx_lock(&pa->lock);
-    sx_ptop *t = sx_pagemap_get(a);
+    sx_pages_top *t = sx_pagemap_get(a);
     if (sx_unlikely(!t || t->owner != pa || a - t->base >= top_size(pa) ||
                     (a & (((uintptr_t)1 << pa->page_shift) - 1)) ||
                     t->heads[(a - t->base) >> pa->page_shift] != (SX_HEAD_USED | order)))
@@ -198,7 +188,7 @@ void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn) {
     for (; o < pa->max_order; o++) {
         size_t buddy = idx ^ ((size_t)1 << o);
         if (t->heads[buddy] != (SX_HEAD_FREE | o)) break;
-        list_remove(pa, o, (sx_pfree *)page_at(pa, t, buddy));
+        list_remove(pa, o, (sx_pages_free_block *)page_at(pa, t, buddy));
         t->heads[buddy] = 0;
         idx &= ~((size_t)1 << o);
         pa->merges++;
@@ -212,7 +202,7 @@ void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn) {
         /* under the lock: once on its list the block may be handed out and written */
         if ((pa->flags & STRATA_PAGES_DECOMMIT) && o > 0) sx_os_decommit(blk + page, (page << o) - page);
         t->heads[idx] = (uint8_t)(SX_HEAD_FREE | o);
-        list_push(pa, o, (sx_pfree *)blk);
+        list_push(pa, o, (sx_pages_free_block *)blk);
     }
     sx_unlock(&pa->lock);
 }
@@ -227,7 +217,7 @@ sx_public strata_pages *strata_pages_create(unsigned max_order, unsigned flags) 
         errno = EINVAL;
         return NULL;
     }
-    strata_pages *pa = sx_x_alloc(sizeof *pa, 64);
+    strata_pages *pa = sx_explicit_alloc(sizeof *pa, 64);
     if (!pa) return NULL;
     memset(pa, 0, sizeof *pa);
     pages_init(pa, max_order, flags);
@@ -248,7 +238,7 @@ sx_public size_t strata_pages_trim(strata_pages *pages) {
     size_t bytes = 0;
     sx_lock(&pa->lock);
     while (pa->nfree[pa->max_order]) {
-        sx_pfree *b = pa->free[pa->max_order].next;
+        sx_pages_free_block *b = pa->free[pa->max_order];
         list_remove(pa, pa->max_order, b);
         top_release(pa, sx_pagemap_get((uintptr_t)b));
         bytes += top_size(pa);
@@ -264,7 +254,7 @@ sx_public void strata_pages_destroy(strata_pages *pages) {
         sx_fatal("strata_pages_destroy(): %p is strata's own page allocator", (void *)pa);
     sx_lock(&pa->lock);
     if (pa->in_use_pages) {
-        for (sx_ptop *t = pa->tops; t; t = t->next)
+        for (sx_pages_top *t = pa->tops; t; t = t->next)
             for (size_t i = 0; i < (size_t)1 << pa->max_order; i++)
                 if (t->heads[i] & SX_HEAD_USED)
                     sx_fatal("strata_pages_destroy(): %zu pages still allocated (a block of order "
@@ -273,15 +263,15 @@ sx_public void strata_pages_destroy(strata_pages *pages) {
     }
     /* nothing allocated: every top-level block is one free block of the top order */
     while (pa->tops) {
-        sx_ptop *t = pa->tops;
-        list_remove(pa, pa->max_order, (sx_pfree *)t->base);
+        sx_pages_top *t = pa->tops;
+        list_remove(pa, pa->max_order, (sx_pages_free_block *)t->base);
         top_release(pa, t);
     }
     pa->magic = 0;
     sx_unlock(&pa->lock);
     sx_registry_pages_remove(pa);
     pthread_mutex_destroy(&pa->lock);
-    sx_x_free(pa);
+    sx_explicit_free(pa);
 }
 
 sx_public void strata_pages_get_stats(strata_pages *pages, struct strata_pages_stats *out) {

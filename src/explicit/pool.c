@@ -64,12 +64,12 @@ static void check(strata_pool *p, const char *fn) {
 
 static void *block_get(strata_pool *p, size_t size, size_t align) {
     if (p->debug) return sx_pool_debug_map(size);
-    return sx_x_alloc(size, align);
+    return sx_explicit_alloc(size, align);
 }
 
 static void block_put(strata_pool *p, sx_pchunk *c) {
     if (p->debug) sx_pool_debug_retire(c, c->size);
-    else sx_x_free(c);
+    else sx_explicit_free(c);
 }
 
 static void free_list(strata_pool *p, sx_pchunk *c) {
@@ -161,7 +161,7 @@ static inline __attribute__((always_inline)) void *bump(strata_pool *p, size_t s
 sx_public strata_pool *strata_pool_create(strata_pool *parent) {
     if (parent) check(parent, "strata_pool_create");
     sx_process_init();
-    strata_pool *p = sx_x_alloc(sizeof *p, 64);
+    strata_pool *p = sx_explicit_alloc(sizeof *p, 64);
     if (!p) return NULL;
     memset(p, 0, sizeof *p);
     p->magic = POOL_MAGIC;
@@ -169,9 +169,7 @@ sx_public strata_pool *strata_pool_create(strata_pool *parent) {
     p->debug = sx_opt.pool_debug;
     p->parent = parent;
     if (parent) {
-        p->sib_next = parent->children;
-        if (parent->children) parent->children->sib_prev = p;
-        parent->children = p;
+        SX_LIST_PUSH(parent->children, p, sib_next, sib_prev);
         parent->nchildren++;
     }
     return p;
@@ -261,9 +259,7 @@ static void pool_free(strata_pool *p) {
     free_list(p, p->chunks);
     if (p->parent) {
         strata_pool *parent = p->parent;
-        if (p->sib_prev) p->sib_prev->sib_next = p->sib_next;
-        else parent->children = p->sib_next;
-        if (p->sib_next) p->sib_next->sib_prev = p->sib_prev;
+        SX_LIST_REMOVE(parent->children, p, sib_next, sib_prev);
         parent->nchildren--;
     }
     if (p->debug) { /* kept, dead: every later call takes the slow path and aborts */
@@ -272,7 +268,7 @@ static void pool_free(strata_pool *p) {
         return;
     }
     p->magic = 0;
-    sx_x_free(p);
+    sx_explicit_free(p);
 }
 
 sx_public void strata_pool_reset(strata_pool *pool) {

@@ -52,34 +52,24 @@ void sx_registry_cache_add(strata_cache *c) {
             c->id = w * 64 + b;
             break;
         }
-    c->reg_prev = NULL;
-    c->reg_next = caches;
-    if (caches) caches->reg_prev = c;
-    caches = c;
+    SX_LIST_PUSH(caches, c, reg_next, reg_prev);
     sx_unlock(&sx_x_registry_lock);
 }
 
 void sx_registry_cache_remove(strata_cache *c) {
-    if (c->reg_prev) c->reg_prev->reg_next = c->reg_next;
-    else caches = c->reg_next;
-    if (c->reg_next) c->reg_next->reg_prev = c->reg_prev;
+    SX_LIST_REMOVE(caches, c, reg_next, reg_prev);
     if (c->id < SX_CACHE_IDS) ids_used[c->id / 64] &= ~((uint64_t)1 << (c->id % 64));
 }
 
 void sx_registry_pages_add(strata_pages *pa) {
     pthread_once(&fork_once, fork_init);
     sx_lock(&pages_list_lock);
-    pa->reg_prev = NULL;
-    pa->reg_next = pages_list;
-    if (pages_list) pages_list->reg_prev = pa;
-    pages_list = pa;
+    SX_LIST_PUSH(pages_list, pa, reg_next, reg_prev);
     sx_unlock(&pages_list_lock);
 }
 
 void sx_registry_pages_remove(strata_pages *pa) {
     sx_lock(&pages_list_lock);
-    if (pa->reg_prev) pa->reg_prev->reg_next = pa->reg_next;
-    else pages_list = pa->reg_next;
-    if (pa->reg_next) pa->reg_next->reg_prev = pa->reg_prev;
+    SX_LIST_REMOVE(pages_list, pa, reg_next, reg_prev);
     sx_unlock(&pages_list_lock);
 }

@@ -11,7 +11,7 @@
  */
 #include <string.h>
 
-#include "sizeclass.h"
+#include "heap.h"
 
 sx_heap sx_heap_empty = {.direct = {[0 ... SX_DIRECT_SLOTS - 1] = &sx_page_empty}};
 
@@ -20,39 +20,28 @@ sx_heap *sx_heap_new(void) {
     if (!h) return NULL;
     for (unsigned d = 0; d < SX_DIRECT_SLOTS; d++) h->direct[d] = &sx_page_empty;
     h->direct_epoch = atomic_load_explicit(&sx_direct_epoch, memory_order_acquire);
-    sx_foreign_init(h);
-    sx_lock(&sx_pool_lock);
+    sx_stash_init(h);
+    sx_lock(&sx_orphan_lock);
     h->id = (uint32_t)atomic_fetch_add(&sx_count->heaps, 1);
     sx_segcache_heap_made();
     h->all_next = sx_all_heaps;
     sx_all_heaps = h;
-    sx_unlock(&sx_pool_lock);
+    sx_unlock(&sx_orphan_lock);
     return h;
 }
 
 /* ---- page queues ---- */
 
 static void queue_push_back(sx_page_queue *q, sx_page *pg) {
-    pg->next = NULL;
-    pg->prev = q->last;
-    if (q->last) q->last->next = pg;
-    else q->first = pg;
-    q->last = pg;
+    SX_QUEUE_PUSH_BACK(q->first, q->last, pg, next, prev);
 }
 
 static void queue_push_front(sx_page_queue *q, sx_page *pg) {
-    pg->prev = NULL;
-    pg->next = q->first;
-    if (q->first) q->first->prev = pg;
-    else q->last = pg;
-    q->first = pg;
+    SX_QUEUE_PUSH_FRONT(q->first, q->last, pg, next, prev);
 }
 
 static void queue_remove(sx_page_queue *q, sx_page *pg) {
-    if (pg->prev) pg->prev->next = pg->next;
-    else q->first = pg->next;
-    if (pg->next) pg->next->prev = pg->prev;
-    else q->last = pg->prev;
+    SX_QUEUE_REMOVE(q->first, q->last, pg, next, prev);
     pg->next = pg->prev = NULL;
 }
 
@@ -152,7 +141,7 @@ static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
     if (was_first) sx_heap_direct_update(h, pg->bin);
     sx_counts_of(h)->pages[pg->bin]--;
     if (pg->flags & SX_PAGE_GUARDED) /* the span may become anything: its guard goes */
-        sx_secure_guard(pg, false);
+        sx_heap_hook.guard(pg, false);
     sx_span_free_locked(h, sx_segment_of_desc(pg), sx_slice_index(pg), pg->slice_count);
     sx_heap_unlock(h);
 }
@@ -182,11 +171,11 @@ void sx_heap_release_pages(sx_heap *h) {
             else if ((pg->flags & SX_PAGE_KEPT) && !h->retain) unkeep(h, pg);
         }
     }
-    sx_heap_release_empty(h);
+    sx_span_release_empty(h);
 }
 
 size_t sx_heap_give_back(sx_heap *h, size_t pad) {
-    sx_foreign_flush(h);
+    sx_stash_flush(h);
     sx_outbox_flush(h);
     sx_remote_collect(h);
     sx_heap_release_pages(h);
@@ -198,6 +187,18 @@ size_t sx_heap_give_back(sx_heap *h, size_t pad) {
 static sx_noinline void trim_asked(sx_heap *h) {
     atomic_store_explicit(&h->trim_asked, false, memory_order_relaxed);
     sx_heap_give_back(h, 0);
+}
+
+/* A free span of n slices; the heap takes another segment when it has none that long, after the
+ * orphan heaps have had a chance to give back the segments they emptied. */
+static sx_page *span_get(sx_heap *h, size_t n) {
+    if (n < 1 || n > SX_SPAN_MAX) return NULL;
+    for (;;) {
+        sx_page *s = sx_span_alloc(h, n);
+        if (s) return s;
+        sx_orphans_collect(2);
+        if (!sx_span_add_segment(h)) return NULL;
+    }
 }
 
 /* ---- allocation ---- */
@@ -225,7 +226,7 @@ static sx_noinline sx_page *page_for_bin(sx_heap *h, unsigned bin) {
     SX_ASSERT(!pg || (pg->kind == SX_SPAN_PAGE && pg->bin == bin && !(pg->flags & SX_PAGE_FULL)));
     if (!pg) {
         size_t slices = sx_bin_slices(bin);
-        pg = sx_span_alloc(h, slices);
+        pg = span_get(h, slices);
         if (!pg) return NULL;
         sx_page_init(h, pg, bin, slices);
         sx_page_extend(pg);
@@ -246,10 +247,10 @@ static sx_noinline void chores(sx_heap *h, unsigned bin) {
 }
 
 void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
-    SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_POOLED);
-    if (bin < SX_FOREIGN_BINS && h->foreign[bin].free) {
+    SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_ORPHAN);
+    if (bin < SX_STASH_BINS && h->stash[bin].free) {
         sx_counts_of(h)->n_alloc[bin]++;
-        return sx_foreign_pop(&h->foreign[bin]);
+        return sx_stash_pop(&h->stash[bin]);
     }
     if (sx_unlikely(sx_load_relaxed(&h->remote_in) || h->out_pending | sx_opt.stats | sx_load_relaxed(&h->trim_asked) ||
                     h->direct_epoch != sx_load_relaxed(&sx_direct_epoch)))
@@ -280,25 +281,15 @@ void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align) {
     if (size < sizeof(sx_block)) size = sizeof(sx_block); /* room for the free key */
     size_t n = (size + lead + SX_SLICE_SIZE - 1) >> SX_SLICE_SHIFT;
     SX_ASSERT(n >= 1 && n <= SX_SPAN_MAX);
-    sx_page *pg = sx_span_alloc(h, n);
+    sx_page *pg = span_get(h, n);
     if (!pg) return NULL;
     sx_segment *seg = sx_segment_of_desc(pg);
     uint8_t *base = sx_slice_addr(seg, sx_slice_index(pg));
     uint8_t *start = align > SX_SLICE_SIZE ? (uint8_t *)sx_align_up((uintptr_t)base, align) : base;
-    pg->free = pg->local_free = NULL;
-    pg->used = pg->reserved = 1;
-    __atomic_store_n(&pg->capacity, 1, __ATOMIC_RELEASE);
-    pg->start = start;
-    pg->inv = 1; /* one block: the block-start test reduces to offset == 0 */
-    pg->shift = 0;
-    pg->flags = 0;
-    pg->trigger = 0;
-    pg->kind = SX_SPAN_LARGE;
-    pg->bin = SX_BIN_LARGE;
+    sx_page_init_block(pg, SX_SPAN_LARGE, SX_BIN_LARGE, start, (size_t)(base + n * SX_SLICE_SIZE - start));
     sx_counts_of(h)->n_alloc[SX_BIN_LARGE]++;
     sx_counts_of(h)->pages[SX_BIN_LARGE]++;
     if (sx_unlikely(sx_opt.stats)) sx_stats_sample(SX_BIN_LARGE);
-    pg->block_size = (uint32_t)(base + n * SX_SLICE_SIZE - start);
     ((sx_block *)start)->key = 0;
     return start;
 }

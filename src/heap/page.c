@@ -11,9 +11,19 @@
  * divides o and is enormous otherwise, so one compare with the page's capacity checks both that o
  * is a block start and that the block exists (Granlund and Montgomery's divisibility test).
  */
-#include "sizeclass.h"
+#include "heap.h"
 
 sx_page sx_page_empty; /* free == NULL: the fast path falls through to the slow path */
+sx_heap_hooks sx_heap_hook;
+
+/* A free-list link that leaves its block's segment: the end of a list, a stash of other heaps'
+ * blocks (which may be anywhere strata's), or a link something overwrote. */
+sx_block *sx_block_next_far(const sx_page *pg, const sx_block *b, sx_block *next) {
+    /* a list of other heaps' blocks crosses segments: the link must at least lead to one */
+    if (next == NULL || (pg->kind == SX_SPAN_STASH && sx_segmap_contains(sx_segment_of(next)))) return next;
+    sx_fatal("malloc(): free list corrupted at the %u-byte block %p (overwritten after free, or by an "
+             "overflow from the block before it)", (unsigned)pg->block_size, (const void *)b);
+}
 
 void sx_page_set_block_size(sx_page *pg, size_t bsize) {
     unsigned s = (unsigned)__builtin_ctzl(bsize);
@@ -39,7 +49,7 @@ void sx_page_init(sx_heap *h, sx_page *pg, unsigned bin, size_t slices) {
     pg->bin = (uint8_t)bin;
     pg->slice_count = (uint8_t)slices;
     size_t bytes = slices * SX_SLICE_SIZE;
-    if (sx_unlikely(sx_secure_on) && sx_secure_guard(pg, true)) {
+    if (sx_unlikely(sx_heap_hook.guard != NULL) && sx_heap_hook.guard(pg, true)) {
         bytes -= sx_os_page; /* a guard page between this page and the span after it */
         pg->flags = SX_PAGE_GUARDED;
     }
@@ -56,16 +66,8 @@ void sx_page_extend(sx_page *pg) {
     if (n > step) n = step;
     if (n == 0) return;
     uint8_t *first = pg->start + (size_t)pg->capacity * bsize;
-    if (sx_unlikely(sx_secure_on)) {
-        /* a page's block 0 is never handed out, so that every block has one before it whose tail
-         * an underflow breaks (pages of fewer than 8 blocks rely on the guard page before them) */
-        bool skip = pg->capacity == 0 && pg->reserved >= 8;
-        if (skip && n < 2) n = 2;
-        sx_block *tail; /* zeroed, marked free, linked in random order */
-        sx_block *head = sx_secure_fresh(first, n, bsize, skip, &tail);
-        sx_block_link(tail, pg->free);
-        pg->free = head;
-        __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELEASE);
+    if (sx_unlikely(sx_heap_hook.extend != NULL)) {
+        sx_heap_hook.extend(pg, first, n);
         return;
     }
     uint8_t *b = first;
@@ -74,4 +76,14 @@ void sx_page_extend(sx_page *pg) {
     pg->free = (sx_block *)first;
     /* Other threads read capacity when they check a pointer they free. */
     __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELEASE);
+}
+
+/* The fast path's pop when the link leaves the block's segment: the list's end, or a list of
+ * other heaps' blocks, checked out of line (sx_block_next_far aborts on a rewritten link). */
+sx_noinline void *sx_direct_pop_far(sx_heap *h, size_t slot, sx_page *pg, sx_block *b, sx_block *next) {
+    pg->free = sx_block_next_far(pg, b, next);
+    pg->used++;
+    sx_counts_of(h)->n_direct[slot]++;
+    sx_block_unfree(b);
+    return b;
 }

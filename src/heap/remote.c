@@ -19,14 +19,14 @@
  * so that its frees are batched like anyone's; only an exiting thread, which can have no heap,
  * sends each block at once.
  *
- * Before any of that, a small block may go on the freeing thread's own foreign list for its class
+ * Before any of that, a small block may go on the freeing thread's own stash for its class
  * (a few KiB per class): its next malloc of that size in the slow path takes the block back, still
- * warm in its cache. The owner's page counts a kept block as in use, so nothing else can hand it
- * out; the lists go to the owners when the thread exits or calls malloc_trim, and at its next
- * remote free after any thread exits (a block kept may be all that holds the exited thread's
+ * warm in its cache. The owner's page counts a stashed block as in use, so nothing else can hand it
+ * out; the stashes go to the owners when the thread exits or calls malloc_trim, and at its next
+ * remote free after any thread exits (a stashed block may be all that holds the exited thread's
  * memory). A heap whose thread has exited still receives blocks; whoever frees into it collects it.
  */
-#include "sizeclass.h"
+#include "heap.h"
 
 /* ---- runs ---- */
 
@@ -37,7 +37,7 @@ typedef struct {
 } run_head;
 
 /* Do blocks of this page carry a run's tail and length in their head? */
-static inline bool runs_of(const sx_page *pg) { return pg->block_size >= sizeof(run_head) && !sx_secure_on; }
+static inline bool runs_of(const sx_page *pg) { return pg->block_size >= sizeof(run_head) && !sx_heap_hook.whole_blocks; }
 
 static inline void run_close(sx_block *head, sx_block *tail, uint32_t n, const sx_page *pg) {
     if (runs_of(pg)) {
@@ -58,8 +58,8 @@ static void push_chain(sx_heap *dest, sx_block *head, sx_block *tail) {
  * so memory freed after its thread is gone goes back at once. */
 static void deliver(sx_heap *dest, sx_block *head, sx_block *tail) {
     push_chain(dest, head, tail);
-    if (sx_unlikely(atomic_load_explicit(&dest->state, memory_order_seq_cst) == SX_HEAP_POOLED))
-        sx_pool_collect_heap(dest);
+    if (sx_unlikely(atomic_load_explicit(&dest->state, memory_order_seq_cst) == SX_HEAP_ORPHAN))
+        sx_orphan_collect(dest);
 }
 
 /* One block, sent at once. */
@@ -99,7 +99,7 @@ static sx_noinline void outbox_add(sx_heap *me, sx_heap *dest, const sx_page *pg
         slot_flush(me, i);
         /* Nothing batched for a heap whose thread has exited: its memory goes back now. (Its
          * state is read once per batch: the owner writes the line it shares.) */
-        if (sx_unlikely(atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED)) {
+        if (sx_unlikely(atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_ORPHAN)) {
             s->dest = NULL;
             deliver_one(dest, pg, b);
             return;
@@ -122,35 +122,35 @@ static sx_noinline void outbox_add(sx_heap *me, sx_heap *dest, const sx_page *pg
     if (++s->count >= SX_OUT_BATCH || pg->block_size > SX_SMALL_MAX) slot_flush(me, i);
 }
 
-/* ---- foreign lists ---- */
+/* ---- stashes ---- */
 
-void sx_foreign_init(sx_heap *h) {
-    for (unsigned bin = 0; bin < SX_FOREIGN_BINS; bin++) {
-        sx_page *f = &h->foreign[bin];
-        size_t bs = sx_bin_size(bin), cap = SX_FOREIGN_BYTES / bs;
-        f->kind = SX_SPAN_FOREIGN;
+void sx_stash_init(sx_heap *h) {
+    for (unsigned bin = 0; bin < SX_STASH_BINS; bin++) {
+        sx_page *f = &h->stash[bin];
+        size_t bs = sx_bin_size(bin), cap = SX_STASH_BYTES / bs;
+        f->kind = SX_SPAN_STASH;
         f->bin = (uint8_t)bin;
         f->block_size = (uint32_t)bs;
-        f->used = SX_FOREIGN_BASE;
+        f->used = 0;
         f->reserved = (uint16_t)(cap < 4 ? 4 : cap > 64 ? 64 : cap); /* the most it keeps */
     }
 }
 
 _Atomic unsigned sx_thread_exits;
 
-static bool foreign_keep(sx_heap *me, const sx_page *pg, sx_block *b) {
-    if (pg->kind != SX_SPAN_PAGE || pg->bin >= SX_FOREIGN_BINS) return false;
+static bool stash_keep(sx_heap *me, const sx_page *pg, sx_block *b) {
+    if (pg->kind != SX_SPAN_PAGE || pg->bin >= SX_STASH_BINS) return false;
     /* A thread exited since: what the lists hold may be all that keeps its heap's pages. */
     unsigned exits = atomic_load_explicit(&sx_thread_exits, memory_order_relaxed);
-    if (sx_unlikely(exits != me->foreign_exits)) {
-        me->foreign_exits = exits;
-        sx_foreign_flush(me);
+    if (sx_unlikely(exits != me->stash_exits)) {
+        me->stash_exits = exits;
+        sx_stash_flush(me);
     }
-    sx_page *f = &me->foreign[pg->bin];
-    if ((uint16_t)(SX_FOREIGN_BASE - f->used) >= f->reserved) return false;
+    sx_page *f = &me->stash[pg->bin];
+    if (f->used >= f->reserved) return false;
     sx_block_link(b, f->free);
     f->free = b;
-    f->used--;
+    f->used++;
     return true;
 }
 
@@ -172,7 +172,7 @@ static sx_noinline void free_remote_slow(sx_segment *seg, sx_page *pg, sx_block 
         }
     }
     sx_counts_of(me)->n_free[pg->bin]++;
-    if (SX_FOREIGN_KEEP && me->retain && foreign_keep(me, pg, b)) return;
+    if (SX_STASH_KEEP && me->retain && stash_keep(me, pg, b)) return;
     outbox_add(me, dest, pg, b);
 }
 
@@ -193,20 +193,20 @@ void sx_free_remote(sx_segment *seg, sx_page *pg, sx_block *b) {
     free_remote_slow(seg, pg, b);
 }
 
-void sx_foreign_flush(sx_heap *h) {
-    for (unsigned bin = 0; bin < SX_FOREIGN_BINS; bin++) {
-        sx_page *f = &h->foreign[bin];
+void sx_stash_flush(sx_heap *h) {
+    for (unsigned bin = 0; bin < SX_STASH_BINS; bin++) {
+        sx_page *f = &h->stash[bin];
         sx_block *b = f->free;
         if (!b) continue;
         f->free = NULL;
-        f->used = SX_FOREIGN_BASE;
+        f->used = 0;
         while (b) {
             sx_block *next = sx_block_next(b);
             sx_segment *seg = sx_segment_of(b);
             sx_page *pg = sx_page_of(seg, b);
             sx_heap *dest = atomic_load_explicit(&seg->heap, memory_order_acquire);
             if (dest == h) sx_page_free_block(h, pg, b);
-            else if (atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_POOLED)
+            else if (atomic_load_explicit(&dest->state, memory_order_relaxed) == SX_HEAP_ORPHAN)
                 deliver_one(dest, pg, b);
             else outbox_add(h, dest, pg, b);
             b = next;

@@ -3,7 +3,7 @@
  *
  * Every function here handles its own failures and leaves errno as it found it; callers decide
  * what a failure means (fall back to mmap when brk fails, return NULL with ENOMEM when mmap fails).
- * The shared statistics file (support/share.c) is a memfd: its descriptor and mapping calls are
+ * The shared statistics file (heap/share.c) is a memfd: its descriptor and mapping calls are
  * here too.
  * Anonymous private mappings are demand-zero: nothing is resident until touched, which is why a
  * 1.2 GiB malloc succeeds on a small machine (overcommit) and costs nothing until used.
@@ -16,7 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "os.h"
 
 size_t sx_os_page = 4096;
 
@@ -229,13 +229,6 @@ bool sx_os_brk_set(uintptr_t end) {
     errno = saved;
     atomic_fetch_add_explicit(&sx_count->brk_calls, 1, memory_order_relaxed);
     return r == 0;
-}
-
-bool sx_os_getrandom(void *buf, size_t n) {
-    int saved = errno;
-    long r = syscall(SYS_getrandom, buf, n, 1 /* GRND_NONBLOCK */);
-    errno = saved;
-    return r == (long)n;
 }
 
 /* ---- the shared statistics file: a memfd mapped MAP_SHARED ---- */

@@ -17,14 +17,14 @@
  * sx_brk_trim which takes it.
  *
  * The break only moves at its end: an empty segment below one in use holds its address space
- * (RLIMIT_AS counts it) even decommitted. When strata gives back everything it can (api/reclaim.c)
+ * (RLIMIT_AS counts it) even decommitted. When strata gives back everything it can (core/reclaim.c)
  * such a segment is punched: all but the first page of its header is unmapped, so that the header
  * still says where it belongs in the break's chain. Before it is used again, or before the break
  * is lowered through it, its memory is mapped back in place, which fails if another mapping has
  * taken the hole meanwhile: then the segment is never used again and the break stays above it
  * (lowering it would unmap someone else's memory).
  */
-#include "../internal.h"
+#include "region.h"
 
 static uintptr_t brk_end;             /* where strata last left the break; 0 before first use */
 static bool brk_shared;               /* someone else moved the break: leave it to them */

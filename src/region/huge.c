@@ -20,7 +20,7 @@
  */
 #include <string.h>
 
-#include "../internal.h"
+#include "region.h"
 
 _Atomic size_t sx_mmap_threshold = SX_MMAP_THRESHOLD_DEFAULT;
 _Atomic size_t sx_trim_threshold = SX_TRIM_THRESHOLD_DEFAULT;
@@ -68,7 +68,9 @@ void sx_thresholds_init(void) {
 }
 
 /* Secure mode ends each huge block's mapping with an inaccessible page. */
-static size_t guard_bytes(void) { return sx_secure_on ? sx_os_page : 0; }
+sx_huge_hooks sx_huge_hook;
+
+static size_t guard_bytes(void) { return sx_huge_hook.guard; }
 
 /* Offset of the block from the mapping's start: after the header, or exactly one segment in for
  * alignments of a segment or more (sx_segment_of maps that address back to the header). */
@@ -111,7 +113,7 @@ bool sx_huge_freed(const void *p) {
 static void publish(sx_segment *seg) {
     sx_lock(&sx_region_lock);
     sx_segmap_set(seg);
-    sx_registry_add(seg);
+    sx_segment_list_add(seg);
     account(seg, true);
     atomic_fetch_add_explicit(&sx_count->huge_allocs, 1, memory_order_relaxed);
     sx_unlock(&sx_region_lock);
@@ -121,7 +123,7 @@ static void unpublish(sx_segment *seg) {
     sx_lock(&sx_region_lock);
     remember_freed(seg->slices[0].start); /* moved by realloc or freed: a free of it is double */
     sx_segmap_clear(seg);
-    sx_registry_remove(seg);
+    sx_segment_list_remove(seg);
     account(seg, false);
     sx_unlock(&sx_region_lock);
 }
@@ -147,9 +149,7 @@ static void *adopt(sx_segment *seg, size_t total, size_t off, size_t align, bool
     seg->next = seg->prev = NULL;
     sx_page *pg = &seg->slices[0];
     memset(pg, 0, sizeof *pg);
-    pg->kind = SX_SPAN_HUGE;
-    pg->used = pg->capacity = pg->reserved = 1;
-    pg->inv = 1;
+    sx_page_init_block(pg, SX_SPAN_HUGE, (uint8_t)__builtin_ctzl(align), (uint8_t *)seg + off, 0);
     pg->slice_count = 1;
     set_block(seg, total, off, (unsigned)__builtin_ctzl(align));
     publish(seg);
@@ -173,7 +173,7 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero) {
         if (zero) memset(p, 0, size);
         return p;
     }
-    if (sx_secure_on && off == block_offset(16) && (seg = sx_secure_reuse(total)) != NULL)
+    if (sx_huge_hook.reuse && off == block_offset(16) && (seg = sx_huge_hook.reuse(total)) != NULL)
         return adopt(seg, total, off, align, false); /* zero, its guard in place */
     if (sx_opt.huge_pages == SX_HUGE_HUGETLB && align <= SX_SEG_SIZE) {
         size_t t2 = sx_align_up(total, (size_t)2 << 20); /* reserved huge pages, if any */
@@ -213,8 +213,8 @@ void sx_huge_free(sx_segment *seg) {
     /* A block that was below the threshold is heap memory, kept for reuse; one at or above it
      * had a mapping of its own, which goes back to the kernel now. */
     if (keep && !sx_under_pressure() && sx_hugecache_put(seg)) return;
-    if (sx_secure_on) { /* held inaccessible a while: no immediate reuse of the address */
-        sx_secure_hold(seg, size, (size_t)(seg->slices[0].start - (uint8_t *)seg));
+    if (sx_huge_hook.hold) { /* held inaccessible a while: no immediate reuse of the address */
+        sx_huge_hook.hold(seg, size, (size_t)(seg->slices[0].start - (uint8_t *)seg));
         return;
     }
     sx_huge_unmap(seg, size);

@@ -16,7 +16,7 @@
  */
 #include <time.h>
 
-#include "../internal.h"
+#include "region.h"
 
 static sx_segment *entries[SX_HUGECACHE_MAX];
 static uint64_t freed_at[SX_HUGECACHE_MAX]; /* ms, CLOCK_MONOTONIC_COARSE */

@@ -5,18 +5,18 @@
  * be mapped. 2^25 bits cover 47-bit addresses: 4 MiB of zero-initialised .bss, of which only the
  * pages for addresses in use ever become resident.
  */
-#include "../internal.h"
+#include "region.h"
 
 _Atomic uint64_t sx_segmap[SX_SEGMAP_BITS / 64];
 
 void sx_segmap_set(const sx_segment *seg) {
     uintptr_t i = (uintptr_t)seg >> SX_SEG_SHIFT;
     SX_ASSERT(i < SX_SEGMAP_BITS);
-    atomic_fetch_or_explicit(&sx_segmap[i >> 6], (uint64_t)1 << (i & 63), memory_order_release);
+    sx_bitmap_set(sx_segmap, i, true);
 }
 
 void sx_segmap_clear(const sx_segment *seg) {
     uintptr_t i = (uintptr_t)seg >> SX_SEG_SHIFT;
     SX_ASSERT(i < SX_SEGMAP_BITS);
-    atomic_fetch_and_explicit(&sx_segmap[i >> 6], ~((uint64_t)1 << (i & 63)), memory_order_release);
+    sx_bitmap_set(sx_segmap, i, false);
 }

@@ -10,7 +10,7 @@
  *
  * All of this runs under one lock; it happens once per 4 MiB, never per malloc.
  */
-#include "../internal.h"
+#include "region.h"
 
 sx_lock_t sx_region_lock = SX_LOCK_INIT;
 sx_segment *sx_all_segments;
@@ -29,7 +29,7 @@ static size_t committed(const sx_segment *seg) {
     return to > from ? to - from : 0;
 }
 
-/* Thread heaps made so far (heaps are never freed: live ones, and pooled ones a new thread takes). */
+/* Thread heaps made so far (heaps are never freed: live ones, and orphaned ones a new thread takes). */
 static _Atomic size_t heaps_made;
 void sx_segcache_heap_made(void) { atomic_fetch_add_explicit(&heaps_made, 1, memory_order_relaxed); }
 
@@ -62,29 +62,14 @@ static void header_reset(sx_segment *seg) {
     seg->next = seg->prev = NULL;
     sx_span_mark(seg, 0, 1, SX_SPAN_HEADER);
     /* The descriptor past the last slice answers for an address exactly at the segment's end. */
-    sx_slice_set_back(&seg->slices[SX_SLICES], 0);
-    seg->slices[SX_SLICES].kind = SX_SPAN_HEADER;
-    seg->slices[SX_SLICES].capacity = 0;
-    seg->slices[SX_SLICES].inv = 1;
-    seg->slices[SX_SLICES].shift = 0;
-    seg->slices[SX_SLICES].start = (uint8_t *)seg + SX_SEG_SIZE;
+    sx_span_mark(seg, SX_SLICES, 1, SX_SPAN_HEADER);
 }
 
 void sx_segcache_push(sx_segment *seg, bool dirty) {
     seg->cached = 1;
     seg->dirty = dirty;
-    seg->next = seg->prev = NULL;
-    if (!cache_first) {
-        cache_first = cache_last = seg;
-    } else if (dirty) { /* taken first: its pages are ready */
-        seg->next = cache_first;
-        cache_first->prev = seg;
-        cache_first = seg;
-    } else {
-        seg->prev = cache_last;
-        cache_last->next = seg;
-        cache_last = seg;
-    }
+    if (dirty) SX_QUEUE_PUSH_FRONT(cache_first, cache_last, seg, next, prev); /* taken first: its pages are ready */
+    else SX_QUEUE_PUSH_BACK(cache_first, cache_last, seg, next, prev);
     if (dirty) cache_dirty += committed(seg);
     if (seg->source == SX_SRC_MMAP) cache_mmap_count++;
     atomic_fetch_add_explicit(&sx_count->cached_segments, 1, memory_order_relaxed);
@@ -92,10 +77,7 @@ void sx_segcache_push(sx_segment *seg, bool dirty) {
 
 /* Take a segment out of the cache (region lock held). */
 void sx_segcache_unlink(sx_segment *seg) {
-    if (seg->prev) seg->prev->next = seg->next;
-    else cache_first = seg->next;
-    if (seg->next) seg->next->prev = seg->prev;
-    else cache_last = seg->prev;
+    SX_QUEUE_REMOVE(cache_first, cache_last, seg, next, prev);
     seg->next = seg->prev = NULL;
     seg->cached = 0;
     if (seg->dirty) cache_dirty -= committed(seg);
@@ -121,17 +103,12 @@ static sx_segment *map_segment(void) {
     return seg;
 }
 
-void sx_registry_add(sx_segment *seg) {
-    seg->all_prev = NULL;
-    seg->all_next = sx_all_segments;
-    if (sx_all_segments) sx_all_segments->all_prev = seg;
-    sx_all_segments = seg;
+void sx_segment_list_add(sx_segment *seg) {
+    SX_LIST_PUSH(sx_all_segments, seg, all_next, all_prev);
 }
 
-void sx_registry_remove(sx_segment *seg) {
-    if (seg->all_prev) seg->all_prev->all_next = seg->all_next;
-    else sx_all_segments = seg->all_next;
-    if (seg->all_next) seg->all_next->all_prev = seg->all_prev;
+void sx_segment_list_remove(sx_segment *seg) {
+    SX_LIST_REMOVE(sx_all_segments, seg, all_next, all_prev);
     seg->all_next = seg->all_prev = NULL;
 }
 
@@ -156,7 +133,7 @@ sx_segment *sx_segment_acquire(void) {
     if (seg) {
         header_reset(seg);
         sx_segmap_set(seg);
-        sx_registry_add(seg);
+        sx_segment_list_add(seg);
         sx_limit_take(SX_SEG_SIZE);
         atomic_fetch_add_explicit(&held_segments, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&sx_count->segments, 1, memory_order_relaxed);
@@ -181,7 +158,7 @@ static void enforce_budget(void) {
 
 void sx_segment_release(sx_segment *seg) {
     sx_lock(&sx_region_lock);
-    sx_registry_remove(seg);
+    sx_segment_list_remove(seg);
     sx_segmap_clear(seg);
     atomic_store_explicit(&seg->heap, NULL, memory_order_relaxed);
     atomic_fetch_sub_explicit(&held_segments, 1, memory_order_relaxed);

@@ -13,7 +13,7 @@
  */
 #include <sched.h>
 
-#include "../internal.h"
+#include "region.h"
 
 void sx_heap_lock_wait(sx_heap *h) {
     do {
@@ -41,19 +41,14 @@ void sx_span_mark(sx_segment *seg, size_t idx, size_t n, uint8_t kind) {
 static void bin_insert(sx_heap *h, sx_page *s) {
     unsigned n = s->slice_count;
     SX_ASSERT(s->kind == SX_SPAN_FREE && n >= 1 && n <= SX_SPAN_MAX && s->slice_back == 0);
-    s->prev = NULL;
-    s->next = h->spans[n];
-    if (s->next) s->next->prev = s;
-    h->spans[n] = s;
+    SX_LIST_PUSH(h->spans[n], s, next, prev);
     h->span_mask |= (uint64_t)1 << n;
 }
 
 static void bin_remove(sx_heap *h, sx_page *s) {
     unsigned n = s->slice_count;
     SX_ASSERT(s->kind == SX_SPAN_FREE && (h->span_mask >> n) & 1);
-    if (s->prev) s->prev->next = s->next;
-    else h->spans[n] = s->next;
-    if (s->next) s->next->prev = s->prev;
+    SX_LIST_REMOVE(h->spans[n], s, next, prev);
     if (!h->spans[n]) h->span_mask &= ~((uint64_t)1 << n);
     s->next = s->prev = NULL;
 }
@@ -110,19 +105,14 @@ static sx_page *span_take(sx_heap *h, size_t n) {
 sx_page *sx_span_alloc(sx_heap *h, size_t n) {
     SX_ASSERT(n >= 1 && n <= SX_SPAN_MAX);
     if (n < 1 || n > SX_SPAN_MAX) return NULL;
-    for (;;) {
-        sx_heap_lock(h);
-        sx_page *s = span_take(h, n);
-        sx_heap_unlock(h);
-        if (s) return s;
-        if (!sx_heap_segment_add(h)) return NULL;
-    }
+    sx_heap_lock(h);
+    sx_page *s = span_take(h, n);
+    sx_heap_unlock(h);
+    return s;
 }
 
 static void segment_remove(sx_heap *h, sx_segment *seg) {
-    if (seg->prev) seg->prev->next = seg->next;
-    else h->segments = seg->next;
-    if (seg->next) seg->next->prev = seg->prev;
+    SX_LIST_REMOVE(h->segments, seg, next, prev);
     seg->next = seg->prev = NULL;
     h->nsegments--;
     sx_segment_release(seg);
@@ -223,17 +213,12 @@ void sx_span_shrink(sx_heap *h, sx_page *pg, size_t n) {
     sx_heap_unlock(h);
 }
 
-bool sx_heap_segment_add(sx_heap *h) {
-    /* Exited threads' heaps may hold emptied segments; let them go back first. */
-    sx_pool_collect(2);
+bool sx_span_add_segment(sx_heap *h) {
     sx_segment *seg = sx_segment_acquire();
     if (!seg) return false;
     sx_heap_lock(h);
     atomic_store_explicit(&seg->heap, h, memory_order_release);
-    seg->prev = NULL;
-    seg->next = h->segments;
-    if (h->segments) h->segments->prev = seg;
-    h->segments = seg;
+    SX_LIST_PUSH(h->segments, seg, next, prev);
     h->nsegments++;
     size_t c = SX_SLICES;
     if (seg->source == SX_SRC_BRK && !sx_brk_is_top(seg)) {
@@ -264,7 +249,7 @@ static size_t release_empty(sx_heap *h) {
     return bytes;
 }
 
-void sx_heap_release_empty(sx_heap *h) {
+void sx_span_release_empty(sx_heap *h) {
     sx_heap_lock(h);
     release_empty(h);
     sx_heap_unlock(h);

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "support.h"
 
 typedef struct {
     char *buf;

@@ -12,14 +12,14 @@
  * cgroup's "anon" (v2) or "total_rss" (v1) from memory.stat, or for a limit set by hand the
  * process's resident memory less its file-backed pages (/proc/self/statm). Files are read only
  * when strata has taken another sx_limit_step bytes from the kernel (sx_limit_take), never on a
- * fast path; the decision what to give back is api/reclaim.c's. Nothing here allocates.
+ * fast path; the decision what to give back is core/reclaim.c's. Nothing here allocates.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "support.h"
 
 size_t sx_limit_bytes;        /* 0: none */
 size_t sx_limit_mark;         /* high-water mark: high_water percent of the limit */
@@ -192,7 +192,7 @@ size_t sx_limit_usage(void) {
             p = strchr(p, ' ');
             if (p) p++;
         }
-        return f[1] > f[2] ? (size_t)(f[1] - f[2]) * sx_os_page : 0;
+        return f[1] > f[2] ? (size_t)(f[1] - f[2]) * (size_t)sysconf(_SC_PAGESIZE) : 0;
     }
     default: return 0;
     }

@@ -11,11 +11,12 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "support.h"
 
 sx_options sx_opt = {
     .mmap_threshold = SX_MMAP_THRESHOLD_DEFAULT,
@@ -235,7 +236,7 @@ static const char *env_get(const char *name) {
     return NULL;
 }
 
-void sx_options_init(void) {
+static void options_parse(void) {
     if (getauxval(AT_SECURE)) return;
     const char *s = env_get("STRATA_OPTIONS");
     if (!s) return;
@@ -270,4 +271,18 @@ void sx_options_init(void) {
         sx_message("bad value '0' for option guard_sample in STRATA_OPTIONS (keeping 1)");
         sx_opt.guard_sample = 1;
     }
+}
+
+/* Once per process, by whichever comes first: start-up, or a foreign free before any allocation
+ * (it needs foreign_free). Another thread arriving meanwhile waits. */
+void sx_options_init(void) {
+    static _Atomic int state; /* 0 not yet, 1 parsing, 2 done */
+    if (atomic_load_explicit(&state, memory_order_acquire) == 2) return;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&state, &expected, 1)) {
+        options_parse();
+        atomic_store_explicit(&state, 2, memory_order_release);
+        return;
+    }
+    while (atomic_load_explicit(&state, memory_order_acquire) != 2) sched_yield();
 }

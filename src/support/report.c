@@ -14,60 +14,61 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../heap/sizeclass.h"
+#include "../sizeclass.h"
+#include "support.h"
 
-#define RD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)          /* plain fields of live heaps */
-#define RA(x) atomic_load_explicit(&(x), memory_order_relaxed) /* atomic counters */
+#define load_field(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)          /* plain fields of live heaps */
+#define load_counter(x) atomic_load_explicit(&(x), memory_order_relaxed) /* atomic counters */
 
 /* Mallocs of a class in one heap: the slow path counts by class, the fast path by direct slot. */
 uint64_t sx_heap_class_allocs(const sx_heap_counts *c, unsigned bin) {
-    uint64_t n = RD(c->n_alloc[bin]);
+    uint64_t n = load_field(c->n_alloc[bin]);
     if (bin <= sx_bin_of(SX_DIRECT_MAX))
         for (unsigned d = sx_bin_direct_lo(bin), hi = sx_bin_direct_hi(bin); d <= hi; d++)
-            n += RD(c->n_direct[d]);
+            n += load_field(c->n_direct[d]);
     return n;
 }
 
 void sx_snapshot_add_heap(sx_snapshot *s, const sx_heap_counts *c, bool pages) {
     for (unsigned bin = 0; bin <= SX_BIN_LARGE; bin++) {
         s->allocs[bin] += sx_heap_class_allocs(c, bin);
-        s->frees[bin] += RD(c->n_free[bin]);
-        if (pages) s->bin_pages[bin] += RD(c->pages[bin]);
+        s->frees[bin] += load_field(c->n_free[bin]);
+        if (pages) s->bin_pages[bin] += load_field(c->pages[bin]);
     }
-    s->requested += RD(c->requested);
+    s->requested += load_field(c->requested);
 }
 
 static uint64_t live_of(uint64_t allocs, uint64_t frees) { return allocs > frees ? allocs - frees : 0; }
 
 void sx_snapshot_add_counters(sx_snapshot *s, sx_counters *c) {
     for (unsigned bin = 0; bin <= SX_BIN_LARGE; bin++) {
-        s->frees[bin] += RA(c->stray_free[bin]);
-        uint64_t live = live_of(s->allocs[bin], s->frees[bin]), peak = RA(c->class_peak[bin]);
+        s->frees[bin] += load_counter(c->stray_free[bin]);
+        uint64_t live = live_of(s->allocs[bin], s->frees[bin]), peak = load_counter(c->class_peak[bin]);
         s->peak[bin] = live > peak ? live : peak;
     }
-    s->requested += RA(c->stray_requested);
-    s->brk_bytes = RA(c->brk_bytes);
-    s->mapped_bytes = RA(c->mapped_bytes);
-    s->huge_bytes = RA(c->huge_bytes);
-    s->huge_count = RA(c->huge_count);
-    s->huge_max_bytes = RA(c->huge_max_bytes);
-    s->huge_max_count = RA(c->huge_max_count);
-    s->huge_cached_bytes = RA(c->huge_cached_bytes);
-    s->segments = RA(c->segments);
-    s->cached_segments = RA(c->cached_segments);
-    s->heaps = RA(c->heaps);
-    s->brk_calls = RA(c->brk_calls);
-    s->mmap_calls = RA(c->mmap_calls);
-    s->munmap_calls = RA(c->munmap_calls);
-    s->mremap_calls = RA(c->mremap_calls);
-    s->madvise_calls = RA(c->madvise_calls);
-    s->purged_bytes = RA(c->purged_bytes);
-    s->huge_allocs = RA(c->huge_allocs);
-    s->huge_frees = RA(c->huge_frees);
-    s->mmap_threshold = RA(c->mmap_threshold);
-    s->trim_threshold = RA(c->trim_threshold);
-    s->top_pad = RA(c->top_pad);
-    s->threshold_fixed = RA(c->threshold_fixed) != 0;
+    s->requested += load_counter(c->stray_requested);
+    s->brk_bytes = load_counter(c->brk_bytes);
+    s->mapped_bytes = load_counter(c->mapped_bytes);
+    s->huge_bytes = load_counter(c->huge_bytes);
+    s->huge_count = load_counter(c->huge_count);
+    s->huge_max_bytes = load_counter(c->huge_max_bytes);
+    s->huge_max_count = load_counter(c->huge_max_count);
+    s->huge_cached_bytes = load_counter(c->huge_cached_bytes);
+    s->segments = load_counter(c->segments);
+    s->cached_segments = load_counter(c->cached_segments);
+    s->heaps = load_counter(c->heaps);
+    s->brk_calls = load_counter(c->brk_calls);
+    s->mmap_calls = load_counter(c->mmap_calls);
+    s->munmap_calls = load_counter(c->munmap_calls);
+    s->mremap_calls = load_counter(c->mremap_calls);
+    s->madvise_calls = load_counter(c->madvise_calls);
+    s->purged_bytes = load_counter(c->purged_bytes);
+    s->huge_allocs = load_counter(c->huge_allocs);
+    s->huge_frees = load_counter(c->huge_frees);
+    s->mmap_threshold = load_counter(c->mmap_threshold);
+    s->trim_threshold = load_counter(c->trim_threshold);
+    s->top_pad = load_counter(c->top_pad);
+    s->threshold_fixed = load_counter(c->threshold_fixed) != 0;
 }
 
 /* The resident set of a process, from its statm (the second field, in pages). */

@@ -363,7 +363,7 @@ static void fork_from_another_thread(void) {
     CHECKF(!g_failed, "%s", g_msg);
 }
 
-/* ---- fork while threads start and exit (heaps move in and out of the pool) ---- */
+/* ---- fork while threads start and exit (heaps become orphans and are adopted) ---- */
 
 static _Atomic int churn_stop;
 

@@ -1,5 +1,5 @@
 /*
- * statsfile.c — the statistics file `strata stats PID` reads (src/support/share.c), seen from
+ * statsfile.c — the statistics file `strata stats PID` reads (src/heap/share.c), seen from
  * inside the process that writes it.
  *
  * The process has one descriptor on a memfd named "strata", at 100 or above and close-on-exec
@@ -14,7 +14,8 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
-#include "../../src/heap/sizeclass.h"
+#include "../../src/sizeclass.h"
+#include "../../src/support/statfile.h"
 #include "strata.h"
 
 static int stats_fd(void) {

@@ -37,18 +37,6 @@
 #include "strata.h"
 
 /* strata's own figures when it is the allocator (the program runs on any malloc). */
-#pragma weak strata_get_stats
-
-/* What strata holds by design without a block in it: memory it caches for reuse (empty segments,
- * free spans in segments its heaps hold; how much of it is resident when the last block goes
- * depends on which preempted thread freed what last). 0 on another malloc. */
-static long kept_by_design_kb(void) {
-    if (!strata_get_stats) return 0;
-    struct strata_stats s;
-    strata_get_stats(&s);
-    return (long)((s.free_bytes + s.cached_segments * ((size_t)4 << 20)) / 1024);
-}
-
 /* Block sizes: mostly small, some medium up to 64 KiB, a rare one of about 1 MiB (which crosses
  * the mmap threshold until it rises, so huge blocks and large spans both come and go). Every
  * block holds at least its tag. */

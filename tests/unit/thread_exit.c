@@ -1,9 +1,9 @@
 /*
  * thread_exit.c — allocation while threads exit, and after strata has let go of their heaps.
  *
- * strata gives a thread's heap back to its pool from a pthread key destructor. The program's own
+ * strata makes a thread's heap an orphan heap from a pthread key destructor. The program's own
  * destructors (pthread keys, C11 tss) may run before or after it, and may allocate and free: after
- * strata's destructor the thread borrows a pooled heap for each allocation. Blocks of exited
+ * strata's destructor the thread borrows an orphan heap for each allocation. Blocks of exited
  * threads are freed by others, and their memory must serve new threads rather than pile up.
  */
 #include <threads.h>
@@ -129,7 +129,7 @@ static void malloc_trim_returns_after_a_thread_exits(void) {
     pthread_join(t, NULL);
     struct strata_stats st;
     char why[200];
-    CHECKF(trimmed_stats(&st, 5, why, sizeof why) == 0, "%s (one heap in the pool)", why);
+    CHECKF(trimmed_stats(&st, 5, why, sizeof why) == 0, "%s (one orphan heap)", why);
 }
 
 /* ================================================================================================
@@ -658,7 +658,7 @@ static void *keeping_thread(void *unused) {
     for (unsigned i = 0; i < KEPT_N; i += 2) free(kept_blocks[i]); /* half freed here */
     return NULL;
 }
-/* In a process of its own (pooled heaps of earlier tests would hide it): exit status 1 if the
+/* In a process of its own (orphan heaps of earlier tests would hide it): exit status 1 if the
  * page stayed, holding its segment. */
 static int mode_kept(void) {
     free(malloc(10)); /* the main thread's heap */

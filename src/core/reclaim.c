@@ -5,8 +5,8 @@
  * strata keeps memory it does not use in many places, each for speed: a running thread keeps an
  * empty page per size class and its last empty segment; the pages of free spans stay resident in
  * their segments; empty segments wait in the segment cache, freed huge mappings in the huge cache;
- * the top of the brk heap is lowered only past the trim threshold; exited threads' heaps wait in
- * the pool. None of that may stand between a program and the memory it asks for. So:
+ * the top of the brk heap is lowered only past the trim threshold; exited threads' heaps wait
+ * as orphans. None of that may stand between a program and the memory it asks for. So:
  *
  *   - when the kernel refuses memory (mmap or brk fail: RLIMIT_AS, vm.max_map_count, no memory),
  *     the allocation that failed gives all of it back (sx_reclaim) and tries once more before it
@@ -17,26 +17,26 @@
  *     falls below the mark again (sx_pressure);
  *   - malloc_trim does the same on request.
  *
- * The calling thread gives back its own heap's memory; pooled heaps are collected; for every other
+ * The calling thread gives back its own heap's memory; orphan heaps are collected; for every other
  * live thread, the free spans and empty segments of its heap (which only its slow path touches,
  * under the heap's span lock) are given back when the lock is free, and the owner is asked to give
  * back its kept pages at its next slow path. One thread reclaims at a time (sx_reclaim_lock, also
  * taken around fork).
  */
-#include "alloc.h"
+#include "core.h"
 
 /* The calling thread's own heap: everything it keeps goes. */
 static size_t give_back_own(sx_heap *h, size_t pad) {
-    sx_secure_flush(h);
+    if (sx_heap_hook.release) sx_heap_hook.release(h); /* secure mode: its quarantine */
     return sx_heap_give_back(h, pad);
 }
 
 /* Other threads' heaps: what their owners' fast paths never touch. */
 static size_t give_back_others(sx_heap *self) {
     size_t bytes = 0;
-    sx_lock(&sx_pool_lock);
+    sx_lock(&sx_orphan_lock);
     sx_heap *first = sx_all_heaps;
-    sx_unlock(&sx_pool_lock);
+    sx_unlock(&sx_orphan_lock);
     for (sx_heap *h = first; h; h = h->all_next) { /* heaps are never freed; new ones go in front */
         if (h == self || atomic_load_explicit(&h->state, memory_order_acquire) != SX_HEAP_LIVE)
             continue;
@@ -47,16 +47,15 @@ static size_t give_back_others(sx_heap *self) {
 }
 
 size_t sx_reclaim(size_t pad) {
-    sx_process_init();
     sx_lock(&sx_reclaim_lock);
     size_t bytes = 0;
     sx_heap *self = sx_tls_heap;
     if (self != &sx_heap_empty) bytes += give_back_own(self, pad);
-    bytes += sx_pool_give_back();
+    bytes += sx_orphans_give_back();
     bytes += give_back_others(self);
     bytes += sx_segcache_purge();
     bytes += sx_hugecache_purge();
-    bytes += sx_secure_release_held();
+    if (sx_huge_hook.purge) bytes += sx_huge_hook.purge(); /* secure mode's held mappings */
     sx_unlock(&sx_reclaim_lock);
     if (sx_opt.verbose >= 2) {
         char b[32];

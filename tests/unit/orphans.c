@@ -1,7 +1,7 @@
 /*
- * pool.c — heaps of exited threads: memory they held that other threads free afterwards goes back
- * to the system, their heaps are reused, and malloc_trim visits them all. Also the blocks a
- * thread keeps from other heaps' frees: reused by its next mallocs, sent home when it exits.
+ * orphans.c — orphan heaps (heaps of exited threads): memory they held that other threads free
+ * afterwards goes back to the system, their heaps are reused, and malloc_trim visits them all.
+ * Also the blocks a thread stashes from other heaps' frees: reused by its next mallocs, sent home when it exits.
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -53,8 +53,8 @@ static void *nothing(void *arg) {
     return arg;
 }
 
-/* With heaps in the pool, malloc_trim visits each once and returns. */
-static void malloc_trim_with_pooled_heaps(void) {
+/* With orphan heaps, malloc_trim visits each once and returns. */
+static void malloc_trim_with_orphan_heaps(void) {
     for (int i = 0; i < 4; i++) {
         pthread_t t;
         pthread_create(&t, NULL, nothing, NULL);
@@ -63,7 +63,7 @@ static void malloc_trim_with_pooled_heaps(void) {
     alarm(20);
     malloc_trim(0);
     alarm(0);
-    CHECK(stats().heaps <= THREADS + 2); /* the new threads reused pooled heaps */
+    CHECK(stats().heaps <= THREADS + 2); /* the new threads reused orphan heaps */
 }
 
 /* ---- blocks of another heap, freed by this thread ---- */
@@ -118,7 +118,7 @@ static void blocks_freed_by_another_thread_are_reused_then_sent_home(void) {
 
 int main(void) {
     RUN(memory_freed_after_thread_exit_goes_back);
-    RUN(malloc_trim_with_pooled_heaps);
+    RUN(malloc_trim_with_orphan_heaps);
     RUN(blocks_freed_by_another_thread_are_reused_then_sent_home);
     return 0;
 }

@@ -15,11 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../heap/sizeclass.h"
+#include "api.h"
 #include "strata.h"
 
-#define RD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)          /* plain fields of live pages */
-#define RA(x) atomic_load_explicit(&(x), memory_order_relaxed) /* atomic counters */
+#define load_field(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)          /* plain fields of live pages */
+#define load_counter(x) atomic_load_explicit(&(x), memory_order_relaxed) /* atomic counters */
 
 static void walk_segment(sx_snapshot *s, const sx_segment *seg) {
     uintptr_t ce = atomic_load_explicit(&seg->commit_end, memory_order_relaxed);
@@ -27,24 +27,24 @@ static void walk_segment(sx_snapshot *s, const sx_segment *seg) {
     const sx_page *last_free = NULL;
     for (size_t i = 1; i < SX_SLICES;) {
         const sx_page *pg = &seg->slices[i];
-        uint8_t kind = RD(pg->kind);
-        size_t n = RD(pg->slice_count);
+        uint8_t kind = load_field(pg->kind);
+        size_t n = load_field(pg->slice_count);
         if (n == 0 || i + n > SX_SLICES) n = 1; /* caught mid-update */
         last_free = NULL;
         if (kind == SX_SPAN_PAGE) {
-            unsigned bin = RD(pg->bin);
-            size_t used = (uint16_t)(RD(pg->used) + RD(pg->trigger)), bsize = RD(pg->block_size);
+            unsigned bin = load_field(pg->bin);
+            size_t used = (uint16_t)(load_field(pg->used) + load_field(pg->trigger)), bsize = load_field(pg->block_size);
             if (bin < SX_BINS) {
                 s->bin_pages[bin]++;
                 s->bin_used[bin] += used;
-                s->bin_capacity[bin] += RD(pg->reserved);
+                s->bin_capacity[bin] += load_field(pg->reserved);
             }
             s->in_use += used * bsize;
             s->blocks += used;
         } else if (kind == SX_SPAN_LARGE) {
             s->large_count++;
-            s->large_bytes += RD(pg->block_size);
-            s->in_use += RD(pg->block_size);
+            s->large_bytes += load_field(pg->block_size);
+            s->in_use += load_field(pg->block_size);
             s->blocks++;
         } else if (kind == SX_SPAN_FREE) {
             uintptr_t from = (uintptr_t)seg + i * SX_SLICE_SIZE, to = from + n * SX_SLICE_SIZE;
@@ -56,35 +56,12 @@ static void walk_segment(sx_snapshot *s, const sx_segment *seg) {
         i += n;
     }
     if (last_free && seg->source == SX_SRC_BRK && sx_brk_is_top(seg)) {
-        uintptr_t from = (uintptr_t)RD(last_free->start);
+        uintptr_t from = (uintptr_t)load_field(last_free->start);
         if (ce > from) s->top_free = ce - from;
     }
 }
 
 /* ---- calls per class ---- */
-
-static sx_heap *first_heap(void) {
-    sx_lock(&sx_pool_lock);
-    sx_heap *h = sx_all_heaps; /* heaps are never freed, and linked in before they are used */
-    sx_unlock(&sx_pool_lock);
-    return h;
-}
-
-void sx_stats_sample(unsigned bin) {
-    uint64_t a = 0, f = RA(sx_count->stray_free[bin]);
-    for (const sx_heap *h = first_heap(); h; h = h->all_next) {
-        const sx_heap_counts *c = sx_counts_of_const(h);
-        a += sx_heap_class_allocs(c, bin);
-        f += RD(c->n_free[bin]);
-    }
-    uint64_t live = a > f ? a - f : 0;
-    _Atomic uint64_t *peak = &sx_count->class_peak[bin];
-    uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
-    while (live > old && !atomic_compare_exchange_weak_explicit(peak, &old, live,
-                                                                 memory_order_relaxed,
-                                                                 memory_order_relaxed)) {
-    }
-}
 
 void sx_snapshot_take(sx_snapshot *s) {
     memset(s, 0, sizeof *s);
@@ -92,7 +69,7 @@ void sx_snapshot_take(sx_snapshot *s) {
     sx_fmt(s->version, sizeof s->version, "%s", STRATA_VERSION_STRING);
     s->walked = true;
     s->stats_option = sx_opt.stats;
-    for (const sx_heap *h = first_heap(); h; h = h->all_next)
+    for (const sx_heap *h = sx_heaps_first(); h; h = h->all_next)
         sx_snapshot_add_heap(s, sx_counts_of_const(h), false);
     sx_snapshot_add_counters(s, sx_count);
     s->resident = sx_resident_bytes("/proc/self/statm", sx_os_page);

@@ -25,10 +25,10 @@
  */
 #include <string.h>
 
-#include "../heap/sizeclass.h"
-#include "alloc.h"
+#include "secure.h"
 
 bool sx_secure_on;
+static void set_hooks(void);
 
 #define VALUE_MASK (((uintptr_t)1 << 48) - 1)
 #define FREED VALUE_MASK           /* a tail that decodes to this: the block is free (no size is) */
@@ -43,6 +43,7 @@ void sx_secure_init(void) {
      * .bss, within reach of a linear overflow of a global, and guard pages would cut up the one
      * mapping the break grows */
     sx_opt.brk = false;
+    set_hooks();
     pattern = (uint8_t)(sx_list_key >> 24) | 0x81; /* never 0: a stray NUL is an overflow too */
     pattern_ends = pattern | (uintptr_t)pattern << 56;
     freed_word = ((sx_secret * 0xc2b2ae3d27d4eb4full) & VALUE_MASK) << 8 | pattern_ends;
@@ -110,7 +111,7 @@ static _Atomic unsigned guards;
 
 /* The last OS page of pg's span made a guard (on; false if the budget or the kernel says no) or
  * ordinary memory again; pg->start and pg->slice_count describe the span. */
-bool sx_secure_guard(const sx_page *pg, bool on) {
+static bool page_guard(const sx_page *pg, bool on) {
     uint8_t *page = pg->start + (size_t)pg->slice_count * SX_SLICE_SIZE - sx_os_page;
     if (on) {
         if (atomic_fetch_add_explicit(&guards, 1, memory_order_relaxed) >= GUARD_BUDGET ||
@@ -160,7 +161,7 @@ static bool all_resident(uint8_t *p, size_t size) {
 /* [map, map + size) held; its bytes from `from` on (the block) are zeroed here, by hand if all its
  * pages are in memory and the budget allows (reuse then costs no page faults), else by the kernel
  * (decommitted: a page comes back zero when touched). */
-void sx_secure_hold(void *map, size_t size, size_t from) {
+static void huge_hold(void *map, size_t size, size_t from) {
     sx_lock(&sx_region_lock); /* taken around fork, as the mappings' lock */
     bool resident = held_resident + size <= HOLD_RESIDENT;
     if (resident) held_resident += size;
@@ -220,7 +221,7 @@ static bool is_held(const void *p) {
 /* A mapping of `size` bytes (a multiple of the page, aligned to a segment), zero and accessible
  * but for its last page, a guard, from the oldest held one; NULL if fewer than HOLD are held or
  * it cannot be resized. */
-void *sx_secure_reuse(size_t size) {
+static void *huge_reuse(size_t size) {
     sx_lock(&sx_region_lock);
     if (held_count < HOLD) {
         sx_unlock(&sx_region_lock);
@@ -323,7 +324,7 @@ static void check_zero(void *p, size_t from, size_t to, size_t bsize, const char
 
 /* n new blocks of a page from first: zeroed, marked free, linked in random order (but for the
  * first when skip_first: it stays out, marked free). */
-sx_block *sx_secure_fresh(uint8_t *first, uint32_t n, size_t bsize, bool skip_first, sx_block **tail) {
+static sx_block *fresh(uint8_t *first, uint32_t n, size_t bsize, bool skip_first, sx_block **tail) {
     uint16_t order[SX_EXTEND_BYTES / 16];
     for (uint32_t i = 0; i < n; i++) {
         uint8_t *b = first + (size_t)i * bsize;
@@ -382,7 +383,7 @@ void *sx_secure_alloc(size_t size, size_t align, bool zero) {
         errno = ENOMEM;
         return NULL;
     }
-    uint8_t *p = sx_alloc_core(size + 8, align, false);
+    uint8_t *p = sx_core_alloc(size + 8, align, false);
     if (!p) return NULL;
     sx_segment *seg = sx_segment_of(p);
     sx_page *pg = sx_page_of(seg, p);
@@ -561,4 +562,29 @@ size_t sx_secure_usable(void *p) {
     else if (is_zero_block(p)) return 0;
     else if (!(bsize = sx_block_usable(p, "malloc_usable_size", &pg))) return sx_foreign_usable_size(p);
     return checked_size(p, bsize, "malloc_usable_size"); /* exactly what was asked for */
+}
+
+/* A page's next n blocks (heap/page.c asks): a page's block 0 is never handed out, so that every
+ * block has one before it whose tail an underflow breaks (pages of fewer than 8 blocks rely on the
+ * guard page before them); the others zeroed, marked free, linked in random order. */
+static void page_extend(sx_page *pg, uint8_t *first, uint32_t n) {
+    bool skip = pg->capacity == 0 && pg->reserved >= 8;
+    if (skip && n < 2) n = 2;
+    sx_block *tail;
+    sx_block *head = fresh(first, n, pg->block_size, skip, &tail);
+    sx_block_link(tail, pg->free);
+    pg->free = head;
+    __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELEASE);
+}
+
+/* What secure mode asks of the layers below, through their hooks. */
+static void set_hooks(void) {
+    sx_heap_hook.extend = page_extend;
+    sx_heap_hook.guard = page_guard;
+    sx_heap_hook.release = sx_secure_flush;
+    sx_heap_hook.whole_blocks = true; /* freed blocks are checked when they come back */
+    sx_huge_hook.guard = sx_os_page;
+    sx_huge_hook.reuse = huge_reuse;
+    sx_huge_hook.hold = huge_hold;
+    sx_huge_hook.purge = sx_secure_release_held;
 }

@@ -14,7 +14,7 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 
-#include "alloc.h"
+#include "core.h"
 #include "strata.h"
 
 bool sx_is_foreign(const sx_segment *seg, const sx_page *pg, const void *p) {
@@ -53,34 +53,31 @@ void sx_free_bad(void *p, sx_segment *seg, sx_page *pg) {
     else sx_free_invalid(p, "free", seg, pg);
 }
 
-/* A free-list link that leaves its block's segment: the end of a list, a list of other heaps'
- * blocks (which may be anywhere strata's), or a link something overwrote. */
-sx_block *sx_block_next_far(const sx_page *pg, const sx_block *b, sx_block *next) {
-    /* a list of other heaps' blocks crosses segments: the link must at least lead to one */
-    if (next == NULL || (pg->kind == SX_SPAN_FOREIGN && sx_segmap_contains(sx_segment_of(next)))) return next;
-    sx_fatal("malloc(): free list corrupted at the %u-byte block %p (overwritten after free, or by an "
-             "overflow from the block before it)", (unsigned)pg->block_size, (const void *)b);
-}
-
 _Noreturn void sx_double_free(void *p, const char *fn) {
     sx_fatal("%s(): double free of %p detected", fn, p);
 }
 
-static void *next_symbol(const char *name, const char *fn, void *p, void *self) {
+/* Is sym in this library (a definition of strata's own, which would call back here)? */
+static bool ours(void *sym) {
+    Dl_info at, self;
+    return dladdr(sym, &at) && dladdr((void *)sx_free_foreign, &self) && at.dli_fbase == self.dli_fbase;
+}
+
+static void *next_symbol(const char *name, const char *fn, void *p) {
     void *sym = dlsym(RTLD_NEXT, name);
-    if (!sym || sym == self) sx_fatal("%s(): pointer %p is not strata's and no other allocator provides %s()", fn, p, name);
+    if (!sym || ours(sym)) sx_fatal("%s(): pointer %p is not strata's and no other allocator provides %s()", fn, p, name);
     return sym;
 }
 
 void sx_free_foreign(void *p, const char *fn) {
     static void (*next_free)(void *);
     if (!p) return; /* free(NULL) comes here: no segment holds it */
-    sx_process_init(); /* a foreign free may come before any allocation */
+    sx_options_init(); /* a foreign free may come before any allocation: the option first */
     if (sx_huge_freed(p)) sx_double_free(p, fn); /* a huge block, already unmapped */
     switch (sx_opt.foreign_free) {
     case SX_FOREIGN_IGNORE: return;
     case SX_FOREIGN_FORWARD:
-        if (!next_free) next_free = (void (*)(void *))next_symbol("free", fn, p, (void *)strata_free);
+        if (!next_free) next_free = (void (*)(void *))next_symbol("free", fn, p);
         next_free(p);
         return;
     default:
@@ -96,22 +93,21 @@ static void check_freed(void *p, const char *fn) {
 
 void *sx_foreign_realloc(void *p, size_t size) {
     static void *(*next_realloc)(void *, size_t);
-    sx_process_init();
+    sx_options_init();
     check_freed(p, "realloc");
     if (sx_opt.foreign_free == SX_FOREIGN_ABORT)
         sx_fatal("realloc(): invalid pointer %p (not allocated by strata)", p);
-    if (!next_realloc) next_realloc = (void *(*)(void *, size_t))next_symbol("realloc", "realloc", p, (void *)strata_realloc);
+    if (!next_realloc) next_realloc = (void *(*)(void *, size_t))next_symbol("realloc", "realloc", p);
     return next_realloc(p, size);
 }
 
 size_t sx_foreign_usable_size(void *p) {
     static size_t (*next_usable)(void *);
-    sx_process_init();
+    sx_options_init();
     check_freed(p, "malloc_usable_size");
     if (sx_opt.foreign_free == SX_FOREIGN_ABORT)
         sx_fatal("malloc_usable_size(): invalid pointer %p (not allocated by strata)", p);
     if (!next_usable)
-        next_usable = (size_t (*)(void *))next_symbol("malloc_usable_size", "malloc_usable_size", p,
-                                                       (void *)strata_malloc_usable_size);
+        next_usable = (size_t (*)(void *))next_symbol("malloc_usable_size", "malloc_usable_size", p);
     return next_usable(p);
 }

@@ -9,7 +9,7 @@
 #ifndef STRATA_SIZECLASS_H
 #define STRATA_SIZECLASS_H
 
-#include "../internal.h"
+#include "base.h"
 
 static inline unsigned sx_bin_of(size_t size) {
     if (size <= 128) return size <= 16 ? 0 : (unsigned)((size - 1) >> 4);

@@ -14,7 +14,7 @@
  * Nothing is freed: heaps are reused by new threads rather than destroyed (other threads may still
  * send them blocks).
  */
-#include "../internal.h"
+#include "heap.h"
 
 #define REGION_HEAPS ((SX_HEAP_REGION - SX_SHARE_HEADER) / SX_HEAP_STRIDE)
 _Static_assert(sizeof(sx_heap_counts) <= SX_HEAP_STRIDE, "a heap's counters fit its stride");
@@ -49,3 +49,21 @@ sx_heap *sx_meta_heap(void) {
     sx_unlock(&sx_meta_lock);
     return h;
 }
+
+/* stats=1: a page of class bin ran out; note the class's live blocks if they are a new peak. */
+void sx_stats_sample(unsigned bin) {
+    uint64_t a = 0, f = atomic_load_explicit(&sx_count->stray_free[bin], memory_order_relaxed);
+    for (const sx_heap *h = sx_heaps_first(); h; h = h->all_next) {
+        const sx_heap_counts *c = sx_counts_of_const(h);
+        a += sx_heap_class_allocs(c, bin);
+        f += __atomic_load_n(&c->n_free[bin], __ATOMIC_RELAXED);
+    }
+    uint64_t live = a > f ? a - f : 0;
+    _Atomic uint64_t *peak = &sx_count->class_peak[bin];
+    uint64_t old = atomic_load_explicit(peak, memory_order_relaxed);
+    while (live > old && !atomic_compare_exchange_weak_explicit(peak, &old, live,
+                                                                 memory_order_relaxed,
+                                                                 memory_order_relaxed)) {
+    }
+}
+

@@ -15,29 +15,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "api.h"
 #include "strata.h"
 
 _Atomic int sx_init_state;
-uintptr_t sx_secret;
-uintptr_t sx_list_key;
 static __thread bool tls_initialising __attribute__((tls_model("initial-exec")));
-
-static void secret_init(void) {
-    uint64_t r[2] = {0, 0};
-    if (!sx_os_getrandom(r, sizeof r)) {
-        const uint64_t *at = (const uint64_t *)getauxval(AT_RANDOM);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        r[0] = (at ? at[0] : 0) ^ ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)(uintptr_t)&r;
-        r[1] = (at ? at[1] : 0) ^ ((uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull) ^ (uint64_t)getpid();
-    }
-    /* Top bit set: secret ^ address is never 0 and never looks like a pointer. */
-    sx_secret = (uintptr_t)(r[0] | ((uint64_t)1 << 63));
-    /* Set before any block is freed (every free list is written with it) and never changed:
-     * a forked child keeps its parent's lists, and so its key. */
-    sx_list_key = (uintptr_t)r[1];
-}
 
 static int report_fd = 2;
 
@@ -50,7 +32,7 @@ void sx_process_init_slow(void) {
     }
     tls_initialising = true;
     sx_os_init();
-    secret_init();
+    sx_secret_init();
     sx_options_init();
     /* programs may close stderr before exit (sort does): keep a copy for the exit report */
     if (sx_opt.stats) report_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
@@ -61,15 +43,6 @@ void sx_process_init_slow(void) {
     sx_fork_init();
     atomic_store_explicit(&sx_init_state, 2, memory_order_release);
     tls_initialising = false;
-}
-
-/* verbose=1: say so when strata first serves the process (its first thread heap is made). */
-static _Atomic bool announced;
-
-void sx_announce(void) {
-    if (sx_opt.verbose && !atomic_exchange(&announced, true))
-        sx_message("version %s serving pid %d (brk %s, mmap threshold %zu)", STRATA_VERSION_STRING,
-                   (int)getpid(), sx_opt.brk ? "on" : "off", sx_opt.mmap_threshold);
 }
 
 /* A program that never allocates still gets what STRATA_OPTIONS asks for (verbose lines, help).
@@ -85,5 +58,5 @@ __attribute__((constructor)) static void sx_start_if_configured(void) {
 
 __attribute__((destructor)) static void sx_exit_report(void) {
     if (sx_opt.stats) sx_stats_print(report_fd >= 0 ? report_fd : 2, "at exit");
-    else if (sx_opt.verbose && atomic_load(&announced)) sx_stats_print(2, NULL);
+    else if (sx_opt.verbose && sx_announced()) sx_stats_print(2, NULL);
 }

@@ -26,11 +26,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../internal.h"
+#include "heap.h"
 #include "strata.h"
 
-static sx_counters boot_counts; /* until the file exists, or for good without one */
-sx_counters *sx_count = &boot_counts;
 
 #define MAX_REGIONS 256
 static uint8_t *mapped[MAX_REGIONS]; /* where region k's part of the file is mapped; NULL: not */
@@ -66,7 +64,7 @@ static bool create(uint8_t *at) {
     hd->pid = (int32_t)getpid();
     sx_fmt(hd->library, sizeof hd->library, "%s", STRATA_VERSION_STRING);
     hd->stats_option = sx_opt.stats;
-    memcpy(&hd->count, &boot_counts, sizeof hd->count);
+    memcpy(&hd->count, sx_count, sizeof hd->count); /* still counters.c's own */
     header = hd;
     file_fd = fd;
     file_id = sx_os_fd_identity(fd);
