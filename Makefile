@@ -31,35 +31,49 @@ LIB_SRC  := $(filter-out src/api/api.c src/diag/%,$(wildcard src/*/*.c))
 DIAG_SRC := $(wildcard src/diag/*.c)
 LIB_HDR  := $(wildcard src/*.h src/*/*.h include/*.h)
 
-REL_OBJ  := $(patsubst src/%.c,build/rel/%.o,$(LIB_SRC))
-DBG_OBJ  := $(patsubst src/%.c,build/debug/%.o,$(LIB_SRC))
-DIAG_OBJ := $(patsubst src/%.c,build/rel/%.o,$(DIAG_SRC))
+REL_OBJ       := $(patsubst src/%.c,build/rel/%.o,$(LIB_SRC))
+DBG_OBJ       := $(patsubst src/%.c,build/debug/%.o,$(LIB_SRC))
+DIAG_OBJ      := $(patsubst src/%.c,build/rel/%.o,$(DIAG_SRC))
+SECURE_OBJ    := $(patsubst src/%.c,build/secure/%.o,$(LIB_SRC))
+UNCHECKED_OBJ := $(patsubst src/%.c,build/unchecked/%.o,$(LIB_SRC))
 
 .PHONY: all debug test demo install uninstall clean check-warnings
 all: lib/libstrata.so lib/libstrata.a lib/libstrata-api.so lib/libstrata-api.a lib/libstrata-diag.so lib/libstrata-secure.so bin/strata \
      build/examples/memlog
 
-build/rel/%.o: src/%.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(LIBFLAGS) -c $< -o $@
-build/rel/api/override.o: src/api/api.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(LIBFLAGS) -DSTRATA_OVERRIDE -c $< -o $@
-build/rel/api/prefixed.o: src/api/api.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(LIBFLAGS) -c $< -o $@
+# ---- objects: one compile rule for every build variant ----
+# Each object gets its dependency file beside it (build/rel/heap/heap.o: build/rel/heap/heap.d, -MMD)
+# and is rebuilt when its source or a header it includes changes; -MP keeps a removed or moved
+# header from stopping the build.
+DEPFLAGS := -MMD -MP
 
-build/debug/%.o: src/%.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(DEBUGFLAGS) -c $< -o $@
-build/debug/api/override.o: src/api/api.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(DEBUGFLAGS) -DSTRATA_OVERRIDE -c $< -o $@
+# $(call cc_rule,OBJECT,SOURCE,COMPILER,FLAGS): OBJECT and SOURCE are files or patterns.
+define cc_rule
+$(1): $(2)
+	@mkdir -p $$(dir $$@)
+	@echo "  CC      $$@"
+	@$(3) $(4) $$(DEPFLAGS) -c $$< -o $$@
+endef
+
+# $(call variant,DIR,COMPILER,FLAGS[,LIBONLY]): a build variant. DIR/X/Y.o from src/X/Y.c with
+# FLAGS LIBONLY, and from src/api/api.c, with FLAGS: DIR/api/override.o (malloc and free replaced)
+# and DIR/api/prefixed.o (the strata_ functions only). Its dependency files are read back in.
+# (libstrata-diag.so's entry points are src/diag/entry.c, one of the diagnostic layer's sources.)
+define variant
+$(call cc_rule,$(1)/%.o,src/%.c,$(2),$(3) $(4))
+$(call cc_rule,$(1)/api/override.o,src/api/api.c,$(2),$(3) -DSTRATA_OVERRIDE)
+$(call cc_rule,$(1)/api/prefixed.o,src/api/api.c,$(2),$(3))
+-include $(wildcard $(1)/*/*.d)
+endef
+
+# build/rel: lib/libstrata.{so,a}, libstrata-api.{so,a}, libstrata-diag.so
+$(eval $(call variant,build/rel,$$(CC),$$(LIBFLAGS)))
+# build/debug: assertions and -fsanitize=undefined (make debug)
+$(eval $(call variant,build/debug,$$(CC),$$(DEBUGFLAGS)))
+# build/secure: libstrata-secure.so (STRATA_SECURE_DEFAULT for the library's sources, not api.c)
+$(eval $(call variant,build/secure,$$(CC),$$(LIBFLAGS) -DSTRATA_HARDEN=2,-DSTRATA_SECURE_DEFAULT))
+# build/unchecked: the default build with its cheap checks compiled out (make bench-harden)
+$(eval $(call variant,build/unchecked,$$(CC),$$(LIBFLAGS) -DSTRATA_HARDEN=0))
 
 lib/libstrata.so: $(REL_OBJ) build/rel/api/override.o
 	@mkdir -p lib
@@ -71,15 +85,6 @@ lib/libstrata.a: $(REL_OBJ) build/rel/api/override.o
 	@rm -f $@ && ar rcs $@ $^
 # libstrata-secure.so: the same library with secure mode on unless STRATA_OPTIONS says secure=0,
 # and its free-list links encoded (STRATA_HARDEN=2)
-SECURE_OBJ := $(patsubst src/%.c,build/secure/%.o,$(LIB_SRC))
-build/secure/%.o: src/%.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(LIBFLAGS) -DSTRATA_HARDEN=2 -DSTRATA_SECURE_DEFAULT -c $< -o $@
-build/secure/api/override.o: src/api/api.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(LIBFLAGS) -DSTRATA_HARDEN=2 -DSTRATA_OVERRIDE -c $< -o $@
 lib/libstrata-secure.so: $(SECURE_OBJ) build/secure/api/override.o
 	@mkdir -p lib
 	@echo "  CC      $@"
@@ -100,15 +105,6 @@ lib/libstrata-api.a: $(REL_OBJ) build/rel/api/prefixed.o
 
 # The default build with its cheap checks compiled out (STRATA_HARDEN=0): for make bench-harden
 # only, to measure what the checks cost. Never installed.
-UNCHECKED_OBJ := $(patsubst src/%.c,build/unchecked/%.o,$(LIB_SRC))
-build/unchecked/%.o: src/%.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(LIBFLAGS) -DSTRATA_HARDEN=0 -c $< -o $@
-build/unchecked/api/override.o: src/api/api.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(LIBFLAGS) -DSTRATA_HARDEN=0 -DSTRATA_OVERRIDE -c $< -o $@
 build/unchecked/lib/libstrata.so: $(UNCHECKED_OBJ) build/unchecked/api/override.o
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"

@@ -22,14 +22,8 @@ FUZZ_LIBFLAGS := $(filter-out -fsanitize=undefined,$(DEBUGFLAGS)) -fsanitize=$(F
 FUZZ_CFLAGS   := -std=gnu11 -g -O2 -Iinclude $(WARN) -pthread -fno-sanitize-recover=undefined
 FUZZ_OBJ  := $(patsubst src/%.c,build/fuzz/obj/%.o,$(LIB_SRC)) build/fuzz/obj/api/prefixed.o
 
-build/fuzz/obj/%.o: src/%.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(FUZZ_CC) $(FUZZ_LIBFLAGS) -c $< -o $@
-build/fuzz/obj/api/prefixed.o: src/api/api.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(FUZZ_CC) $(FUZZ_LIBFLAGS) -c $< -o $@
+# the library's objects: the Makefile's compile rule, a build variant of its own
+$(eval $(call variant,build/fuzz/obj,$$(FUZZ_CC),$$(FUZZ_LIBFLAGS)))
 build/fuzz/fuzz-single build/fuzz/fuzz-threads: build/fuzz/fuzz-%: tests/fuzz/entry.c tests/fuzz/fuzz.c tests/fuzz/fuzz.h $(FUZZ_OBJ)
 	@echo "  CC      $@"
 	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=$(FUZZ_SAN),fuzzer -DFZ_THREADED=$(if $(filter threads,$*),1,0) \
@@ -41,10 +35,7 @@ fuzz:
 	@tests/fuzz/run.sh $(FUZZ_TIME)
 
 # ---- the corpus in make test, without libFuzzer ----
-build/debug/api/prefixed.o: src/api/api.c $(LIB_HDR)
-	@mkdir -p $(dir $@)
-	@echo "  CC      $@"
-	@$(CC) $(DEBUGFLAGS) -c $< -o $@
+# (build/debug/api/prefixed.o: the debug variant's, in the Makefile)
 REPLAY_FLAGS := $(TEST_CFLAGS) -DFZ_CORPUS='"$(CURDIR)/tests/fuzz/corpus"'
 build/tests/fuzz/replay: tests/fuzz/replay.c tests/fuzz/fuzz.c tests/fuzz/fuzz.h $(DBG_OBJ) build/debug/api/prefixed.o
 	@mkdir -p $(dir $@)
