@@ -15,7 +15,7 @@
 static const char *root = STRATA_ROOT;
 
 static const char *units[] = {"align", "semantics", "churn", "compat", "cxx",     "early",
-                              "pool",  "oom",       "threads", "fork", "hugepages"};
+                              "orphans", "oom",       "threads", "fork", "hugepages"};
 
 /* Run build/tests/rel/NAME in secure mode, echoing its ok / not ok lines as ours. */
 static void run_unit(const char *name) {
