@@ -31,11 +31,11 @@ _Atomic unsigned sx_direct_epoch;
 
 /* The malloc fast path serves sizes up to 1 KiB from the direct page table, whose slots point at
  * pages only for sizes it may serve: below the mmap threshold, and none at all with statistics or
- * secure mode on, which need the slow path. A threshold lowered below 1 KiB at run time reaches
+ * when a layer above needs every request (sx_huge_hook.slow_path). A threshold lowered below 1 KiB at run time reaches
  * other threads' tables at their next slow path (sx_direct_epoch). */
 static void update_fast_limit(size_t threshold) {
-    size_t slots = 0; /* none: statistics, secure mode and a threshold of 0 need the slow path */
-    if (threshold && !sx_opt.stats && !sx_opt.secure) {
+    size_t slots = 0; /* none: statistics, a layer above that asks for it (sx_huge_hook) and a threshold of 0 need the slow path */
+    if (threshold && !sx_opt.stats && !sx_huge_hook.slow_path) {
         size_t lim = threshold - 1 < SX_DIRECT_MAX ? threshold - 1 : SX_DIRECT_MAX;
         slots = lim / 16 + 1; /* slot d serves sizes up to 16d */
     }
@@ -61,9 +61,8 @@ void sx_thresholds_init(void) {
     sx_threshold_set_mmap(sx_opt.mmap_threshold);
     atomic_store(&sx_trim_threshold, sx_opt.trim_threshold);
     atomic_store(&sx_top_pad, sx_opt.top_pad);
-    /* secure mode: blocks from the threshold up always get a mapping of their own, with a guard */
     atomic_store(&sx_threshold_fixed, sx_opt.mmap_threshold_set || sx_opt.trim_threshold_set ||
-                                          sx_opt.top_pad_set || sx_opt.secure);
+                                          sx_opt.top_pad_set || sx_huge_hook.fixed_threshold);
     sx_thresholds_share();
 }
 

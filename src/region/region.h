@@ -141,9 +141,13 @@ size_t sx_huge_usable(sx_segment *seg, const void *p);
 /* Was p a huge block that has been freed (and not since mapped by someone else)? */
 bool sx_huge_freed(const void *p);
 
-/* What a layer above may ask of huge blocks (secure mode does, secure/secure.c): set once at
- * start-up, before any huge block exists; all zero otherwise. */
+/* What a layer above may ask of huge blocks and the thresholds (secure mode does,
+ * secure/secure.c): set once at start-up, before the thresholds and before any block exists; all
+ * zero otherwise. */
 typedef struct sx_huge_hooks {
+    bool slow_path;                    /* every malloc takes the slow path: no direct-table page */
+    bool fixed_threshold;              /* the mmap threshold never rises: blocks from it up always
+                                          get a mapping of their own (with its guard) */
     size_t guard;                      /* bytes of inaccessible guard after each huge block */
     void *(*reuse)(size_t total);      /* a mapping of `total` bytes held back earlier, or NULL */
     void (*hold)(void *map, size_t size, size_t from); /* keep a freed block's mapping instead of

@@ -583,6 +583,8 @@ static void set_hooks(void) {
     sx_heap_hook.guard = page_guard;
     sx_heap_hook.release = sx_secure_flush;
     sx_heap_hook.whole_blocks = true; /* freed blocks are checked when they come back */
+    sx_huge_hook.slow_path = true;
+    sx_huge_hook.fixed_threshold = true;
     sx_huge_hook.guard = sx_os_page;
     sx_huge_hook.reuse = huge_reuse;
     sx_huge_hook.hold = huge_hold;
