@@ -79,6 +79,9 @@
 #endif
 #define SX_STASH_BINS 32                   /* classes up to 1 KiB keep other heaps' blocks */
 #define SX_STASH_BYTES ((size_t)2 << 10)   /* at most this much per class (4 to 64 blocks) */
+/* Blocks smaller than a cache line share it with their page's other blocks, which the owner hands
+ * out: stashed and reused here, they would put two threads' writes on one line (false sharing). */
+#define SX_STASH_MIN 64
 
 /* Secure mode: freed blocks wait in a per-heap quarantine of this many before they can be reused. */
 #define SX_QUARANTINE 64

@@ -139,7 +139,7 @@ void sx_stash_init(sx_heap *h) {
 _Atomic unsigned sx_thread_exits;
 
 static bool stash_keep(sx_heap *me, const sx_page *pg, sx_block *b) {
-    if (pg->kind != SX_SPAN_PAGE || pg->bin >= SX_STASH_BINS) return false;
+    if (pg->kind != SX_SPAN_PAGE || pg->bin >= SX_STASH_BINS || pg->block_size < SX_STASH_MIN) return false;
     /* A thread exited since: what the lists hold may be all that keeps its heap's pages. */
     unsigned exits = atomic_load_explicit(&sx_thread_exits, memory_order_relaxed);
     if (sx_unlikely(exits != me->stash_exits)) {

@@ -68,7 +68,8 @@ static void malloc_trim_with_orphan_heaps(void) {
 
 /* ---- blocks of another heap, freed by this thread ---- */
 
-enum { SMALL = 48, NSMALL = 4000 };
+enum { NSMALL = 4000 };
+static size_t SMALL = 96; /* a cache line or more: such blocks are stashed */
 static void *small[NSMALL];
 static pthread_barrier_t bar;
 static int small_bad;
@@ -116,9 +117,31 @@ static void blocks_freed_by_another_thread_are_reused_then_sent_home(void) {
     CHECKF(after <= before + 4096, "%zu bytes not sent back after the thread exited", after - before);
 }
 
+/* Blocks smaller than a cache line share it with their neighbours, which their owner hands out:
+ * another thread that freed one must not take it back (two threads writing one line). */
+static void blocks_smaller_than_a_line_go_home(void) {
+    SMALL = 16;
+    for (int i = 0; i < NSMALL; i++) {
+        small[i] = malloc(SMALL);
+        memset(small[i], i, SMALL);
+    }
+    pthread_barrier_init(&bar, NULL, 2);
+    pthread_t t;
+    pthread_create(&t, NULL, free_and_reuse, &bar);
+    pthread_barrier_wait(&bar);
+    pthread_barrier_wait(&bar);
+    void *reused;
+    pthread_join(t, &reused);
+    pthread_barrier_destroy(&bar);
+    CHECK(small_bad == 0);
+    CHECK(reused == NULL); /* the thread's malloc came from a page of its own */
+    SMALL = 96;
+}
+
 int main(void) {
     RUN(memory_freed_after_thread_exit_goes_back);
     RUN(malloc_trim_with_orphan_heaps);
     RUN(blocks_freed_by_another_thread_are_reused_then_sent_home);
+    RUN(blocks_smaller_than_a_line_go_home);
     return 0;
 }
