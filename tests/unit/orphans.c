@@ -69,7 +69,7 @@ static void malloc_trim_with_orphan_heaps(void) {
 /* ---- blocks of another heap, freed by this thread ---- */
 
 enum { NSMALL = 4000 };
-static size_t SMALL = 96; /* a cache line or more: such blocks are stashed */
+static size_t SMALL = 64; /* a cache line or more: such blocks are stashed */
 static void *small[NSMALL];
 static pthread_barrier_t bar;
 static int small_bad;
@@ -135,7 +135,7 @@ static void blocks_smaller_than_a_line_go_home(void) {
     pthread_barrier_destroy(&bar);
     CHECK(small_bad == 0);
     CHECK(reused == NULL); /* the thread's malloc came from a page of its own */
-    SMALL = 96;
+    SMALL = 64;
 }
 
 int main(void) {
