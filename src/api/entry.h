@@ -2,7 +2,9 @@
  * entry.h — the public entry points: the strata_ functions, and (with STRATA_OVERRIDE, as in
  * libstrata) the glibc names as aliases of them, listed in override.h. Included once per library:
  * by api.c, whose SX_MALLOC and friends are the core's fast paths, and by diag/entry.c
- * (libstrata-diag.so), whose go through the diagnostic layer first.
+ * (libstrata-diag.so), whose go through the diagnostic layer first. The includer defines
+ * SX_MALLOC, SX_CALLOC, SX_FREE, SX_REALLOC, SX_MEMALIGN, SX_USABLE and SX_FREE_SIZED, and
+ * SX_ENTRY_NO_CXX to leave C++'s operator new and delete to libstdc++ (override.h).
  *
  * Semantics follow glibc and the man pages: malloc(0) returns a unique pointer; failures return
  * NULL with errno ENOMEM; calloc and reallocarray fail on overflow; realloc(p, 0) frees p and
