@@ -188,25 +188,31 @@ static void huge_hold(void *map, size_t size, size_t from) {
     if (old) sx_huge_unmap((sx_segment *)old, old_size);
 }
 
-/* Whether p lies in a held mapping: a huge block freed already. */
-size_t sx_secure_release_held(void) {
-    size_t bytes = 0;
-    for (;;) {
-        sx_lock(&sx_region_lock);
-        if (!held_count) {
-            sx_unlock(&sx_region_lock);
-            return bytes;
-        }
-        uint8_t *map = held[held_first].map;
-        size_t size = held[held_first].size;
-        if (held[held_first].resident) held_resident -= size;
+/* The oldest held mapping, out of the ring, if at least `min` (one or more) are held. */
+static bool held_pop(unsigned min, uint8_t **map, size_t *size) {
+    sx_lock(&sx_region_lock);
+    bool ok = held_count && held_count >= min;
+    if (ok) {
+        *map = held[held_first].map;
+        *size = held[held_first].size;
+        if (held[held_first].resident) held_resident -= *size;
         held_first = (held_first + 1) % HOLD, held_count--;
-        sx_unlock(&sx_region_lock);
+    }
+    sx_unlock(&sx_region_lock);
+    return ok;
+}
+
+size_t sx_secure_release_held(void) {
+    size_t bytes = 0, size;
+    uint8_t *map;
+    while (held_pop(1, &map, &size)) {
         sx_huge_unmap((sx_segment *)map, size);
         bytes += size;
     }
+    return bytes;
 }
 
+/* Whether p lies in a held mapping: a huge block freed already. */
 static bool is_held(const void *p) {
     bool in = false;
     sx_lock(&sx_region_lock);
@@ -222,16 +228,9 @@ static bool is_held(const void *p) {
  * but for its last page, a guard, from the oldest held one; NULL if fewer than HOLD are held or
  * it cannot be resized. */
 static void *huge_reuse(size_t size) {
-    sx_lock(&sx_region_lock);
-    if (held_count < HOLD) {
-        sx_unlock(&sx_region_lock);
-        return NULL;
-    }
-    uint8_t *map = held[held_first].map;
-    size_t have = held[held_first].size;
-    if (held[held_first].resident) held_resident -= have;
-    held_first = (held_first + 1) % HOLD, held_count--;
-    sx_unlock(&sx_region_lock);
+    uint8_t *map;
+    size_t have;
+    if (!held_pop(HOLD, &map, &have)) return NULL;
     if (have != size && !sx_os_remap_inplace(map, have, size)) { /* grows, and cannot in place */
         uint8_t *to = sx_os_map_aligned(size, SX_SEG_SIZE, 0); /* an aligned place, replaced: */
         if (!to || !sx_os_remap_to(map, have, size, to)) {

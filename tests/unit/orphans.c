@@ -69,7 +69,7 @@ static void malloc_trim_with_orphan_heaps(void) {
 /* ---- blocks of another heap, freed by this thread ---- */
 
 enum { NSMALL = 4000 };
-static size_t SMALL = 64; /* a cache line or more: such blocks are stashed */
+static size_t SMALL; /* the size of the blocks of the test running */
 static void *small[NSMALL];
 static pthread_barrier_t bar;
 static int small_bad;
@@ -90,9 +90,11 @@ static void *free_and_reuse(void *arg) {
     return reused ? arg : NULL;
 }
 
-static void blocks_freed_by_another_thread_are_reused_then_sent_home(void) {
-    malloc_trim(0);
-    size_t before = stats().in_use_bytes;
+/* NSMALL blocks of `size` from this thread, freed by another one that then mallocs that size;
+ * *during (if asked): bytes in use, after a trim, while that thread still runs. Returns whether
+ * its malloc took back one of the blocks it freed. */
+static bool freed_by_another_thread(size_t size, size_t *during) {
+    SMALL = size;
     for (int i = 0; i < NSMALL; i++) {
         small[i] = malloc(SMALL);
         memset(small[i], i, SMALL);
@@ -101,18 +103,28 @@ static void blocks_freed_by_another_thread_are_reused_then_sent_home(void) {
     pthread_t t;
     pthread_create(&t, NULL, free_and_reuse, &bar);
     pthread_barrier_wait(&bar);
-    malloc_trim(0); /* takes in what the thread sent */
-    size_t during = stats().in_use_bytes; /* all but the few the thread keeps have come home */
+    if (during) {
+        malloc_trim(0); /* takes in what the thread sent */
+        *during = stats().in_use_bytes;
+    }
     pthread_barrier_wait(&bar);
     void *reused;
     pthread_join(t, &reused);
     pthread_barrier_destroy(&bar);
+    return reused != NULL;
+}
+
+static void blocks_freed_by_another_thread_are_reused_then_sent_home(void) {
+    malloc_trim(0);
+    size_t before = stats().in_use_bytes, during;
+    bool reused = freed_by_another_thread(64, &during); /* a cache line: such blocks are stashed */
     malloc_trim(0);
     size_t after = stats().in_use_bytes;
     printf("# in use: %zu bytes before, %zu while the freeing thread runs, %zu after it exits\n",
            before, during, after);
     CHECK(small_bad == 0);
-    CHECK(reused != NULL); /* the thread's malloc took back a block it had freed */
+    CHECK(reused); /* the thread's malloc took back a block it had freed */
+    /* all but the few the thread stashes have come home */
     CHECKF(during <= before + 8192, "%zu bytes still counted in use", during - before);
     CHECKF(after <= before + 4096, "%zu bytes not sent back after the thread exited", after - before);
 }
@@ -120,22 +132,9 @@ static void blocks_freed_by_another_thread_are_reused_then_sent_home(void) {
 /* Blocks smaller than a cache line share it with their neighbours, which their owner hands out:
  * another thread that freed one must not take it back (two threads writing one line). */
 static void blocks_smaller_than_a_line_go_home(void) {
-    SMALL = 16;
-    for (int i = 0; i < NSMALL; i++) {
-        small[i] = malloc(SMALL);
-        memset(small[i], i, SMALL);
-    }
-    pthread_barrier_init(&bar, NULL, 2);
-    pthread_t t;
-    pthread_create(&t, NULL, free_and_reuse, &bar);
-    pthread_barrier_wait(&bar);
-    pthread_barrier_wait(&bar);
-    void *reused;
-    pthread_join(t, &reused);
-    pthread_barrier_destroy(&bar);
+    bool reused = freed_by_another_thread(16, NULL);
     CHECK(small_bad == 0);
-    CHECK(reused == NULL); /* the thread's malloc came from a page of its own */
-    SMALL = 64;
+    CHECK(!reused); /* the thread's malloc came from a page of its own */
 }
 
 int main(void) {
