@@ -31,7 +31,7 @@ static const char usage_text[] =
     "       strata leaks [-o OPTIONS] [-O FILE] [--depth N] [--sample BYTES] [--lost] [--] CMD [ARGS...]\n"
     "                                                    run CMD, then list the blocks it never freed by the\n"
     "                                                    stack that allocated them: lost, then reachable\n"
-    "       strata guard [-o OPTIONS] [-O FILE] [--depth N] [--sample N] [--underflow]\n"
+    "       strata guard [-o OPTIONS] [-O FILE] [--depth N] [--sample N] [--align N] [--underflow]\n"
     "                    [--quarantine SIZE] [--] CMD [ARGS...]\n"
     "                                                    run CMD with a guard page at every block: stop it at\n"
     "                                                    the first overflow or use after free, with the stacks\n"
@@ -51,6 +51,7 @@ static const char usage_text[] =
     "      --depth N           leaks, guard, report: keep N frames of each call stack (1 to 64)\n"
     "      --sample BYTES|N    leaks: a stack once per BYTES allocated; guard: one block in N guarded\n"
     "      --lost              leaks: list only the lost blocks\n"
+    "      --align N           guard: a block's end aligned to N bytes against its page (1: exactly at it)\n"
     "      --underflow         guard: the guard page before each block (catches underflows)\n"
     "      --quarantine SIZE   guard: freed blocks' address space kept inaccessible (default 256m)\n"
     "  -w, --watch N           stats PID: again every N seconds, until PID exits\n";

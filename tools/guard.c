@@ -10,9 +10,14 @@
  *   -O, --output FILE       the stacks go to FILE instead of stderr
  *   --depth N               frames recorded per stack (1 to 64, default 16)
  *   --sample N              guard one block in N (fewer mappings, faster; misses the rest)
+ *   --align N               a block's end is aligned to N bytes against its page (a power of two,
+ *                           default 16); 1 puts it exactly at the page, so a write even one byte
+ *                           past faults where it happens (malloc's 16-byte alignment given up)
  *   --underflow             the inaccessible page before each block instead of after it
  *   --quarantine SIZE       address space of freed blocks kept inaccessible (default 256m)
  *
+ * A write into the bytes between a block's end and its page (alignment leaves up to 15) is seen
+ * when the block is freed, or at exit for a block never freed (with the stack that allocated it).
  * The exit status is CMD's: 128+11 after a fault, 128+6 after a bad free.
  */
 #define _GNU_SOURCE
@@ -32,7 +37,8 @@ static void explain(struct diag_cmd *c) {
     const struct dump_error *e = &c->dump.error;
     fprintf(c->out, "strata: guard: %s at 0x%llx", e->kind, (unsigned long long)e->addr);
     if (strcmp(e->kind, "invalid-free") != 0)
-        fprintf(c->out, " (%s, offset %lld in the %llu-byte block at 0x%llx)", e->access, (long long)e->off,
+        fprintf(c->out, " (%s, offset %lld in the %llu-byte block at 0x%llx)",
+                !strcmp(e->access, "exit") ? "found at exit, the block never freed" : e->access, (long long)e->off,
                 (unsigned long long)e->size, (unsigned long long)(e->addr - (uint64_t)e->off));
     fputc('\n', c->out);
     stack_of(c, !strcmp(e->access, "free") ? "freed at" : "accessed at", e->at);
@@ -50,6 +56,10 @@ int cmd_guard(int argc, char **argv) {
             diag_cmd_option(&c, "guard_sample=%s", v);
         } else if ((v = cli_option_value(argc, argv, &i, NULL, "--quarantine"))) {
             diag_cmd_option(&c, "quarantine=%s", v);
+        } else if ((v = cli_option_value(argc, argv, &i, NULL, "--align"))) {
+            long a = diag_arg_number("guard", "--align", v, 1, 4096);
+            if (a & (a - 1)) cli_usage("guard: --align takes a power of two, not '%s'", v);
+            diag_cmd_option(&c, "guard_align=%s", v);
         } else if (!strcmp(argv[i], "--underflow")) {
             diag_cmd_option(&c, "%s", "guard_underflow=1");
         } else {

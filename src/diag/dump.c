@@ -160,6 +160,7 @@ void sx_dump_write(const char *how, int sig) {
     if (sx_diag_mode == SX_DIAG_NONE || atomic_exchange(&done, 1)) return;
     bool at_exit = !strcmp(how, "exit");
     bool leaks = at_exit && sx_diag_mode != SX_DIAG_GUARD;
+    if (sx_diag_mode == SX_DIAG_GUARD && !has_error) sx_guard_check_live(at_exit);
     sx_track_sample_now();
     if (at_exit) sx_track_lock_all(); /* at a signal, read as it is: the lock may be held */
     bool scanned = leaks && sx_scan_leaks();
@@ -209,8 +210,9 @@ void sx_dump_error(const sx_diag_error *e) {
     else if (!strcmp(k, "double-free"))
         sx_message("guard: double free of the %zu-byte block at %p", e->size, (void *)e->block);
     else if (!strcmp(k, "corrupt-tail"))
-        sx_message("guard: the %zu-byte block at %p was written %s its bounds (at %p), found on free",
-                   e->size, (void *)e->block, e->addr < e->block ? "before" : "past", (void *)e->addr);
+        sx_message("guard: the %zu-byte block at %p was written %s its bounds (at %p), found %s",
+                   e->size, (void *)e->block, e->addr < e->block ? "before" : "past", (void *)e->addr,
+                   !strcmp(e->access, "exit") ? "at exit (the block was never freed)" : "on free");
     /* invalid-free: the core says it */
 }
 

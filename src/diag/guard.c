@@ -206,7 +206,7 @@ void *sx_guard_alloc(size_t size, size_t align, sx_stack *st) {
     if (align > page) return NULL;
     if (sx_opt.guard_sample > 1 && ++tls_count % (unsigned)sx_opt.guard_sample) return NULL;
     if (size > SIZE_MAX - 2 * page) return NULL;
-    if (align < 16) align = 16;
+    if (align < (size_t)sx_opt.guard_align) align = (size_t)sx_opt.guard_align;
     size_t data = sx_align_up(size ? size : 1, page), len = data + page;
     uint8_t *m = map_guarded(len, page);
     if (!m) return NULL;
@@ -280,6 +280,27 @@ bool sx_guard_free(void *ptr, sx_stack *st) {
     sx_spin_unlock(&lock);
     quarantine_trim(sx_opt.quarantine, QMAX - 1);
     return true;
+}
+
+/* At exit, or at a fatal signal (locked: false, the lock may be held), the bytes around every
+ * live guarded block: a write into the slack between a block's end and its guard page, or before
+ * it, is seen only at free otherwise, and never for a block that is not freed. The first broken
+ * block is the error the dump reports. */
+bool sx_guard_check_live(bool locked) {
+    if (!recs) return false;
+    if (locked) sx_spin_lock(&lock);
+    bool found = false;
+    for (uint32_t i = 0; i < nrecs && !found; i++) {
+        const grec *r = &recs[i];
+        uintptr_t bad = r->state == LIVE ? pattern_broken(r) : 0;
+        if (!bad) continue;
+        sx_diag_error e = {.kind = "corrupt-tail", .addr = bad, .block = r->p, .size = r->size,
+                           .alloc_stack = r->alloc_stack, .access = "exit"};
+        sx_dump_error(&e);
+        found = true;
+    }
+    if (locked) sx_spin_unlock(&lock);
+    return found;
 }
 
 bool sx_guard_size(const void *p, size_t *size) {

@@ -27,6 +27,7 @@ sx_options sx_opt = {
     .foreign_free = SX_FOREIGN_ABORT,
     .diag_depth = 16,
     .guard_sample = 1,
+    .guard_align = 16,
     .quarantine = (size_t)256 << 20,
     .high_water = 90,
 #ifdef STRATA_SECURE_DEFAULT /* lib/libstrata-secure.so */
@@ -96,6 +97,9 @@ static const option_t options[] = {
      .help = "libstrata-diag.so: take a stack once per this many bytes allocated (0: every block)"},
     {.name = "guard_sample", .type = OPT_INT, .value = &sx_opt.guard_sample, .max = 1000000,
      .help = "libstrata-diag.so, diag=guard: guard one block in N (1: all)"},
+    {.name = "guard_align", .type = OPT_INT, .value = &sx_opt.guard_align, .max = 4096,
+     .help = "libstrata-diag.so, diag=guard: alignment of a block's end against its guard page "
+             "(1: exactly at it, so a write one byte past faults; 16 keeps malloc's alignment)"},
     {.name = "guard_underflow", .type = OPT_BOOL, .value = &sx_opt.guard_underflow, .max = 1,
      .help = "libstrata-diag.so, diag=guard: put the guard page before each block, not after"},
     {.name = "quarantine", .type = OPT_SIZE, .value = &sx_opt.quarantine, .max = (size_t)1 << 40,
@@ -266,6 +270,11 @@ static void options_parse(void) {
     if (sx_opt.high_water < 1) {
         sx_message("bad value '0' for option high_water in STRATA_OPTIONS (keeping 90)");
         sx_opt.high_water = 90;
+    }
+    if (sx_opt.guard_align < 1 || (sx_opt.guard_align & (sx_opt.guard_align - 1))) {
+        sx_message("bad value '%d' for option guard_align in STRATA_OPTIONS (a power of two; keeping 16)",
+                   sx_opt.guard_align);
+        sx_opt.guard_align = 16;
     }
     if (sx_opt.guard_sample < 1) {
         sx_message("bad value '0' for option guard_sample in STRATA_OPTIONS (keeping 1)");

@@ -54,6 +54,7 @@ typedef struct sx_options {
     int diag_depth;      /* frames per stack */
     size_t diag_sample;  /* take a stack once per this many bytes allocated (0: every block) */
     int guard_sample;    /* guard one block in N */
+    int guard_align;     /* a guarded block's end is aligned to this (1: at its guard page) */
     bool guard_underflow;
     size_t quarantine;   /* address space of freed guarded blocks kept inaccessible */
     bool mmap_threshold_set, trim_threshold_set, top_pad_set, memory_limit_set;

@@ -29,6 +29,10 @@ int main(int argc, char **argv) {
     } else if (!strcmp(bug, "memcpy")) {
         char src[64] = {0};
         memcpy(p, src, sizeof src);
+    } else if (!strcmp(bug, "slack-at-exit")) { /* in the alignment slack, and never freed */
+        p[24] = 'X';
+        printf("not caught: %s\n", bug);
+        return 0;
     }
     drop_block(p);
     printf("not caught: %s\n", bug);

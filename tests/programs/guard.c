@@ -77,6 +77,27 @@ static void underflow(void) {
         (const char *[]){"underflow at", MADE, NULL});
 }
 
+/* A write into the slack of a block never freed: seen at exit, with the allocation's stack and the
+ * first byte changed; the program's own exit status stands. */
+static void slack_overflow_seen_at_exit(void) {
+    th_result r = guard(NULL, (char *[]){BUGS, "slack-at-exit", NULL});
+    CHECKF(r.exited && r.code == 0, "code %d %.300s", r.code, r.err);
+    CHECKF(strstr(r.err, "was written past its bounds") && strstr(r.err, "found at exit"), "%.400s", r.err);
+    const char *want[] = {"corrupt-tail", "found at exit", "offset 24 in the 24-byte block", ALLOC, MADE,
+                          "main (tests/planted/heapbugs.c:16)", NULL};
+    for (const char *const *w = want; *w; w++) CHECKF(strstr(text, *w), "no '%s' in:\n%.2000s", *w, text);
+    CHECKF(!strstr(text, "no heap misuse seen"), "%.500s", text);
+}
+
+/* --align 1: the block ends at its guard page, so the write one byte past faults where it is. */
+static void align_one_catches_the_write(void) {
+    th_result r = guard("--align=1", (char *[]){BUGS, "overflow1", NULL});
+    CHECKF(r.exited && r.code == 128 + SIGSEGV, "code %d %.300s", r.code, r.err);
+    const char *want[] = {"overflow at", "offset 24 in the 24-byte block", "accessed at",
+                          "main (tests/planted/heapbugs.c:18)", ALLOC, MADE, NULL};
+    for (const char *const *w = want; *w; w++) CHECKF(strstr(text, *w), "no '%s' in:\n%.2000s", *w, text);
+}
+
 static void clean_program_runs_through(void) {
     th_result r = guard(NULL, (char *[]){BUGS, "none", NULL});
     CHECKF(r.exited && r.code == 0 && !strcmp(r.out, "not caught: none\n"), "code %d out %s err %.300s", r.code,
@@ -98,7 +119,7 @@ static void real_programs_unchanged(void) {
 
 static void bad_command_lines(void) {
     const char *bad[][4] = {{"guard", NULL}, {"guard", "--sample", "0", "true"}, {"guard", "--bogus", "true", NULL},
-                            {"guard", "--depth", "65", "true"}};
+                            {"guard", "--depth", "65", "true"}, {"guard", "--align", "3", "true"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         th_result r = th_exec(th_args(STRATA, bad[i], sizeof bad[i] / sizeof bad[i][0]).v, NULL);
         CHECKF(r.exited && r.code == 2 && !strncmp(r.err, "strata: ", 8), "%s %s: code %d err %s", bad[i][0],
@@ -114,6 +135,8 @@ int main(void) {
     RUN(double_free);
     RUN(invalid_free);
     RUN(underflow);
+    RUN(slack_overflow_seen_at_exit);
+    RUN(align_one_catches_the_write);
     RUN(clean_program_runs_through);
     RUN(real_programs_unchanged);
     RUN(bad_command_lines);
