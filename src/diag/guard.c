@@ -6,18 +6,22 @@
  *   guard_underflow=1   [ guard ][ block | pattern ............ ]   block starts after it
  *
  * The bytes between the block and the guard are filled with a pattern and checked when the block
- * is freed: alignment keeps up to 15 bytes between a block's end and its guard, and a write there
- * would otherwise go unseen. A freed block's pages are given back (madvise) and made inaccessible;
- * the block waits in a quarantine (first in, first out, bounded by the `quarantine` option and a
- * count) before its address space is unmapped and can be reused, so a use after free faults.
+ * is freed (and at exit for blocks never freed): alignment keeps up to 15 bytes between a block's
+ * end and its guard (guard_align=1: none), and a write there would otherwise go unseen. A freed
+ * block's pages are given back (madvise) and made inaccessible; the block waits in a quarantine
+ * (first in, first out, bounded by the `quarantine` option and a count) before its address space
+ * can be reused, so a use after free faults. Blocks of up to SLOT_PAGES pages live in slots of
+ * arenas (below): reused after the quarantine, never unmapped; bigger ones get a mapping each,
+ * unmapped after the quarantine.
  *
  * The SIGSEGV handler finds the block that owns the faulting address (a walk over the records:
  * this happens once, as the program stops), names the error, and writes the file with both
  * stacks. A fault that is no guard's goes to the handler that was there before.
  *
- * Each guarded block costs two mappings (block and guard); the kernel allows vm.max_map_count
- * (65530 by default) per process, and the core needs some too. Guarded blocks, live and
- * quarantined, are held to a third of the limit: past it the oldest freed ones are unmapped, and
+ * Each live guarded block costs two mappings (block and guard); the kernel allows
+ * vm.max_map_count (65530 by default) per process, and the core needs some too. Live blocks and
+ * quarantined blocks with mappings of their own are held to a third of the limit (freed slots
+ * merge with the guards around them and cost none): past it the oldest freed ones are unmapped, and
  * if live ones fill it, blocks are served unguarded from the core (no system call tried), counted
  * and said once (diag.c).
  */
@@ -38,7 +42,14 @@
 #define PATTERN 0xab
 #define HEAD_FILL 16 /* pattern bytes checked before a block that ends at its guard */
 
-enum { UNUSED = 0, LIVE, FREED };
+enum { UNUSED = 0, LIVE, FREED, SLOT };
+/* Blocks of up to SLOT_PAGES pages (the guard's included) live in slots carved from arenas: big
+ * PROT_NONE reservations where a slot's data is made accessible while its block lives. Freed and
+ * spare slots are PROT_NONE like the guards around them, so the kernel merges them into one
+ * mapping: only live blocks count against vm.max_map_count, and a block costs mprotect, madvise
+ * and mprotect, not mmap, mprotect, madvise, mprotect and munmap. */
+#define SLOT_PAGES 16
+#define ARENA_BYTES ((size_t)64 << 20)
 
 typedef struct {
     uintptr_t base;   /* the mapping, guard page included */
@@ -46,14 +57,18 @@ typedef struct {
     uintptr_t p;      /* the block */
     size_t size;
     uint32_t alloc_stack, free_stack;
-    uint32_t next;    /* hash chain, or free list (index + 1; 0 ends) */
+    uint32_t next;    /* hash chain, or free list, or a spare slot's list (index + 1; 0 ends) */
     uint8_t state;
+    bool slot;        /* in an arena: never unmapped, reused when out of the quarantine */
 } grec;
 
 static grec *recs;
 static uint32_t *heads;     /* HASH chains by block address: index + 1 */
 static uint32_t *quar;      /* ring of freed records, oldest first */
 static uint32_t nrecs, free_recs, qfirst, qlen, live_recs;
+static uint32_t qmaps;                    /* quarantined blocks with a mapping of their own */
+static uint32_t spare[SLOT_PAGES + 1];    /* spare slots by length in pages: records, index + 1 */
+static uintptr_t arena_next, arena_end;   /* where the next new slot is carved */
 static size_t qbytes;
 static sx_spin lock;
 static _Atomic size_t unguarded;
@@ -147,6 +162,20 @@ static bool quarantine_pop(uintptr_t *base, size_t *len) {
     qfirst = (qfirst + 1) % QMAX;
     qlen--;
     qbytes -= r->len;
+    if (r->slot) { /* back to the spare slots: nothing to unmap */
+        uint32_t pages = (uint32_t)(r->len / sx_os_page), want = (uint32_t)(r - recs) + 1;
+        for (uint32_t *link = &heads[bucket(r->p)]; *link; link = &recs[*link - 1].next)
+            if (*link == want) {
+                *link = r->next;
+                break;
+            }
+        r->state = SLOT;
+        r->next = spare[pages];
+        spare[pages] = want;
+        *len = 0;
+        return true;
+    }
+    qmaps--;
     *base = r->base;
     *len = r->len;
     rec_drop(r);
@@ -162,14 +191,14 @@ static void quarantine_trim(size_t keep_bytes, uint32_t keep_count) {
         bool more = (qbytes > keep_bytes || qlen > keep_count) && quarantine_pop(&base, &len);
         sx_spin_unlock(&lock);
         if (!more) return;
-        sx_os_unmap((void *)base, len);
+        if (len) sx_os_unmap((void *)base, len);
     }
 }
 
 /* ---- allocation ---- */
 static uint8_t *map_guarded(size_t len, size_t page) {
-    if (live_recs + qlen >= budget) quarantine_trim((size_t)-1, qlen / 2); /* room: oldest freed out */
-    if (live_recs + qlen >= budget) { /* the map count is spoken for: no guard, and no system call */
+    if (live_recs + qmaps >= budget) quarantine_trim((size_t)-1, qlen / 2); /* room: oldest freed out */
+    if (live_recs + qmaps >= budget) { /* the map count is spoken for: no guard, and no system call */
         atomic_fetch_add(&unguarded, 1);
         return NULL;
     }
@@ -201,6 +230,37 @@ static void pattern_bounds(const grec *r, size_t page, uintptr_t *h0, uintptr_t 
     *t1 = data_end;
 }
 
+/* A slot of `len` bytes (lock held): a spare one, or one carved from the arena; its data made
+ * accessible by the caller. *r: the spare slot's record, or NULL. NULL: no address space. */
+static uint8_t *slot_get(size_t len, grec **r) {
+    uint32_t pages = (uint32_t)(len / sx_os_page);
+    *r = NULL;
+    if (spare[pages]) {
+        *r = &recs[spare[pages] - 1];
+        spare[pages] = (*r)->next;
+        return (uint8_t *)(*r)->base;
+    }
+    if (arena_end - arena_next < len) {
+        uint8_t *a = sx_os_reserve(ARENA_BYTES); /* the rest of the old one stays unused */
+        if (!a) return NULL;
+        arena_next = (uintptr_t)a;
+        arena_end = arena_next + ARENA_BYTES;
+    }
+    uint8_t *m = (uint8_t *)arena_next;
+    arena_next += len;
+    return m;
+}
+
+/* A slot back where it came from after its data could not be made accessible (lock held). */
+static void slot_put(uint8_t *m, size_t len, grec *r) {
+    if (r) {
+        r->next = spare[len / sx_os_page];
+        spare[len / sx_os_page] = (uint32_t)(r - recs) + 1;
+    } else if ((uintptr_t)m + len == arena_next) {
+        arena_next = (uintptr_t)m;
+    }
+}
+
 void *sx_guard_alloc(size_t size, size_t align, sx_stack *st) {
     size_t page = sx_os_page;
     if (align > page) return NULL;
@@ -208,21 +268,40 @@ void *sx_guard_alloc(size_t size, size_t align, sx_stack *st) {
     if (size > SIZE_MAX - 2 * page) return NULL;
     if (align < (size_t)sx_opt.guard_align) align = (size_t)sx_opt.guard_align;
     size_t data = sx_align_up(size ? size : 1, page), len = data + page;
-    uint8_t *m = map_guarded(len, page);
-    if (!m) return NULL;
+    bool in_slot = len <= SLOT_PAGES * page && live_recs + qmaps < budget;
+    uint8_t *m = NULL;
+    grec *r = NULL;
+    if (in_slot) {
+        sx_spin_lock(&lock);
+        m = slot_get(len, &r);
+        sx_spin_unlock(&lock);
+        uint8_t *d = sx_opt.guard_underflow ? m + page : m;
+        if (m && !sx_os_protect(d, data, PROT_READ | PROT_WRITE)) {
+            sx_spin_lock(&lock);
+            slot_put(m, len, r);
+            sx_spin_unlock(&lock);
+            m = NULL;
+        }
+    }
+    if (!m) {
+        in_slot = false;
+        r = NULL;
+        if (!(m = map_guarded(len, page))) return NULL;
+    }
     uintptr_t start = sx_opt.guard_underflow ? (uintptr_t)m + page : (uintptr_t)m;
     uintptr_t p = sx_opt.guard_underflow ? start : sx_align_down(start + data - size, align);
     sx_spin_lock(&lock);
-    grec *r = rec_new();
+    if (!r) r = rec_new();
     if (r) {
         *r = (grec){.base = (uintptr_t)m, .len = len, .p = p, .size = size,
-                    .alloc_stack = st ? st->id : 0, .state = LIVE};
+                    .alloc_stack = st ? st->id : 0, .state = LIVE, .slot = in_slot};
         rec_link(r);
         live_recs++;
     }
     sx_spin_unlock(&lock);
     if (!r) {
-        sx_os_unmap(m, len);
+        if (in_slot) sx_os_protect(m, len, PROT_NONE); /* the address space stays the arena's */
+        else sx_os_unmap(m, len);
         atomic_fetch_add(&unguarded, 1);
         return NULL;
     }
@@ -276,6 +355,7 @@ bool sx_guard_free(void *ptr, sx_stack *st) {
     live_recs--;
     quar[(qfirst + qlen) % QMAX] = (uint32_t)(r - recs);
     qlen++;
+    if (!r->slot) qmaps++;
     qbytes += r->len;
     sx_spin_unlock(&lock);
     quarantine_trim(sx_opt.quarantine, QMAX - 1);
@@ -337,7 +417,7 @@ static void on_fault(int sig, siginfo_t *si, void *ctx) {
     for (uint32_t i = 0; i < nrecs && !hit; i++)
         if (recs[i].state != UNUSED && a - recs[i].base < recs[i].len) hit = &recs[i];
     if (hit) {
-        const char *kind = hit->state == FREED ? "use-after-free"
+        const char *kind = hit->state == FREED || hit->state == SLOT ? "use-after-free" /* a spare slot: freed too */
                            : a >= hit->p + hit->size ? "overflow"
                                                      : "underflow";
         sx_stack *here = sx_stack_here((sx_site){fault_pc(ctx), 0});

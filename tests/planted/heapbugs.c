@@ -29,6 +29,10 @@ int main(int argc, char **argv) {
     } else if (!strcmp(bug, "memcpy")) {
         char src[64] = {0};
         memcpy(p, src, sizeof src);
+    } else if (!strcmp(bug, "late-use-after-free")) { /* out of the quarantine by the time it is read */
+        drop_block(p);
+        for (int i = 0; i < 64; i++) drop_block(make_block(6000));
+        sink = p[3];
     } else if (!strcmp(bug, "slack-at-exit")) { /* in the alignment slack, and never freed */
         p[24] = 'X';
         printf("not caught: %s\n", bug);

@@ -77,6 +77,15 @@ static void underflow(void) {
         (const char *[]){"underflow at", MADE, NULL});
 }
 
+/* A block read after the quarantine let it go (a small quarantine, other sizes freed since): its
+ * slot stays inaccessible until a block of its size takes it, so the read is still caught. */
+static void use_after_free_past_the_quarantine(void) {
+    th_result r = guard("--quarantine=16k", (char *[]){BUGS, "late-use-after-free", NULL});
+    CHECKF(r.exited && r.code == 128 + SIGSEGV, "code %d %.300s", r.code, r.err);
+    CHECKF(strstr(r.err, "use after free: read at"), "%.400s", r.err);
+    CHECKF(strstr(text, ALLOC) && strstr(text, MADE), "%.2000s", text);
+}
+
 /* A write into the slack of a block never freed: seen at exit, with the allocation's stack and the
  * first byte changed; the program's own exit status stands. */
 static void slack_overflow_seen_at_exit(void) {
@@ -135,6 +144,7 @@ int main(void) {
     RUN(double_free);
     RUN(invalid_free);
     RUN(underflow);
+    RUN(use_after_free_past_the_quarantine);
     RUN(slack_overflow_seen_at_exit);
     RUN(align_one_catches_the_write);
     RUN(clean_program_runs_through);
