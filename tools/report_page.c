@@ -71,6 +71,10 @@ static const struct {
     {"live_blocks", "live blocks at exit", false}, {"peak_live", "peak live", true},
     {"tracked", "allocations with a stack", false}, {"sample_bytes", "sampling interval", true},
     {"depth", "stack depth", false},          {"unguarded", "blocks without a guard", false},
+    {"lost_nostack_blocks", "lost blocks with no stack recorded", false},
+    {"lost_nostack_bytes", "lost bytes with no stack recorded", true},
+    {"reachable_nostack_blocks", "reachable blocks with no stack recorded", false},
+    {"reachable_nostack_bytes", "reachable bytes with no stack recorded", true},
 };
 
 static int known_total(const char *key) {

@@ -5,7 +5,8 @@
  * under its own spin lock (linear probing, deletion by shifting back: no tombstones), grown by
  * doubling at three quarters full. The stripe also counts calls, bytes, live bytes and a
  * histogram of request sizes, so no counter is shared by all threads. Summing the stripes gives
- * the totals; a thread that has made 256 allocations since its last look checks the clock and,
+ * the totals; a thread that has made 16 allocations since its last look checks the clock (the
+ * coarse clock: a read of the vDSO page) and,
  * every `interval` ms, adds a sample of the live bytes and the resident set to the time series
  * (4096 samples; when full, every other one is dropped and the interval doubles).
  */
@@ -76,6 +77,9 @@ static sx_spin sample_lock;
 static uint64_t interval_ms = 10, last_ms, start_ms;
 static _Atomic uint64_t total_allocs_approx;
 static __thread unsigned tls_since_look __attribute__((tls_model("initial-exec")));
+/* Allocations between two looks at the clock: a program that allocates a few thousand times a
+ * second still gets a sample every interval. */
+#define LOOK_EVERY 16
 
 static uint64_t now_ms(void) {
     struct timespec ts;
@@ -115,8 +119,8 @@ void sx_track_sample_now(void) {
 }
 
 static void maybe_sample(void) {
-    if (++tls_since_look % 256) return;
-    atomic_fetch_add_explicit(&total_allocs_approx, 256, memory_order_relaxed);
+    if (++tls_since_look % LOOK_EVERY) return;
+    atomic_fetch_add_explicit(&total_allocs_approx, LOOK_EVERY, memory_order_relaxed);
     uint64_t t = now_ms();
     if (t - __atomic_load_n(&last_ms, __ATOMIC_RELAXED) < interval_ms) return;
     if (!sx_spin_trylock(&sample_lock)) return;

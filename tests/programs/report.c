@@ -116,6 +116,7 @@ static const char fixture[] =
     "total frees 95\n"
     "total bytes 410674\n"
     "total newthing 7\n"
+    "total lost_nostack_blocks 3\n"
     "end\n";
 
 #define FIXTURE_DRAWN "heap=2 sites=5 sizes=4 size-bytes=4"
@@ -193,6 +194,8 @@ static void fixture_draws_every_section(void) {
     CHECKF(strstr(page, "<title>strata report: /nonexistent/leaky</title>"), "title: %.500s", page);
     CHECKF(strstr(page, "leaky+0x1100") && strstr(page, "libfoo.so.6+0x29000"), "frames not named module+0xOFF");
     CHECKF(strstr(page, "newthing") && strstr(page, "1 records of unknown types skipped"), "unknown keys and records");
+    CHECKF(strstr(page, "lost blocks with no stack recorded") && !strstr(page, "lost_nostack"),
+           "a total the library writes shown by its key, not in words");
     const char *lost = strstr(page, "<td class=\"lost\">"), *reachable = strstr(page, "<td class=\"reachable\">");
     CHECKF(lost && reachable && lost < reachable, "lost leaks do not come first");
     CHECKF(strstr(page, "data-chart=\"heap\" data-marks=\"2\" data-points=\"8\"") &&
@@ -614,6 +617,40 @@ static int print_and_exit_3(void) {
     return 3;
 }
 
+/* Mode "steady": a second of a few allocations each millisecond, the rest of the time asleep. */
+static int allocate_steadily(void) {
+    for (int ms = 0; ms < 1000; ms++) {
+        for (int i = 0; i < 3; i++) free(malloc(100 + (size_t)i));
+        usleep(1000);
+    }
+    return 0;
+}
+
+/* The real libstrata-diag.so, diag=report, on a program that allocates a few thousand times in
+ * one second: the heap over time has a sample every few tens of milliseconds, not a handful. */
+static void a_one_second_run_has_many_samples(void) {
+    char exe[PATH_MAX], dump[PATH_MAX], opts[PATH_MAX + 64], path[PATH_MAX + 16];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    CHECK(n > 0);
+    exe[n] = '\0';
+    path_of(dump, sizeof dump, "steady");
+    snprintf(opts, sizeof opts, "STRATA_OPTIONS=diag=report,diag_file=%s", dump);
+    th_result r = th_exec((char *[]){exe, "steady", NULL},
+                          (char *[]){"LD_PRELOAD=" STRATA_ROOT "/lib/libstrata-diag.so", opts, NULL});
+    CHECKF(r.exited && r.code == 0, "code %d err %s", r.code, r.err);
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "cat %s.* > %s.all", dump, dump);
+    CHECK(system(cmd) == 0);
+    snprintf(path, sizeof path, "%s.all", dump);
+    char *text = read_text(path);
+    CHECKF(text != NULL, "no dump at %s.*", dump);
+    int samples = 0;
+    for (const char *t = text; t && (t = strstr(t, "\nsample ")); t++) samples++;
+    printf("# %d samples of the heap over one second\n", samples);
+    CHECKF(samples >= 40, "%d samples of the heap over one second", samples);
+    free(text);
+}
+
 static void runs_the_command_and_draws_its_dump(void) {
     NEED_FAKE_DIAG();
     char exe[PATH_MAX], tmpdir[PATH_MAX + 8], want[2 * PATH_MAX];
@@ -712,6 +749,7 @@ static void cleanup(void) {
 
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "exit3")) return print_and_exit_3();
+    if (argc > 1 && !strcmp(argv[1], "steady")) return allocate_steadily();
     if (access(STRATA, X_OK) != 0) {
         printf("not ok setup: %s missing (run make first)\n", STRATA);
         return 1;
@@ -735,6 +773,7 @@ int main(int argc, char **argv) {
     RUN(symbols_without_addr2line);
     RUN(bad_dumps_are_one_line);
     RUN(dump_cut_short_is_drawn_as_far_as_it_goes);
+    RUN(a_one_second_run_has_many_samples);
     RUN(runs_the_command_and_draws_its_dump);
     RUN(a_killed_command_leaves_no_dump);
     RUN(commands_that_cannot_run_or_report);
