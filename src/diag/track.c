@@ -119,7 +119,7 @@ void sx_track_sample_now(void) {
 }
 
 static void maybe_sample(void) {
-    if (++tls_since_look % LOOK_EVERY) return;
+    if (sx_diag_mode != SX_DIAG_REPORT || ++tls_since_look % LOOK_EVERY) return; /* only report draws it */
     atomic_fetch_add_explicit(&total_allocs_approx, LOOK_EVERY, memory_order_relaxed);
     uint64_t t = now_ms();
     if (t - __atomic_load_n(&last_ms, __ATOMIC_RELAXED) < interval_ms) return;
