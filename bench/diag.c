@@ -733,7 +733,7 @@ static void report(int runs, int guard_runs, double limit, double guard_limit, c
         "subreaper that ran the command) and the largest sum of the tree's resident sets in samples "
         "every %d ms. Peak heap: heaptrack's \"peak heap memory consumption\" (every allocation "
         "counted; requested bytes, whether touched or not); strata's `total peak_live` is sampled "
-        "(every 256 allocations, at most every 10 ms) and can miss a peak.\n",
+        "(every 16 allocations, at most every 10 ms) and can miss a peak.\n",
         SAMPLE_MS);
     for (int p = 0; p < NPROG; p++) {
         const cell *g = &cells[p][GUARD];
