@@ -732,8 +732,8 @@ static void report(int runs, int guard_runs, double limit, double guard_limit, c
     say("- Peak RSS: the larger of the largest single process's peak (getrusage RUSAGE_CHILDREN of a "
         "subreaper that ran the command) and the largest sum of the tree's resident sets in samples "
         "every %d ms. Peak heap: heaptrack's \"peak heap memory consumption\" (every allocation "
-        "counted; requested bytes, whether touched or not); strata's `total peak_live` is sampled "
-        "(every 16 allocations, at most every 10 ms) and can miss a peak.\n",
+        "counted; requested bytes, whether touched or not); strata's `total peak_live` is the "
+        "peak of the live bytes it tracked (what the program allocated through it).\n",
         SAMPLE_MS);
     for (int p = 0; p < NPROG; p++) {
         const cell *g = &cells[p][GUARD];
