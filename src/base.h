@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -36,6 +37,17 @@ typedef pthread_mutex_t sx_lock_t;
 #define SX_LOCK_INIT PTHREAD_MUTEX_INITIALIZER
 static inline void sx_lock(sx_lock_t *l) { pthread_mutex_lock(l); }
 static inline void sx_unlock(sx_lock_t *l) { pthread_mutex_unlock(l); }
+
+/* Once per process: true for the one caller that must do the work (then sx_once_done); one that
+ * arrives meanwhile waits until the work is done. *state: 0 not yet, 1 running, 2 done. */
+static inline bool sx_once_claim(_Atomic int *state) {
+    if (atomic_load_explicit(state, memory_order_acquire) == 2) return false;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(state, &expected, 1)) return true;
+    while (atomic_load_explicit(state, memory_order_acquire) != 2) sched_yield();
+    return false;
+}
+static inline void sx_once_done(_Atomic int *state) { atomic_store_explicit(state, 2, memory_order_release); }
 
 /* ---- bitmaps of atomic 64-bit words: one bit per 4 MiB of address space in the segment map
  * (region/segmap.c) and the slab map (explicit/pagemap.c); one implementation for both ---- */

@@ -9,7 +9,6 @@
  * works. Another thread arriving meanwhile waits; the initialising thread re-entering goes on.
  */
 #include <fcntl.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <time.h>
@@ -24,12 +23,7 @@ static __thread bool tls_initialising __attribute__((tls_model("initial-exec")))
 static int report_fd = 2;
 
 void sx_process_init_slow(void) {
-    if (tls_initialising) return;
-    int expected = 0;
-    if (!atomic_compare_exchange_strong(&sx_init_state, &expected, 1)) {
-        while (atomic_load_explicit(&sx_init_state, memory_order_acquire) != 2) sched_yield();
-        return;
-    }
+    if (tls_initialising || !sx_once_claim(&sx_init_state)) return;
     tls_initialising = true;
     sx_os_init();
     sx_secret_init();
@@ -41,7 +35,7 @@ void sx_process_init_slow(void) {
     sx_limit_init();
     sx_thread_key_init();
     sx_fork_init();
-    atomic_store_explicit(&sx_init_state, 2, memory_order_release);
+    sx_once_done(&sx_init_state);
     tls_initialising = false;
 }
 

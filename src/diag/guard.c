@@ -143,16 +143,29 @@ static grec *rec_find(uintptr_t p) {
     return NULL;
 }
 
-static void rec_drop(grec *r) {
+/* Out of its hash chain (lock held). */
+static void rec_unlink(grec *r) {
     uint32_t want = (uint32_t)(r - recs) + 1;
     for (uint32_t *link = &heads[bucket(r->p)]; *link; link = &recs[*link - 1].next)
         if (*link == want) {
             *link = r->next;
             break;
         }
+}
+
+static void rec_drop(grec *r) {
+    rec_unlink(r);
     r->state = UNUSED;
     r->next = free_recs;
-    free_recs = want;
+    free_recs = (uint32_t)(r - recs) + 1;
+}
+
+/* A slot's record onto the spare list of its length (lock held). */
+static void spare_push(grec *r) {
+    uint32_t pages = (uint32_t)(r->len / sx_os_page);
+    r->state = SLOT;
+    r->next = spare[pages];
+    spare[pages] = (uint32_t)(r - recs) + 1;
 }
 
 /* Oldest quarantined record out (lock held); its mapping is the caller's to unmap. */
@@ -163,15 +176,8 @@ static bool quarantine_pop(uintptr_t *base, size_t *len) {
     qlen--;
     qbytes -= r->len;
     if (r->slot) { /* back to the spare slots: nothing to unmap */
-        uint32_t pages = (uint32_t)(r->len / sx_os_page), want = (uint32_t)(r - recs) + 1;
-        for (uint32_t *link = &heads[bucket(r->p)]; *link; link = &recs[*link - 1].next)
-            if (*link == want) {
-                *link = r->next;
-                break;
-            }
-        r->state = SLOT;
-        r->next = spare[pages];
-        spare[pages] = want;
+        rec_unlink(r);
+        spare_push(r);
         *len = 0;
         return true;
     }
@@ -254,8 +260,7 @@ static uint8_t *slot_get(size_t len, grec **r) {
 /* A slot back where it came from after its data could not be made accessible (lock held). */
 static void slot_put(uint8_t *m, size_t len, grec *r) {
     if (r) {
-        r->next = spare[len / sx_os_page];
-        spare[len / sx_os_page] = (uint32_t)(r - recs) + 1;
+        spare_push(r);
     } else if ((uintptr_t)m + len == arena_next) {
         arena_next = (uintptr_t)m;
     }

@@ -11,7 +11,6 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <unistd.h>
@@ -285,13 +284,8 @@ static void options_parse(void) {
 /* Once per process, by whichever comes first: start-up, or a foreign free before any allocation
  * (it needs foreign_free). Another thread arriving meanwhile waits. */
 void sx_options_init(void) {
-    static _Atomic int state; /* 0 not yet, 1 parsing, 2 done */
-    if (atomic_load_explicit(&state, memory_order_acquire) == 2) return;
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&state, &expected, 1)) {
-        options_parse();
-        atomic_store_explicit(&state, 2, memory_order_release);
-        return;
-    }
-    while (atomic_load_explicit(&state, memory_order_acquire) != 2) sched_yield();
+    static _Atomic int state;
+    if (!sx_once_claim(&state)) return;
+    options_parse();
+    sx_once_done(&state);
 }
