@@ -8,22 +8,29 @@
  * The bytes between the block and the guard are filled with a pattern and checked when the block
  * is freed (and at exit for blocks never freed): alignment keeps up to 15 bytes between a block's
  * end and its guard (guard_align=1: none), and a write there would otherwise go unseen. A freed
- * block's pages are given back (madvise) and made inaccessible; the block waits in a quarantine
- * (first in, first out, bounded by the `quarantine` option and a count) before its address space
- * can be reused, so a use after free faults. Blocks of up to SLOT_PAGES pages live in slots of
- * arenas (below): reused after the quarantine, never unmapped; bigger ones get a mapping each,
- * unmapped after the quarantine.
+ * block's pages are given back and made inaccessible; the block waits in a quarantine (first in,
+ * first out, bounded by the `quarantine` option and a count) before its address space can be
+ * reused, so a use after free faults. Blocks of up to SLOT_PAGES pages live in slots of arenas
+ * (below): reused after the quarantine, never unmapped; bigger ones get a mapping each, unmapped
+ * after the quarantine.
+ *
+ * How a page is made inaccessible: with guard markers where the kernel has them (Linux 6.13,
+ * sx_os_mark_guard), else with mprotect. A marker lives in the page table, so the arena stays one
+ * mapping whatever its slots hold: a block costs one madvise to open and one to close, and no
+ * block costs any of vm.max_map_count. With mprotect, each live block splits its arena (two
+ * mappings more), each open or close costs the kernel a split or a merge of mappings, and a
+ * close also needs a madvise to give the pages back.
  *
  * The SIGSEGV handler finds the block that owns the faulting address (a walk over the records:
  * this happens once, as the program stops), names the error, and writes the file with both
  * stacks. A fault that is no guard's goes to the handler that was there before.
  *
- * Each live guarded block costs two mappings (block and guard); the kernel allows
- * vm.max_map_count (65530 by default) per process, and the core needs some too. Live blocks and
- * quarantined blocks with mappings of their own are held to a third of the limit (freed slots
- * merge with the guards around them and cost none): past it the oldest freed ones are unmapped, and
- * if live ones fill it, blocks are served unguarded from the core (no system call tried), counted
- * and said once (diag.c).
+ * The map count (mprotect only, and the bigger blocks' own mappings): the kernel allows
+ * vm.max_map_count (65530 by default) per process, and the core needs some too. Blocks that hold
+ * mappings (live, and quarantined ones with a mapping of their own) are held to a third of the
+ * limit: past it the oldest freed ones are unmapped, and if live ones fill it, blocks are served
+ * unguarded from the core (no system call tried), counted and said once (diag.c). Records are
+ * bounded too (MAX_RECS live and quarantined blocks: each live one holds a page of memory).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -44,10 +51,9 @@
 
 enum { UNUSED = 0, LIVE, FREED, SLOT };
 /* Blocks of up to SLOT_PAGES pages (the guard's included) live in slots carved from arenas: big
- * PROT_NONE reservations where a slot's data is made accessible while its block lives. Freed and
- * spare slots are PROT_NONE like the guards around them, so the kernel merges them into one
- * mapping: only live blocks count against vm.max_map_count, and a block costs mprotect, madvise
- * and mprotect, not mmap, mprotect, madvise, mprotect and munmap. */
+ * reservations, inaccessible but where a live block's data is, carved in order and never unmapped.
+ * Freed and spare slots are inaccessible like the guards around them; with mprotect the kernel
+ * merges them back into one mapping, so only live blocks count against vm.max_map_count. */
 #define SLOT_PAGES 16
 #define ARENA_BYTES ((size_t)64 << 20)
 
@@ -65,8 +71,10 @@ typedef struct {
 static grec *recs;
 static uint32_t *heads;     /* HASH chains by block address: index + 1 */
 static uint32_t *quar;      /* ring of freed records, oldest first */
-static uint32_t nrecs, free_recs, qfirst, qlen, live_recs;
+static uint32_t nrecs, free_recs, qfirst, qlen;
+static uint32_t live_maps;                /* live blocks that hold mappings (see the top) */
 static uint32_t qmaps;                    /* quarantined blocks with a mapping of their own */
+static bool markers;                      /* guard markers, not mprotect */
 static uint32_t spare[SLOT_PAGES + 1];    /* spare slots by length in pages: records, index + 1 */
 static uintptr_t arena_next, arena_end;   /* where the next new slot is carved */
 static size_t qbytes;
@@ -98,8 +106,18 @@ static uint32_t map_budget(void) {
     return b > (long)MAX_RECS ? MAX_RECS : (uint32_t)b;
 }
 
+/* Does the kernel have guard markers? Tried once on a page of its own. */
+static bool markers_work(void) {
+    uint8_t *m = sx_os_map(sx_os_page);
+    if (!m) return false;
+    bool ok = sx_os_mark_guard(m, sx_os_page, true);
+    sx_os_unmap(m, sx_os_page);
+    return ok;
+}
+
 void sx_guard_init(void) {
     budget = map_budget();
+    markers = markers_work();
     recs = sx_diag_map(MAX_RECS * sizeof *recs);
     heads = sx_diag_map(HASH * sizeof *heads);
     quar = sx_diag_map(QMAX * sizeof *quar);
@@ -201,10 +219,32 @@ static void quarantine_trim(size_t keep_bytes, uint32_t keep_count) {
     }
 }
 
+/* ---- pages made inaccessible, or accessible again ---- */
+static bool pages_close(void *p, size_t len) {
+    if (markers) return sx_os_mark_guard(p, len, true); /* the contents go with the marking */
+    sx_os_decommit(p, len);
+    return sx_os_protect(p, len, PROT_NONE);
+}
+
+static bool pages_open(void *p, size_t len) {
+    return markers ? sx_os_mark_guard(p, len, false) : sx_os_protect(p, len, PROT_READ | PROT_WRITE);
+}
+
+/* Address space for slots or a big block, all of it inaccessible. */
+static uint8_t *pages_reserve(size_t len) {
+    if (!markers) return sx_os_reserve(len);
+    uint8_t *m = sx_os_map(len);
+    if (m && !sx_os_mark_guard(m, len, true)) {
+        sx_os_unmap(m, len);
+        return NULL;
+    }
+    return m;
+}
+
 /* ---- allocation ---- */
 static uint8_t *map_guarded(size_t len, size_t page) {
-    if (live_recs + qmaps >= budget) quarantine_trim((size_t)-1, qlen / 2); /* room: oldest freed out */
-    if (live_recs + qmaps >= budget) { /* the map count is spoken for: no guard, and no system call */
+    if (live_maps + qmaps >= budget) quarantine_trim((size_t)-1, qlen / 2); /* room: oldest freed out */
+    if (live_maps + qmaps >= budget) { /* the map count is spoken for: no guard, and no system call */
         atomic_fetch_add(&unguarded, 1);
         return NULL;
     }
@@ -212,7 +252,8 @@ static uint8_t *map_guarded(size_t len, size_t page) {
         uint8_t *m = sx_os_map(len);
         if (m) {
             uint8_t *guard = sx_opt.guard_underflow ? m : m + len - page;
-            if (sx_os_protect(guard, page, PROT_NONE)) return m;
+            if (markers ? sx_os_mark_guard(guard, page, true) : sx_os_protect(guard, page, PROT_NONE))
+                return m;
             sx_os_unmap(m, len);
         }
         quarantine_trim(qbytes / 2, qlen / 2); /* the map count, most likely: make room */
@@ -247,7 +288,7 @@ static uint8_t *slot_get(size_t len, grec **r) {
         return (uint8_t *)(*r)->base;
     }
     if (arena_end - arena_next < len) {
-        uint8_t *a = sx_os_reserve(ARENA_BYTES); /* the rest of the old one stays unused */
+        uint8_t *a = pages_reserve(ARENA_BYTES); /* the rest of the old one stays unused */
         if (!a) return NULL;
         arena_next = (uintptr_t)a;
         arena_end = arena_next + ARENA_BYTES;
@@ -273,7 +314,7 @@ void *sx_guard_alloc(size_t size, size_t align, sx_stack *st) {
     if (size > SIZE_MAX - 2 * page) return NULL;
     if (align < (size_t)sx_opt.guard_align) align = (size_t)sx_opt.guard_align;
     size_t data = sx_align_up(size ? size : 1, page), len = data + page;
-    bool in_slot = len <= SLOT_PAGES * page && live_recs + qmaps < budget;
+    bool in_slot = len <= SLOT_PAGES * page && (markers || live_maps + qmaps < budget);
     uint8_t *m = NULL;
     grec *r = NULL;
     if (in_slot) {
@@ -281,7 +322,7 @@ void *sx_guard_alloc(size_t size, size_t align, sx_stack *st) {
         m = slot_get(len, &r);
         sx_spin_unlock(&lock);
         uint8_t *d = sx_opt.guard_underflow ? m + page : m;
-        if (m && !sx_os_protect(d, data, PROT_READ | PROT_WRITE)) {
+        if (m && !pages_open(d, data)) {
             sx_spin_lock(&lock);
             slot_put(m, len, r);
             sx_spin_unlock(&lock);
@@ -301,11 +342,11 @@ void *sx_guard_alloc(size_t size, size_t align, sx_stack *st) {
         *r = (grec){.base = (uintptr_t)m, .len = len, .p = p, .size = size,
                     .alloc_stack = st ? st->id : 0, .state = LIVE, .slot = in_slot};
         rec_link(r);
-        live_recs++;
+        live_maps += !in_slot || !markers;
     }
     sx_spin_unlock(&lock);
     if (!r) {
-        if (in_slot) sx_os_protect(m, len, PROT_NONE); /* the address space stays the arena's */
+        if (in_slot) pages_close(m, len); /* the address space stays the arena's */
         else sx_os_unmap(m, len);
         atomic_fetch_add(&unguarded, 1);
         return NULL;
@@ -352,12 +393,11 @@ bool sx_guard_free(void *ptr, sx_stack *st) {
     if (copy.state == FREED) free_error(&copy, "double-free", p, copy.free_stack, id);
     uintptr_t bad = pattern_broken(&copy);
     if (bad) free_error(&copy, "corrupt-tail", bad, 0, id);
-    sx_os_decommit((void *)copy.base, copy.len);
-    sx_os_protect((void *)copy.base, copy.len, PROT_NONE);
+    pages_close((void *)copy.base, copy.len);
     sx_spin_lock(&lock);
     r->state = FREED;
     r->free_stack = id;
-    live_recs--;
+    live_maps -= !r->slot || !markers;
     quar[(qfirst + qlen) % QMAX] = (uint32_t)(r - recs);
     qlen++;
     if (!r->slot) qmaps++;

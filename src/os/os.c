@@ -160,6 +160,19 @@ bool sx_os_guard(void *p, size_t size, bool on) {
     return r == 0;
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+
+bool sx_os_mark_guard(void *p, size_t size, bool on) {
+    int saved = errno;
+    int r = madvise(p, size, on ? MADV_GUARD_INSTALL : MADV_GUARD_REMOVE);
+    errno = saved;
+    atomic_fetch_add_explicit(&sx_count->madvise_calls, 1, memory_order_relaxed);
+    return r == 0;
+}
+
 /* Address space nobody may touch (secure mode's zero-size blocks): NULL if none is left. */
 void *sx_os_reserve(size_t size) {
     int saved = errno;

@@ -27,6 +27,11 @@ bool sx_os_remap_to(void *p, size_t old_size, size_t new_size, void *dest);
 bool sx_os_protect(void *p, size_t size, int prot);
 void *sx_os_reserve(size_t size); /* PROT_NONE */
 bool sx_os_guard(void *p, size_t size, bool on);
+/* Guard markers (Linux 6.13's MADV_GUARD_INSTALL): pages of an ordinary mapping made to fault on
+ * any access (on), or ordinary demand-zero memory again (off), without splitting the mapping, so
+ * they cost nothing of vm.max_map_count. Marking drops the pages' contents. false: the kernel has
+ * no such markers (before 6.13, or a mapping they do not apply to) or refused. */
+bool sx_os_mark_guard(void *p, size_t size, bool on);
 /* Which pages of [p, p + size) are resident: vec[i] & 1 for page i (mincore); false on failure. */
 bool sx_os_resident(void *p, size_t size, unsigned char *vec);
 /* Huge pages: ask for transparent ones on a range; map reserved (hugetlb) ones, 2 MiB multiples,
