@@ -118,7 +118,7 @@ build/debug/lib/libstrata.so: $(DBG_OBJ) build/debug/api/override.o
 
 # The command prints heap statistics with the library's own printer (strata stats PID).
 TOOLS_C   := $(wildcard tools/*.c)
-TOOLS_H   := $(wildcard tools/*.h) src/diag/dump.h
+TOOLS_H   := $(wildcard tools/*.h) src/support/record.h
 TOOLS_LIB := src/support/report.c src/support/fmt.c
 bin/strata: $(TOOLS_C) $(TOOLS_LIB) $(TOOLS_H) $(LIB_HDR)
 	@mkdir -p bin

@@ -11,7 +11,7 @@ if [ -z "$order" ]; then echo "not ok layers_order: no 'Layer order:' line in AR
 
 # rank: position in the order; layers joined by '|' share a rank and may not use each other.
 ranks=$(printf '%s\n' "$order" | awk '{ n = split($0, a, /[ \t]*<[ \t]*/); for (i = 1; i <= n; i++) { m = split(a[i], b, /[ \t]*\|[ \t]*/); for (j = 1; j <= m; j++) print b[j], i } }')
-public="support/support.h support/statfile.h os/os.h region/region.h heap/heap.h core/core.h secure/secure.h api/api.h api/entry.h explicit/explicit.h diag/diag.h diag/dump.h"
+public="support/support.h support/statfile.h support/record.h os/os.h region/region.h heap/heap.h core/core.h secure/secure.h api/api.h api/entry.h explicit/explicit.h diag/diag.h"
 base="config.h types.h sizeclass.h base.h"
 
 fail=0
@@ -43,8 +43,8 @@ done | awk -v ranks="$ranks" -v public="$public" -v base="$base" '
     rel = substr(path, 5)
     tl = (rel ~ /\//) ? rel : "base"; sub(/\/.*/, "", tl)
     if (file ~ /^tools\//) {
-      if (!(rel in pub) || (rel != "support/support.h" && rel != "support/statfile.h" && rel != "diag/dump.h"))
-        print file ": includes " rel " (the command takes only support.h, statfile.h and dump.h)"
+      if (!(rel in pub) || (rel != "support/support.h" && rel != "support/statfile.h" && rel != "support/record.h"))
+        print file ": includes " rel " (the command takes only support.h, statfile.h and record.h)"
       next
     }
     fl = substr(file, 5); if (fl ~ /\//) sub(/\/.*/, "", fl); else fl = "base"

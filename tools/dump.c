@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/diag/dump.h"
+#include "../src/support/record.h"
 #include "cli.h"
 #include "dump.h"
 

@@ -19,7 +19,7 @@
 #define STRATA_DIAG_H
 
 #include "../api/api.h"
-#include "dump.h"
+#include "../support/record.h"
 
 #pragma GCC visibility push(hidden) /* the library's own (see support.h) */
 
@@ -45,13 +45,6 @@ bool sx_diag_is_own(uintptr_t a, uintptr_t *end); /* in one of them? *end: where
 /* In the stack of a thread that has exited (still mapped, for reuse)? *end: where it ends */
 bool sx_diag_is_dead_stack(uintptr_t a, uintptr_t *end);
 
-/* ---- maps.c: the lines of /proc/self/maps ---- */
-typedef struct {
-    uintptr_t lo, hi, offset;
-    const char *perms; /* "rw-p" ... */
-    const char *name;  /* a path, "[stack]" and the like, or "" */
-} sx_map_line;
-void sx_diag_maps_each(void (*fn)(const sx_map_line *m, void *arg), void *arg);
 
 /* A spin lock for short critical sections; fork handlers take and release them all. */
 typedef struct { _Atomic int v; } sx_spin;

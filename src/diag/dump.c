@@ -9,7 +9,6 @@
  * (dl_iterate_phdr would take the loader's lock, which a crashing thread may hold).
  */
 #define _GNU_SOURCE
-#include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -45,45 +44,13 @@ __attribute__((format(printf, 1, 2))) static void put(const char *fmt, ...) {
 }
 
 /* ---- the loaded objects ---- */
-/* ELF address = run-time address - bias, from the program headers of the object mapped at base. */
-static bool elf_bias(uintptr_t base, uintptr_t *bias) {
-    const Elf64_Ehdr *e = (const Elf64_Ehdr *)base;
-    if (memcmp(e->e_ident, ELFMAG, SELFMAG) || e->e_ident[EI_CLASS] != ELFCLASS64) return false;
-    if (e->e_phoff + (size_t)e->e_phnum * sizeof(Elf64_Phdr) > sx_os_page) return false;
-    const Elf64_Phdr *ph = (const Elf64_Phdr *)(base + e->e_phoff);
-    for (int i = 0; i < e->e_phnum; i++)
-        if (ph[i].p_type == PT_LOAD) {
-            *bias = base - sx_align_down(ph[i].p_vaddr - ph[i].p_offset, sx_os_page);
-            return true;
-        }
-    return false;
+static void module_line(const sx_module *m, void *arg) {
+    (void)arg;
+    put("module 0x%lx 0x%lx 0x%lx %s\n", (unsigned long)m->bias, (unsigned long)m->lo,
+        (unsigned long)m->hi, m->path);
 }
 
-/* One line of /proc/self/maps: the code of a loaded object becomes a module record. */
-typedef struct {
-    uintptr_t base; /* where the current object's offset 0 is mapped */
-    char path[512];
-} module_walk;
-
-static void module_line(const sx_map_line *m, void *arg) {
-    module_walk *w = arg;
-    const char *path = m->name;
-    if (path[0] != '/' || strchr(path, ' ')) return; /* anonymous, or "(deleted)" */
-    if (m->offset == 0 && m->perms[0] == 'r') {
-        w->base = m->lo;
-        sx_fmt(w->path, sizeof w->path, "%s", path);
-    }
-    uintptr_t bias;
-    if (m->perms[2] == 'x' && w->base && !strcmp(path, w->path) && elf_bias(w->base, &bias))
-        put("module 0x%lx 0x%lx 0x%lx %s\n", (unsigned long)bias, (unsigned long)m->lo,
-            (unsigned long)m->hi, path);
-}
-
-static void put_modules(void) {
-    static module_walk w;
-    w.base = 0;
-    sx_diag_maps_each(module_line, &w);
-}
+static void put_modules(void) { sx_modules_each(sx_os_page, module_line, NULL); }
 
 /* ---- the records ---- */
 static void put_stacks(bool leaks) {

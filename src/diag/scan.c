@@ -117,7 +117,7 @@ static void root_line(const sx_map_line *m, void *arg) {
 static sx_noinline void scan_roots(void) {
     volatile uintptr_t here = 0;
     uintptr_t sp = (uintptr_t)&here;
-    sx_diag_maps_each(root_line, &sp);
+    sx_maps_each(root_line, &sp);
 }
 
 static void propagate(void) {

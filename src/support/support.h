@@ -32,6 +32,20 @@ _Noreturn void sx_assert_fail(const char *cond, const char *file, int line);
 /* "12.0 MiB"-style rendering of a byte count into buf. */
 const char *sx_fmt_bytes(char *buf, size_t cap, size_t n);
 
+/* ---- maps.c: the lines of /proc/self/maps, and the loaded objects in them ---- */
+typedef struct {
+    uintptr_t lo, hi, offset;
+    const char *perms; /* "rw-p" ... */
+    const char *name;  /* a path, "[stack]" and the like, or "" */
+} sx_map_line;
+void sx_maps_each(void (*fn)(const sx_map_line *m, void *arg), void *arg);
+/* A loaded object's code: [lo, hi) mapped from path; its ELF address is run-time address - bias. */
+typedef struct {
+    uintptr_t bias, lo, hi;
+    const char *path;
+} sx_module;
+void sx_modules_each(size_t page, void (*fn)(const sx_module *m, void *arg), void *arg);
+
 /* ---- options.c ---- */
 enum { SX_FOREIGN_ABORT = 0, SX_FOREIGN_FORWARD, SX_FOREIGN_IGNORE };
 enum { SX_HUGE_OFF = 0, SX_HUGE_THP, SX_HUGE_HUGETLB };
@@ -54,6 +68,7 @@ typedef struct sx_options {
     int diag_depth;      /* frames per stack */
     size_t diag_sample;  /* take a stack once per this many bytes allocated (0: every block) */
     int guard_sample;    /* guard one block in N */
+    bool sampled_guard;  /* guard_sample > 0 in the release build, not in secure mode (region/sampled.c) */
     int guard_align;     /* a guarded block's end is aligned to this (1: at its guard page) */
     bool guard_underflow;
     size_t quarantine;   /* address space of freed guarded blocks kept inaccessible */

@@ -1,5 +1,7 @@
 /*
- * dump.h — the file libstrata-diag.so writes for the `strata` command (leaks, guard, report).
+ * record.h — the file libstrata-diag.so writes for the `strata` command (leaks, guard, report),
+ * and libstrata.so's sampled guard (region/sampled.c) when a sampled block is misused under
+ * `strata run`: its process, exe, module, stack and error records.
  *
  * The command runs the program with LD_PRELOAD=libstrata-diag.so and
  * STRATA_OPTIONS=diag=leaks|guard|report,diag_file=PREFIX; each process writes PREFIX.PID when
@@ -12,7 +14,8 @@
  * cut short (the process died while writing) and is read as far as it goes.
  *
  *   strata-diag 1                        format and version
- *   process PID MODE EXIT                MODE: leaks, guard or report; EXIT: exit (destructor ran),
+ *   process PID MODE EXIT                MODE: leaks, guard, report, or sampled (libstrata.so's
+ *                                        sampled guard: guard_sample=N); EXIT: exit (destructor ran),
  *                                        signal N (a fatal signal), or abort (strata stopped it)
  *   exe PATH                             the program (/proc/self/exe)
  *   module BIAS LO HI PATH               a loaded ELF object: its code lies in [LO, HI) and an
@@ -46,7 +49,7 @@
  *                                        access, or the free), 0: unknown; ADDR in hex
  *   end
  */
-#ifndef STRATA_DIAG_DUMP_H
-#define STRATA_DIAG_DUMP_H
+#ifndef STRATA_SUPPORT_RECORD_H
+#define STRATA_SUPPORT_RECORD_H
 #define SX_DIAG_DUMP_VERSION 1
 #endif
