@@ -30,6 +30,8 @@
  *   pool        strata_pool alone (explicit/pool.c): a region of memory freed all at once.
  *   quarantine  freed blocks held back from reuse so that a use after free touches nothing
  *               anybody else has: secure mode's per heap, guard mode's (diag/guard.c) inaccessible.
+ *   sampled guard guard_sample=N: a random one allocation in N served from a fixed pool of slots
+ *               between inaccessible pages, in the release library (region/sampled.c).
  *   reclaim     give back everything strata holds and does not use (core/reclaim.c).
  *   give back   return memory to the kernel (decommit or unmap); "purge" for caches.
  *   segment list every live normal segment, for statistics (region/segment.c).
@@ -187,6 +189,9 @@ typedef struct sx_heap {
     unsigned direct_epoch;            /* sx_direct_epoch when the direct table was last pointed */
     uint32_t id;
     uint64_t rng;                     /* secure mode: xorshift state */
+    int64_t sample_left;              /* guard_sample: blocks made available until the next sampled
+                                         one; below zero, the next slow path samples (core.h) */
+    uint64_t sample_rng;
     unsigned nquarantined;            /* secure mode: blocks in quarantine[] */
     void *quarantine[SX_QUARANTINE];  /* secure mode: freed blocks waiting (secure/secure.c) */
     bool retain;                      /* keep a spare page per class and a last segment: a thread

@@ -39,6 +39,9 @@ long diag_arg_number(const char *sub, const char *name, const char *s, long min,
 bool diag_cmd_run(struct diag_cmd *c, const char *mode);
 void diag_cmd_done(struct diag_cmd *c);
 
+/* What stopped the program (the dump's error), with its stacks symbolized. */
+void guard_explain(struct diag_cmd *c);
+
 int cmd_leaks(int argc, char **argv);
 int cmd_guard(int argc, char **argv);
 

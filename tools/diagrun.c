@@ -76,13 +76,17 @@ static int wait_for(pid_t pid) {
 }
 
 int diag_run(char **argv, const char *mode, const char *options, struct diag_run *r) {
+    return diag_run_with(argv, diag_library(), mode, options, false, r);
+}
+
+int diag_run_with(char **argv, const char *lib, const char *mode, const char *options, bool quiet,
+                  struct diag_run *r) {
     memset(r, 0, sizeof *r);
-    const char *lib = diag_library();
     if (!make_dir(r)) return 1;
-    size_t n = (options ? strlen(options) : 0) + strlen(mode) + strlen(r->dir) + 64;
+    size_t n = (options ? strlen(options) : 0) + (mode ? strlen(mode) : 0) + strlen(r->dir) + 64;
     char *opts = cli_alloc(n);
-    snprintf(opts, n, "%s%sdiag=%s,diag_file=%s/diag", options && *options ? options : "",
-             options && *options ? "," : "", mode, r->dir);
+    snprintf(opts, n, "%s%s%s%s%sdiag_file=%s/diag", options && *options ? options : "",
+             options && *options ? "," : "", mode ? "diag=" : "", mode ? mode : "", mode ? "," : "", r->dir);
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0) {
         fprintf(stderr, "strata: pipe: %s\n", strerror(errno));
@@ -103,6 +107,7 @@ int diag_run(char **argv, const char *mode, const char *options, struct diag_run
     r->status = wait_for(r->pid);
     snprintf(r->dump, sizeof r->dump, "%s/diag.%d", r->dir, (int)r->pid);
     if (!r->ran) return WIFEXITED(r->status) ? WEXITSTATUS(r->status) : 126;
+    if (quiet && r->status >= 0 && WIFSIGNALED(r->status)) return 128 + WTERMSIG(r->status);
     return cli_exit_status(argv[0], r->status);
 }
 

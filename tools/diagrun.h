@@ -26,6 +26,10 @@ const char *diag_library(void);
  * Returns the status to exit with: the command's, 128+N (with a line) when signal N killed it,
  * 127 or 126 (with a line) when it could not be run, 1 when strata could not start it. */
 int diag_run(char **argv, const char *mode, const char *options, struct diag_run *r);
+/* The same with library `lib` preloaded; mode NULL: no diag= (libstrata.so's sampled guard).
+ * quiet: no line when a signal killed the command. */
+int diag_run_with(char **argv, const char *lib, const char *mode, const char *options, bool quiet,
+                  struct diag_run *r);
 
 /* Remove the temporary directory and the dumps in it. */
 void diag_run_cleanup(struct diag_run *r);

@@ -33,9 +33,10 @@ static void stack_of(struct diag_cmd *c, const char *what, uint64_t id) {
     symbols_print_stack(c->out, c->sym, st, "    ", 0);
 }
 
-static void explain(struct diag_cmd *c) {
+void guard_explain(struct diag_cmd *c) {
     const struct dump_error *e = &c->dump.error;
-    fprintf(c->out, "strata: guard: %s at 0x%llx", e->kind, (unsigned long long)e->addr);
+    fprintf(c->out, "strata: %s: %s at 0x%llx", strcmp(c->dump.mode, "sampled") ? "guard" : "guard_sample", e->kind,
+            (unsigned long long)e->addr);
     if (strcmp(e->kind, "invalid-free") != 0)
         fprintf(c->out, " (%s, offset %lld in the %llu-byte block at 0x%llx)",
                 !strcmp(e->access, "exit") ? "found at exit, the block never freed" : e->access, (long long)e->off,
@@ -69,7 +70,7 @@ int cmd_guard(int argc, char **argv) {
     diag_args_done(&c);
     if (diag_cmd_run(&c, "guard")) {
         uint64_t unguarded = 0;
-        if (c.dump.has_error) explain(&c);
+        if (c.dump.has_error) guard_explain(&c);
         else if (c.dump.end == DUMP_END_EXIT)
             fprintf(c.out, "strata: guard: no heap misuse seen in %s\n", c.cmd[0]);
         if (dump_total(&c.dump, "unguarded", &unguarded) && unguarded)

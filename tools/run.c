@@ -2,16 +2,60 @@
  * run.c — `strata run [-o OPTIONS] [-v] [--] CMD ARGS...` and `strata options`.
  *
  * `run` execs the program in place, so its exit status (or the signal that killed it) is the
- * command's own.
+ * command's own. With guard_sample=N in the options (the sampled guard, see README), it runs the
+ * program as a child instead and waits: when a sampled block is misused, libstrata.so leaves a
+ * record of it (support/record.h) and `run` prints its stacks with functions and source lines,
+ * then ends as the program did (the same signal, or the same exit status).
  */
 #define _GNU_SOURCE
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "diagcmd.h"
 
-int cmd_run(int argc, char **argv) { cli_exec_on_strata(argv + cli_command_start(argc, argv, "run")); }
+/* Is guard_sample set above 0 in STRATA_OPTIONS? The last setting counts, as in the library. */
+static bool sampling(void) {
+    const char *o = getenv("STRATA_OPTIONS");
+    bool on = false;
+    for (const char *p = o; p && (p = strstr(p, "guard_sample=")); p += 13)
+        if (p == o || p[-1] == ',') on = atol(p + 13) > 0;
+    return on;
+}
+
+static int run_sampled(char **cmd) {
+    struct diag_cmd c = {.sub = "run", .cmd = cmd, .out = stderr};
+    c.status = diag_run_with(cmd, cli_library(), NULL, NULL, true, &c.run);
+    if (c.run.ran && access(c.run.dump, R_OK) == 0) {
+        if (dump_read(c.run.dump, &c.dump) && c.dump.has_error) {
+            c.sym = symbols_load(&c.dump);
+            guard_explain(&c);
+        } else if (!c.dump.has_error) {
+            fprintf(stderr, "strata: run: %s\n", c.dump.why[0] ? c.dump.why : "the sampled guard's record is empty");
+        }
+    }
+    int status = c.status, wait_status = c.run.status;
+    bool ran = c.run.ran;
+    c.out = NULL;
+    diag_cmd_done(&c);
+    if (ran && wait_status >= 0 && WIFSIGNALED(wait_status)) { /* end as the program did */
+        int sig = WTERMSIG(wait_status);
+        signal(sig, SIG_DFL);
+        fflush(NULL);
+        raise(sig);
+    }
+    return status;
+}
+
+int cmd_run(int argc, char **argv) {
+    char **cmd = argv + cli_command_start(argc, argv, "run");
+    if (!sampling()) cli_exec_on_strata(cmd);
+    return run_sampled(cmd);
+}
 
 int cmd_options(int argc, char **argv) {
     (void)argv;
@@ -21,4 +65,3 @@ int cmd_options(int argc, char **argv) {
     char *true_argv[] = {"true", NULL};
     cli_exec_on_strata(true_argv);
 }
-

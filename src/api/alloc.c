@@ -21,6 +21,8 @@ sx_noinline void *sx_malloc_slow(size_t size) {
     sx_heap *h = sx_tls_heap;
     if (sx_unlikely(sx_opt.stats)) sx_count_requested(h, size);
     if (sx_unlikely(sx_load_relaxed(&sx_limit_due))) sx_limit_check();
+    void *s = sx_sample_take(h, size, 0, false);
+    if (sx_unlikely(s != NULL)) return s;
     if (sx_likely(size <= SX_MEDIUM_MAX &&
                   size < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed))) {
         unsigned bin = sx_bin_of(size);

@@ -31,6 +31,7 @@ void sx_process_init_slow(void) {
     /* programs may close stderr before exit (sort does): keep a copy for the exit report */
     if (sx_opt.stats) report_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
     if (sx_opt.secure) sx_secure_init();
+    else if (sx_opt.sampled_guard) sx_sampled_init();
     sx_thresholds_init();
     sx_limit_init();
     sx_thread_key_init();

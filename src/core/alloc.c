@@ -29,6 +29,8 @@ static int aligned_bin(size_t size, size_t align) {
 
 void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero) {
     if (size > PTRDIFF_MAX) return NULL;
+    void *s = sx_sample_take(h, size, align, zero);
+    if (sx_unlikely(s != NULL)) return s;
     size_t threshold = atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed);
     void *p = NULL;
     if (size < threshold) {

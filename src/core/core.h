@@ -44,6 +44,15 @@ size_t sx_foreign_usable_size(void *p);
 
 #pragma GCC visibility pop
 
+/* The sampled guard's turn (region/sampled.c), on a slow path: NULL when it is not, or when the
+ * block cannot be sampled (too big, every slot live). sample_left goes below zero only when
+ * guard_sample is on. */
+static inline void *sx_sample_take(sx_heap *h, size_t size, size_t align, bool zero) {
+    if (sx_likely(h->sample_left >= 0)) return NULL;
+    h->sample_left = sx_sampled_gap(&h->sample_rng);
+    return sx_sampled_alloc(size, align, zero);
+}
+
 /* free without secure mode (secure mode calls it for blocks leaving its quarantine) */
 static inline __attribute__((always_inline)) void sx_free_core(void *p) {
     sx_segment *seg = sx_segment_of(p);

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <string.h>
 
 #include "core.h"
 #include "strata.h"
@@ -72,6 +73,10 @@ static void *next_symbol(const char *name, const char *fn, void *p) {
 void sx_free_foreign(void *p, const char *fn) {
     static void (*next_free)(void *);
     if (!p) return; /* free(NULL) comes here: no segment holds it */
+    if (sx_sampled_owns(p)) {
+        sx_sampled_free(p, fn);
+        return;
+    }
     sx_options_init(); /* a foreign free may come before any allocation: the option first */
     if (sx_huge_freed(p)) sx_double_free(p, fn); /* a huge block, already unmapped */
     switch (sx_opt.foreign_free) {
@@ -93,6 +98,14 @@ static void check_freed(void *p, const char *fn) {
 
 void *sx_foreign_realloc(void *p, size_t size) {
     static void *(*next_realloc)(void *, size_t);
+    if (sx_sampled_owns(p)) { /* a sampled block moves: a new one, maybe sampled too */
+        size_t old = sx_sampled_size(p, "realloc");
+        void *q = sx_core_alloc(size, 0, false);
+        if (!q) return NULL;
+        memcpy(q, p, old < size ? old : size);
+        sx_sampled_free(p, "realloc");
+        return q;
+    }
     sx_options_init();
     check_freed(p, "realloc");
     if (sx_opt.foreign_free == SX_FOREIGN_ABORT)
@@ -103,6 +116,7 @@ void *sx_foreign_realloc(void *p, size_t size) {
 
 size_t sx_foreign_usable_size(void *p) {
     static size_t (*next_usable)(void *);
+    if (sx_sampled_owns(p)) return sx_sampled_size(p, "malloc_usable_size");
     sx_options_init();
     check_freed(p, "malloc_usable_size");
     if (sx_opt.foreign_free == SX_FOREIGN_ABORT)

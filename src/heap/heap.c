@@ -246,9 +246,15 @@ static sx_noinline void chores(sx_heap *h, unsigned bin) {
     if (sx_unlikely(sx_opt.stats)) sx_stats_sample(bin);
 }
 
+/* guard_sample: the blocks a refill makes available count towards the next sampled one. */
+static sx_noinline void sample_count(sx_heap *h, const sx_page *pg) {
+    h->sample_left -= pg->capacity > pg->used ? (int64_t)(pg->capacity - pg->used) : 1;
+}
+
 void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
     SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_ORPHAN);
     if (bin < SX_STASH_BINS && h->stash[bin].free) {
+        h->sample_left -= sx_sampled_every != 0;
         sx_counts_of(h)->n_alloc[bin]++;
         return sx_stash_pop(&h->stash[bin]);
     }
@@ -260,9 +266,11 @@ void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
     if (sx_likely(pg && pg->local_free && !pg->free)) {
         pg->free = pg->local_free;
         pg->local_free = NULL;
+        if (sx_unlikely(sx_sampled_every)) sample_count(h, pg);
     } else if (!pg || !pg->free) {
         pg = page_for_bin(h, bin);
         if (!pg) return NULL;
+        if (sx_unlikely(sx_sampled_every)) sample_count(h, pg);
     }
     sx_counts_of(h)->n_alloc[bin]++;
     sx_block *b = pg->free;

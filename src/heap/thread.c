@@ -189,6 +189,7 @@ void sx_thread_key_init(void) {
  * child only the forking thread exists; the heaps of the other threads may have been halfway
  * through an update when fork copied them, so they are set aside for good. */
 static void fork_prepare(void) {
+    sx_lock(&sx_sampled_lock);
     sx_lock(&sx_reclaim_lock); /* a reclaiming thread may hold any heap's span lock */
     sx_lock(&sx_orphan_lock);
     sx_lock(&sx_region_lock);
@@ -200,6 +201,7 @@ static void fork_parent(void) {
     sx_unlock(&sx_region_lock);
     sx_unlock(&sx_orphan_lock);
     sx_unlock(&sx_reclaim_lock);
+    sx_unlock(&sx_sampled_lock);
 }
 
 static void fork_child(void) {

@@ -1,8 +1,9 @@
 /*
  * region.h — the region layer: segments (4 MiB, aligned) and where they come from (mmap, or the
  * program break: brkheap.c), the segment map (segmap.c), the cache of empty segments
- * (segment.c), spans of slices inside a heap's segments (span.c), and huge blocks with a mapping
- * of their own and the cache of freed ones (huge.c, hugecache.c). Below it: os, support.
+ * (segment.c), spans of slices inside a heap's segments (span.c), huge blocks with a mapping of
+ * their own and the cache of freed ones (huge.c, hugecache.c), and the sampled guard's pool of
+ * guarded slots (sampled.c). Below it: os, support.
  */
 #ifndef STRATA_REGION_H
 #define STRATA_REGION_H
@@ -10,6 +11,19 @@
 #include "../os/os.h"
 
 #pragma GCC visibility push(hidden)
+
+/* ---- sampled.c: the sampled guard (guard_sample=N), off unless asked for ---- */
+extern int sx_sampled_every; /* N; 0: off */
+extern uintptr_t sx_sampled_lo, sx_sampled_hi; /* the pool's pages */
+extern sx_lock_t sx_sampled_lock;
+void sx_sampled_init(void);
+int64_t sx_sampled_gap(uint64_t *rng); /* blocks until the next sample: random, mean N */
+void *sx_sampled_alloc(size_t size, size_t align, bool zero); /* NULL: no slot, or too big */
+static inline bool sx_sampled_owns(const void *p) {
+    return (uintptr_t)p - sx_sampled_lo < sx_sampled_hi - sx_sampled_lo;
+}
+size_t sx_sampled_size(const void *p, const char *fn);
+void sx_sampled_free(void *p, const char *fn);
 
 /* ---- segmap.c: which 4 MiB chunks are segment bases ---- */
 extern _Atomic uint64_t sx_segmap[SX_SEGMAP_BITS / 64];

@@ -25,7 +25,7 @@ sx_options sx_opt = {
     .verbose = 0,
     .foreign_free = SX_FOREIGN_ABORT,
     .diag_depth = 16,
-    .guard_sample = 1,
+    .guard_sample = 0,
     .guard_align = 16,
     .quarantine = (size_t)256 << 20,
     .high_water = 90,
@@ -95,7 +95,9 @@ static const option_t options[] = {
     {.name = "diag_sample", .type = OPT_SIZE, .value = &sx_opt.diag_sample, .max = (size_t)1 << 40,
      .help = "libstrata-diag.so: take a stack once per this many bytes allocated (0: every block)"},
     {.name = "guard_sample", .type = OPT_INT, .value = &sx_opt.guard_sample, .max = 1000000,
-     .help = "libstrata-diag.so, diag=guard: guard one block in N (1: all)"},
+     .help = "one allocation in N, at random, on guard pages (GWP-ASan style; 0: off): an "
+             "overflow or use after free of a sampled block is reported with its stacks, and the "
+             "process dies of it. libstrata-diag.so, diag=guard: guard one block in N (0, 1: all)"},
     {.name = "guard_align", .type = OPT_INT, .value = &sx_opt.guard_align, .max = 4096,
      .help = "libstrata-diag.so, diag=guard: alignment of a block's end against its guard page "
              "(1: exactly at it, so a write one byte past faults; 16 keeps malloc's alignment)"},
@@ -262,6 +264,9 @@ static void options_parse(void) {
                    "canaries as the program's bytes); ignored", diag_names[sx_opt.diag]);
         sx_opt.secure = false;
     }
+    /* In libstrata-diag.so guard_sample is diag=guard's one block in N, not the sampled guard; secure
+     * mode has guard pages of its own. */
+    sx_opt.sampled_guard = sx_opt.guard_sample > 0 && !sx_diag_linked && !sx_opt.secure;
     if (sx_opt.diag_depth < 1) {
         sx_message("bad value '0' for option diag_depth in STRATA_OPTIONS (keeping 16)");
         sx_opt.diag_depth = 16;
@@ -274,10 +279,6 @@ static void options_parse(void) {
         sx_message("bad value '%d' for option guard_align in STRATA_OPTIONS (a power of two; keeping 16)",
                    sx_opt.guard_align);
         sx_opt.guard_align = 16;
-    }
-    if (sx_opt.guard_sample < 1) {
-        sx_message("bad value '0' for option guard_sample in STRATA_OPTIONS (keeping 1)");
-        sx_opt.guard_sample = 1;
     }
 }
 
