@@ -17,6 +17,7 @@
 #   make bench-diag            strata leaks and guard (libstrata-diag.so) against valgrind and
 #                              heaptrack on perl, python3, sort, cfrac, espresso: time and memory
 #   make bench-memlog          examples/memlog: records/s against fprintf+fflush and a mutex buffer
+#   make bench-guardcost       what a guard page per block costs the kernel (strata guard's floor)
 #   make bench-oom             out of memory three ways (RLIMIT_AS, vm.max_map_count, RLIMIT_DATA):
 #                              blocks before NULL, errno, and recovery, per entry point
 #   make bench-explicit        strata_pool, strata_cache and strata_pages against malloc/free,
@@ -66,6 +67,15 @@ build/bench/explicit: bench/explicit.c include/strata.h lib/libstrata-api.so
 	@echo "  CC      $@"
 	@$(CC) $(BENCH_CFLAGS) -Iinclude $< -o $@ -Llib -lstrata-api -Wl,-rpath,$(CURDIR)/lib
 
+# make bench-guardcost: what a page of its own per block costs the kernel, each way (the floor
+# under strata guard and the sampled guard)
+build/bench/guardcost: bench/guardcost.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(BENCH_CFLAGS) $< -o $@
+bench-guardcost: build/bench/guardcost
+	@build/bench/guardcost
+
 # make bench-oom: every entry point run out of memory three ways, and back (a table, not a timing)
 build/bench/oom: bench/oom.c
 	@mkdir -p $(dir $@)
@@ -74,7 +84,7 @@ build/bench/oom: bench/oom.c
 bench-oom: build/bench/oom lib/libstrata.so
 	@LD_PRELOAD=$(CURDIR)/lib/libstrata.so build/bench/oom
 
-.PHONY: bench-suite-scaling bench-oom bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog bench-explicit soak
+.PHONY: bench-suite-scaling bench-guardcost bench-oom bench bench-build bench-instr bench-scaling bench-hugepages bench-peers bench-diag bench-harden bench-memlog bench-explicit soak
 bench-peers:
 	@bench/install-peers.sh
 
