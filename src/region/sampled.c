@@ -351,15 +351,19 @@ static void on_fault(int sig, siginfo_t *si, void *ctx) {
         sigaction(SIGSEGV, &previous, NULL); /* not ours: to whoever handled it before */
         return;
     }
-    /* The slot the address is in, or for a guard page the nearer live or freed block's slot. */
+    /* The slot the address is in; for a guard page, the block whose edge is nearer: the one
+     * before it overflowed, or the one after it underflowed. */
     uint32_t n = (uint32_t)((a - sx_sampled_lo) / sx_os_page);
     const slot_rec *r = NULL;
     if (n % 2) {
         r = &pool->slot[n / 2];
     } else {
         const slot_rec *before = n ? &pool->slot[n / 2 - 1] : NULL, *after = n / 2 < SLOTS ? &pool->slot[n / 2] : NULL;
-        bool before_ends_here = before && before->state != SPARE && before->block + before->size + sx_os_page > a;
-        r = before_ends_here ? before : after && after->state != SPARE ? after : before;
+        if (before && before->state == SPARE) before = NULL;
+        if (after && after->state == SPARE) after = NULL;
+        uintptr_t past = before ? a - (before->block + before->size) : UINTPTR_MAX;
+        uintptr_t ahead = after ? after->block - a : UINTPTR_MAX;
+        r = past <= ahead ? before : after;
     }
     char what[96];
     const char *acc = access_of(ctx);

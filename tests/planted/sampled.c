@@ -91,6 +91,7 @@ int main(int argc, char **argv) {
             continue;
         }
         if (!strcmp(bug, "overflow")) write_at(p, (long)malloc_usable_size(p) + 20);
+        else if (!strcmp(bug, "underflow")) write_at(p, -1);
         else if (!strcmp(bug, "double-free")) drop_block(p);
         else if (!strcmp(bug, "read-after-free")) {
             drop_block(p);

@@ -69,6 +69,16 @@ static void overflow(void) {
     CHECKF(strstr(r.err, "the block was allocated at"), "no allocation stack: %.600s", r.err);
 }
 
+/* The same for a write before the block: a fault on the guard page before a block at its page's
+ * start, else the pattern at free. */
+static void underflow(void) {
+    th_result r = run("guard_sample=20", (char *[]){BUGS, "underflow", NULL});
+    bool faulted = r.signaled && r.sig == SIGSEGV && strstr(r.err, "heap underflow (write)");
+    bool at_free = r.signaled && r.sig == SIGABRT && strstr(r.err, "write before the block (found at free)");
+    CHECKF(faulted || at_free, "underflow not reported: code %d sig %d %.600s", r.code, r.sig, r.err);
+    CHECKF(strstr(r.err, "offset -1 in the "), "the offset: %.600s", r.err);
+}
+
 static void off_by_default(void) {
     th_result r = run("", (char *[]){BUGS, "use-after-free", NULL});
     CHECKF(r.exited && r.code == 0 && strstr(r.out, "not caught"), "sampling is on without guard_sample: %.300s",
@@ -110,6 +120,7 @@ int main(void) {
     RUN(use_after_free);
     RUN(read_after_free);
     RUN(overflow);
+    RUN(underflow);
     RUN(off_by_default);
     RUN(clean_program);
     RUN(run_symbolizes);
