@@ -72,6 +72,7 @@ static __thread uintptr_t tls_stack_lo, tls_stack_hi;
 
 static void thread_exits(void *arg) {
     (void)arg;
+    sx_track_thread_exit();
     volatile uintptr_t here = 0; /* above: the thread's descriptor and TLS, still live; below: stale */
     sx_spin_lock(&dead_lock);
     if (ndead < MAX_DEAD) dead[ndead].lo = tls_stack_lo, dead[ndead++].hi = (uintptr_t)&here;
@@ -120,6 +121,7 @@ static void fork_release(void) {
 }
 
 static void fork_child(void) {
+    sx_track_fork_child();
     fork_release();
     sx_dump_pid_changed();
 }
@@ -219,12 +221,12 @@ void sx_diag_free(void *p, const char *fn, sx_site at) {
     if (!p) return;
     bool rec = recording();
     tls_busy++;
+    if (sx_unlikely(!tls_stack_lo) && rec) thread_starts();
     size_t size;
-    sx_stack *st;
     bool guarded = sx_diag_mode == SX_DIAG_GUARD && sx_guard_free(p, sx_stack_here(at));
     if (!guarded && rec && sx_diag_mode == SX_DIAG_GUARD && !sx_segmap_contains(sx_segment_of(p)))
         invalid_free(p, at);
-    if (rec || guarded) sx_track_remove(p, &size, &st);
+    if (rec || guarded) sx_track_remove(p, &size, NULL);
     if (!guarded) sx_free_inline(p);
     tls_busy--;
 }

@@ -84,11 +84,15 @@ void sx_stack_init(void);
 
 /* ---- track.c: every live block, its size and stack; counters over the run ---- */
 void sx_track_add(void *p, size_t size, sx_stack *st);
-/* Forget p; false if it was not recorded. *size, *st: its requested size and stack. */
+/* Forget p; false if it was not recorded. *size, *st (st may be NULL): its requested size and
+ * stack. */
 bool sx_track_remove(void *p, size_t *size, sx_stack **st);
 size_t sx_track_size(void *p); /* requested size of a recorded block, 0 if none */
-void sx_track_lock_all(void);
+void sx_track_lock_all(void);   /* every lock of the table and the counters (fork, the record) */
 void sx_track_unlock_all(void);
+void sx_track_thread_exit(void); /* the thread's counts into the process's */
+void sx_track_fork_child(void);  /* locks held: the other threads' counts kept, their records freed */
+void sx_track_settle(void);      /* locks held: the threads' stack counts into the stacks */
 typedef struct { uintptr_t addr; size_t size; sx_stack *st; } sx_tracked;
 /* Every recorded block into out[] (capacity cap); locks held. Returns the number. */
 size_t sx_track_collect(sx_tracked *out, size_t cap);

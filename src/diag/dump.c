@@ -164,6 +164,7 @@ void sx_dump_write(const char *how, int sig) {
     sx_track_sample_now();
     if (at_exit) sx_track_lock_all(); /* at a signal, read as it is: the lock may be held */
     bool scanned = leaks && sx_scan_leaks();
+    sx_track_settle();
     sx_track_totals t;
     sx_track_totals_get(&t);
     char path[300];

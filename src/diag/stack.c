@@ -34,6 +34,23 @@ static _Atomic size_t arena_used;
 static _Atomic uint32_t nstacks;
 static __thread unsigned tls_verify __attribute__((tls_model("initial-exec")));
 
+/* Each thread's memory of its last lookups, by call site: the walk through the cache below
+ * (site, stack pointer, and the words read on the stack at each level) and where it led. The same
+ * words give the same walk, so a match is the cache's answer without the cache's hashing and
+ * loads. `cache_gen` changes when the cache learns that a leaf stood for two stacks (the memories
+ * made before are dropped). */
+#define MEMO 16
+#define MEMO_DEPTH 4
+typedef struct {
+    uintptr_t pc, sp;
+    uint32_t gen, n;
+    uint32_t off[MEMO_DEPTH];
+    uintptr_t val[MEMO_DEPTH];
+    sx_stack *st;
+} memo;
+static __thread memo tls_memo[MEMO] __attribute__((tls_model("initial-exec")));
+static _Atomic uint32_t cache_gen;
+
 void sx_stack_init(void) {
     by_id = sx_diag_map((MAX_STACKS + 1) * sizeof *by_id);
     slots = sx_diag_map(SLOTS * sizeof *slots);
@@ -155,6 +172,7 @@ static void learn(uint64_t key, uintptr_t sp, const uintptr_t *f, uint32_t n, ui
             continue;
         }
         if (v == id) return;
+        atomic_fetch_add_explicit(&cache_gen, 1, memory_order_relaxed); /* memories of this leaf */
         /* a leaf that stands for another stack: they part deeper down, look one level further */
         uint32_t k = level + 1 < n ? find_word(sp, at, f[level + 1]) : 0;
         if (!k || !id) { id = 0; break; } /* cannot tell them apart: unwind every time */
@@ -169,13 +187,28 @@ sx_stack *sx_stack_here(sx_site at) {
     uint64_t key = mix(mix(1, at.pc), at.sp);
     uint32_t v;
     if (at.sp && (++tls_verify % VERIFY_EVERY) != 0) {
+        memo *m = &tls_memo[(at.pc ^ (at.pc >> 7) ^ (at.sp >> 4)) & (MEMO - 1)];
+        uint32_t gen = atomic_load_explicit(&cache_gen, memory_order_relaxed);
+        const uintptr_t *w = (const uintptr_t *)at.sp;
+        if (m->pc == at.pc && m->sp == at.sp && m->gen == gen && m->st) {
+            uint32_t i = 0;
+            while (i < m->n && w[m->off[i]] == m->val[i]) i++;
+            if (i == m->n) return m->st;
+        }
+        uint32_t n = 0, off[MEMO_DEPTH];
         for (uint64_t k = key; cache_get(k, &v); k = deeper(k, at.sp, v & ~NODE)) {
             if (!(v & NODE)) {
                 sx_stack *s = v ? by_id[v] : NULL;
+                if (s && n <= MEMO_DEPTH) {
+                    *m = (memo){.pc = at.pc, .sp = at.sp, .gen = gen, .n = n, .st = s};
+                    for (uint32_t i = 0; i < n; i++) m->off[i] = off[i], m->val[i] = w[off[i]];
+                }
                 if (s) return s;
                 break;
             }
             if (!(v & ~NODE)) break;
+            if (n < MEMO_DEPTH) off[n] = v & ~NODE;
+            n++;
         }
     }
     uintptr_t frames[64];
