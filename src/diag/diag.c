@@ -170,6 +170,15 @@ static void *core_alloc(size_t size, size_t align, bool zero) {
     return zero ? sx_calloc_inline(1, size) : sx_malloc_inline(size);
 }
 
+/* A free block's first four words hold the core's links (next block, free key, a run's tail and
+ * length: types.h, heap/remote.c): stale pointers to other blocks once it is handed out, which the
+ * leak scan would take for the program's (memcheck sees them as undefined bytes). Cleared, from
+ * `from` (bytes the program's own already) to the end of that head or of the request. */
+static inline void clear_links(void *p, size_t from, size_t size) {
+    size_t end = size < 4 * sizeof(uintptr_t) ? size : 4 * sizeof(uintptr_t);
+    if (from < end) memset((char *)p + from, 0, end - from);
+}
+
 /* free() of what is neither guarded nor in a strata segment: invalid, unless forwarded. Recorded
  * for the file; the core says it and stops the program. */
 static void invalid_free(void *p, sx_site at) {
@@ -202,7 +211,7 @@ void *sx_diag_alloc(size_t size, size_t align, bool zero, sx_site at) {
         if (!p && sx_guard_unguarded() != missed && (p = core_alloc(size, align, zero)))
             say_unguarded();
     }
-    if (!p) p = core_alloc(size, align, zero);
+    if (!p && (p = core_alloc(size, align, zero)) && !zero) clear_links(p, 0, size);
     if (p) sx_track_add(p, size, st);
     tls_busy--;
     return p;
@@ -259,6 +268,7 @@ void *sx_diag_realloc(void *p, size_t size, const char *fn, sx_site at) {
     sx_stack *st = NULL;
     bool had = sx_track_remove(p, &old, &st); /* before: once freed, p may be handed out again */
     void *q = sx_realloc_inline(p, size, fn);
+    if (q && q != p && had) clear_links(q, old, size);
     if (q) sx_track_add(q, size, want_stack(size) ? sx_stack_here(at) : NULL);
     else if (had) sx_track_add(p, old, st);
     tls_busy--;

@@ -113,6 +113,10 @@ void sx_track_sample_now(void);
 bool sx_scan_leaks(void);
 /* Leaked blocks that have no stack (diag_sample): lost blocks, bytes, reachable blocks, bytes. */
 extern uint64_t sx_scan_nostack[4];
+/* Where the stack of the thread that scans starts to count, up (0: the scan's own stack pointer):
+ * the frame of the exit hook that called the record, the frames below it (the record's and the
+ * scan's own, and stale ones of returned calls) are not roots. */
+extern uintptr_t sx_scan_stack_from;
 
 /* ---- guard.c: guard pages and quarantine ---- */
 void sx_guard_init(void);
