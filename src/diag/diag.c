@@ -176,7 +176,14 @@ static void *core_alloc(size_t size, size_t align, bool zero) {
  * `from` (bytes the program's own already) to the end of that head or of the request. */
 static inline void clear_links(void *p, size_t from, size_t size) {
     size_t end = size < 4 * sizeof(uintptr_t) ? size : 4 * sizeof(uintptr_t);
-    if (from < end) memset((char *)p + from, 0, end - from);
+    if (from) {
+        if (from < end) memset((char *)p + from, 0, end - from);
+        return;
+    }
+    uintptr_t *w = p; /* a new block: the whole words the scan reads (a block holds 16 bytes at least) */
+    w[0] = w[1] = 0;
+    if (end >= 3 * sizeof *w) w[2] = 0;
+    if (end == 4 * sizeof *w) w[3] = 0;
 }
 
 /* free() of what is neither guarded nor in a strata segment: invalid, unless forwarded. Recorded

@@ -77,7 +77,36 @@ typedef struct sx_stack {
 /* The stack of the current allocation: `site` is the return address into the program and `sp` its
  * stack pointer there (a cache key: the same pair almost always means the same stack, and every
  * so often that is checked by unwinding again). NULL when the table is full. */
-sx_stack *sx_stack_here(sx_site at);
+sx_stack *sx_stack_lookup(sx_site at); /* the cache or an unwind: what sx_stack_here cannot answer */
+/* Each thread remembers its last lookups by call site (stack.c): a hit costs a few compares. */
+#define SX_STACK_MEMO 16
+#define SX_STACK_MEMO_DEPTH 4
+typedef struct {
+    uintptr_t pc, sp;
+    uint32_t gen, n;                     /* sx_stack_gen then; words compared */
+    uint32_t off[SX_STACK_MEMO_DEPTH];   /* the words above sp the cache's walk read */
+    uintptr_t val[SX_STACK_MEMO_DEPTH];  /* and what they held */
+    sx_stack *st;
+} sx_stack_memo;
+extern __thread sx_stack_memo sx_stack_memos[SX_STACK_MEMO] __attribute__((tls_model("initial-exec")));
+extern __thread int sx_stack_verify_left __attribute__((tls_model("initial-exec"))); /* to the next check */
+extern _Atomic uint32_t sx_stack_gen;
+static inline size_t sx_stack_memo_of(sx_site at) {
+    return (at.pc ^ (at.pc >> 7) ^ (at.sp >> 4)) & (SX_STACK_MEMO - 1);
+}
+static inline sx_stack *sx_stack_here(sx_site at) {
+    if (sx_likely(at.sp) && sx_likely(--sx_stack_verify_left > 0)) {
+        const sx_stack_memo *m = &sx_stack_memos[sx_stack_memo_of(at)];
+        if (m->pc == at.pc && m->sp == at.sp &&
+            m->gen == atomic_load_explicit(&sx_stack_gen, memory_order_relaxed)) {
+            const uintptr_t *w = (const uintptr_t *)at.sp;
+            uint32_t i = 0;
+            while (i < m->n && w[m->off[i]] == m->val[i]) i++;
+            if (sx_likely(i == m->n)) return m->st;
+        }
+    }
+    return sx_stack_lookup(at);
+}
 sx_stack *sx_stack_get(uint32_t id);
 uint32_t sx_stack_count(void); /* ids are 1 .. count */
 void sx_stack_init(void);

@@ -72,9 +72,10 @@ typedef struct {
 
 typedef struct {
     _Atomic int in_use;
-    int64_t live;   /* bytes this thread allocated minus those it freed (may be negative) */
-    int64_t blocks; /* blocks recorded minus blocks forgotten */
-    uint64_t allocs, frees, bytes, tracked;
+    /* allocations and bytes: the sums of size_allocs and size_bytes; live blocks: allocations
+     * less frees; live bytes (may be negative: blocks of other threads freed): reported + pend */
+    uint64_t frees, untracked; /* untracked: allocations without a stack */
+    int64_t reported;          /* what the thread added to live_all */
     uint64_t size_allocs[48], size_bytes[48];
     int64_t pend, pend_max; /* the peak: see above */
     int64_t base;
@@ -123,6 +124,7 @@ static void report_live(counts *c) {
     peak_max(s == c->seq ? c->base + c->pend_max : now);
     c->base = now;
     c->seq = s + 1;
+    c->reported += c->pend;
     c->pend = c->pend_max = 0;
 }
 
@@ -146,12 +148,9 @@ static inline memo *memo_of(counts *c, sx_stack *st) {
 /* Add c's counts into `retired` (its lock held), c's stacks into theirs. */
 static void fold(counts *c) {
     if (c != &retired) {
-        retired.live += c->live;
-        retired.blocks += c->blocks;
-        retired.allocs += c->allocs;
+        retired.reported += c->reported + c->pend;
         retired.frees += c->frees;
-        retired.bytes += c->bytes;
-        retired.tracked += c->tracked;
+        retired.untracked += c->untracked;
         for (int b = 0; b < 48; b++) {
             retired.size_allocs[b] += c->size_allocs[b];
             retired.size_bytes[b] += c->size_bytes[b];
@@ -196,10 +195,20 @@ void sx_track_fork_child(void) {
     }
 }
 
+static int64_t live_of(const counts *c) {
+    return __atomic_load_n(&c->reported, __ATOMIC_RELAXED) + __atomic_load_n(&c->pend, __ATOMIC_RELAXED);
+}
+
+static uint64_t allocs_of(const counts *c) {
+    uint64_t n = 0;
+    for (int b = 0; b < 48; b++) n += c->size_allocs[b];
+    return n;
+}
+
 static uint64_t live_now(void) {
-    int64_t live = retired.live;
+    int64_t live = live_of(&retired);
     size_t n = atomic_load(&nthreads);
-    for (size_t i = 0; threads && i < n; i++) live += __atomic_load_n(&threads[i].live, __ATOMIC_RELAXED);
+    for (size_t i = 0; threads && i < n; i++) live += live_of(&threads[i]);
     return live > 0 ? (uint64_t)live : 0;
 }
 
@@ -424,18 +433,15 @@ void sx_track_add(void *p, size_t size, sx_stack *st) {
     else if (!hash_add(p, size, st))
         return;
     counts *c = my_counts();
-    c->blocks++;
-    c->allocs++;
-    c->bytes += size;
-    c->live += (int64_t)size;
-    c->tracked += st != NULL;
     unsigned b = size_bucket(size);
     c->size_allocs[b]++;
     c->size_bytes[b] += size;
-    if (st) {
+    if (sx_likely(st)) {
         memo *m = memo_of(c, st);
         m->allocs++;
         m->bytes += size;
+    } else {
+        c->untracked++;
     }
     c->pend += (int64_t)size;
     if (c->pend > c->pend_max) {
@@ -461,9 +467,7 @@ bool sx_track_remove(void *p, size_t *size, sx_stack **stp) {
         return false;
     }
     counts *c = my_counts();
-    c->blocks--;
     c->frees++;
-    c->live -= (int64_t)sz;
     c->pend -= (int64_t)sz;
     if (sx_unlikely(c->pend <= -PEAK_STEP)) report_live(c);
     unlock_counts(c);
@@ -506,10 +510,10 @@ void sx_track_unlock_all(void) {
 }
 
 size_t sx_track_live_blocks(void) {
-    int64_t n = retired.blocks;
+    int64_t n = (int64_t)(allocs_of(&retired) - retired.frees);
     size_t nt = atomic_load(&nthreads);
     for (size_t i = 0; threads && i < nt; i++)
-        if (atomic_load(&threads[i].in_use)) n += threads[i].blocks;
+        if (atomic_load(&threads[i].in_use)) n += (int64_t)(allocs_of(&threads[i]) - threads[i].frees);
     for (int i = 0; i < STRIPES; i++) n += (int64_t)stripes[i].n;
     return n > 0 ? (size_t)n : 0;
 }
@@ -589,14 +593,15 @@ void sx_track_settle(void) {
 }
 
 static void add_counts(sx_track_totals *t, const counts *c) {
-    t->allocs += c->allocs;
+    uint64_t allocs = allocs_of(c);
+    t->allocs += allocs;
     t->frees += c->frees;
-    t->bytes += c->bytes;
-    t->live += (uint64_t)c->live;
-    t->tracked += c->tracked;
+    t->live += (uint64_t)live_of(c);
+    t->tracked += allocs - c->untracked;
     for (int b = 0; b < 48; b++) {
         t->size_allocs[b] += c->size_allocs[b];
         t->size_bytes[b] += c->size_bytes[b];
+        t->bytes += c->size_bytes[b];
     }
 }
 
