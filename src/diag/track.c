@@ -93,9 +93,12 @@ static _Atomic uint64_t live_seq, peak_live;
 #define NO_RECORD ((counts *)1)
 static __thread counts *tls_counts __attribute__((tls_model("initial-exec")));
 
+/* Memory is mapped with no lock of this file held: sx_diag_map takes the layer's own lock, which
+ * the fork handlers take before these. */
 static counts *claim(void) {
+    counts *fresh = threads ? NULL : sx_diag_map(MAX_THREADS * sizeof *threads);
     sx_spin_lock(&threads_lock);
-    if (!threads) threads = sx_diag_map(MAX_THREADS * sizeof *threads);
+    if (!threads) threads = fresh, fresh = NULL;
     counts *c = NULL;
     size_t n = atomic_load_explicit(&nthreads, memory_order_relaxed);
     for (size_t i = 0; threads && i < n && !c; i++)
@@ -108,6 +111,7 @@ static counts *claim(void) {
         atomic_store_explicit(&c->in_use, 1, memory_order_release);
     }
     sx_spin_unlock(&threads_lock);
+    if (fresh) sx_diag_unmap(fresh, MAX_THREADS * sizeof *threads);
     return c;
 }
 
@@ -330,19 +334,26 @@ static _Atomic int gate;      /* lock_all: calls wait */
 static sx_noinline word *shadow_make(uintptr_t a) {
     size_t i1 = a >> (CHUNK_SHIFT + L2_BITS), i2 = (a >> CHUNK_SHIFT) & (L2_SIZE - 1);
     word *sh = NULL;
-    sx_spin_lock(&shadow_lock);
-    shadow_ptr *l2 = atomic_load_explicit(&l1[i1], memory_order_acquire);
-    if (!l2 && (l2 = sx_diag_map(L2_SIZE * sizeof *l2))) atomic_store_explicit(&l1[i1], l2, memory_order_release);
-    if (l2 && !(sh = atomic_load_explicit(&l2[i2], memory_order_acquire))) {
-        if (!group_left && (group = sx_diag_map(SHADOW_GROUP * SHADOW_BYTES))) group_left = SHADOW_GROUP;
-        if (group_left) {
-            sh = (word *)group;
-            group += SHADOW_BYTES;
-            group_left--;
-            atomic_store_explicit(&l2[i2], sh, memory_order_release);
+    for (int tries = 0; tries < 4 && !sh; tries++) { /* mapping with no lock held (see claim) */
+        shadow_ptr *new_l2 = atomic_load(&l1[i1]) ? NULL : sx_diag_map(L2_SIZE * sizeof *new_l2);
+        uint8_t *new_group = __atomic_load_n(&group_left, __ATOMIC_RELAXED) ? NULL : sx_diag_map(SHADOW_GROUP * SHADOW_BYTES);
+        sx_spin_lock(&shadow_lock);
+        shadow_ptr *l2 = atomic_load_explicit(&l1[i1], memory_order_acquire);
+        if (!l2 && new_l2) atomic_store_explicit(&l1[i1], l2 = new_l2, memory_order_release), new_l2 = NULL;
+        if (l2 && !(sh = atomic_load_explicit(&l2[i2], memory_order_acquire))) {
+            if (!group_left && new_group) group = new_group, group_left = SHADOW_GROUP, new_group = NULL;
+            if (group_left) {
+                sh = (word *)group;
+                group += SHADOW_BYTES;
+                group_left--;
+                atomic_store_explicit(&l2[i2], sh, memory_order_release);
+            }
         }
+        sx_spin_unlock(&shadow_lock);
+        if (new_l2) sx_diag_unmap(new_l2, L2_SIZE * sizeof *new_l2);
+        if (new_group) sx_diag_unmap(new_group, SHADOW_GROUP * SHADOW_BYTES);
+        if (!l2 && !new_l2 && !atomic_load(&l1[i1])) break; /* no memory */
     }
-    sx_spin_unlock(&shadow_lock);
     return sh ? &sh[(a & ((1u << CHUNK_SHIFT) - 1)) >> 4] : NULL;
 }
 
