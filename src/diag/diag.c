@@ -72,6 +72,7 @@ static __thread uintptr_t tls_stack_lo, tls_stack_hi;
 
 static void thread_exits(void *arg) {
     (void)arg;
+    sx_track_thread_exit();
     volatile uintptr_t here = 0; /* above: the thread's descriptor and TLS, still live; below: stale */
     sx_spin_lock(&dead_lock);
     if (ndead < MAX_DEAD) dead[ndead].lo = tls_stack_lo, dead[ndead++].hi = (uintptr_t)&here;
@@ -120,6 +121,7 @@ static void fork_release(void) {
 }
 
 static void fork_child(void) {
+    sx_track_fork_child();
     fork_release();
     sx_dump_pid_changed();
 }
@@ -168,6 +170,22 @@ static void *core_alloc(size_t size, size_t align, bool zero) {
     return zero ? sx_calloc_inline(1, size) : sx_malloc_inline(size);
 }
 
+/* A free block's first four words hold the core's links (next block, free key, a run's tail and
+ * length: types.h, heap/remote.c): stale pointers to other blocks once it is handed out, which the
+ * leak scan would take for the program's (memcheck sees them as undefined bytes). Cleared, from
+ * `from` (bytes the program's own already) to the end of that head or of the request. */
+static inline void clear_links(void *p, size_t from, size_t size) {
+    size_t end = size < 4 * sizeof(uintptr_t) ? size : 4 * sizeof(uintptr_t);
+    if (from) {
+        if (from < end) memset((char *)p + from, 0, end - from);
+        return;
+    }
+    uintptr_t *w = p; /* a new block: the whole words the scan reads (a block holds 16 bytes at least) */
+    w[0] = w[1] = 0;
+    if (end >= 3 * sizeof *w) w[2] = 0;
+    if (end == 4 * sizeof *w) w[3] = 0;
+}
+
 /* free() of what is neither guarded nor in a strata segment: invalid, unless forwarded. Recorded
  * for the file; the core says it and stops the program. */
 static void invalid_free(void *p, sx_site at) {
@@ -200,7 +218,7 @@ void *sx_diag_alloc(size_t size, size_t align, bool zero, sx_site at) {
         if (!p && sx_guard_unguarded() != missed && (p = core_alloc(size, align, zero)))
             say_unguarded();
     }
-    if (!p) p = core_alloc(size, align, zero);
+    if (!p && (p = core_alloc(size, align, zero)) && !zero) clear_links(p, 0, size);
     if (p) sx_track_add(p, size, st);
     tls_busy--;
     return p;
@@ -219,12 +237,12 @@ void sx_diag_free(void *p, const char *fn, sx_site at) {
     if (!p) return;
     bool rec = recording();
     tls_busy++;
+    if (sx_unlikely(!tls_stack_lo) && rec) thread_starts();
     size_t size;
-    sx_stack *st;
     bool guarded = sx_diag_mode == SX_DIAG_GUARD && sx_guard_free(p, sx_stack_here(at));
     if (!guarded && rec && sx_diag_mode == SX_DIAG_GUARD && !sx_segmap_contains(sx_segment_of(p)))
         invalid_free(p, at);
-    if (rec || guarded) sx_track_remove(p, &size, &st);
+    if (rec || guarded) sx_track_remove(p, &size, NULL);
     if (!guarded) sx_free_inline(p);
     tls_busy--;
 }
@@ -257,6 +275,7 @@ void *sx_diag_realloc(void *p, size_t size, const char *fn, sx_site at) {
     sx_stack *st = NULL;
     bool had = sx_track_remove(p, &old, &st); /* before: once freed, p may be handed out again */
     void *q = sx_realloc_inline(p, size, fn);
+    if (q && q != p && had) clear_links(q, old, size);
     if (q) sx_track_add(q, size, want_stack(size) ? sx_stack_here(at) : NULL);
     else if (had) sx_track_add(p, old, st);
     tls_busy--;

@@ -70,18 +70,51 @@ typedef struct sx_stack {
 /* The stack of the current allocation: `site` is the return address into the program and `sp` its
  * stack pointer there (a cache key: the same pair almost always means the same stack, and every
  * so often that is checked by unwinding again). NULL when the table is full. */
-sx_stack *sx_stack_here(sx_site at);
+sx_stack *sx_stack_lookup(sx_site at); /* the cache or an unwind: what sx_stack_here cannot answer */
+/* Each thread remembers its last lookups by call site (stack.c): a hit costs a few compares. */
+#define SX_STACK_MEMO 16
+#define SX_STACK_MEMO_DEPTH 4
+typedef struct {
+    uintptr_t pc, sp;
+    uint32_t gen, n;                     /* sx_stack_gen then; words compared */
+    uint32_t off[SX_STACK_MEMO_DEPTH];   /* the words above sp the cache's walk read */
+    uintptr_t val[SX_STACK_MEMO_DEPTH];  /* and what they held */
+    sx_stack *st;
+} sx_stack_memo;
+extern __thread sx_stack_memo sx_stack_memos[SX_STACK_MEMO] __attribute__((tls_model("initial-exec")));
+extern __thread int sx_stack_verify_left __attribute__((tls_model("initial-exec"))); /* to the next check */
+extern _Atomic uint32_t sx_stack_gen;
+static inline size_t sx_stack_memo_of(sx_site at) {
+    return (at.pc ^ (at.pc >> 7) ^ (at.sp >> 4)) & (SX_STACK_MEMO - 1);
+}
+static inline sx_stack *sx_stack_here(sx_site at) {
+    if (sx_likely(at.sp) && sx_likely(--sx_stack_verify_left > 0)) {
+        const sx_stack_memo *m = &sx_stack_memos[sx_stack_memo_of(at)];
+        if (m->pc == at.pc && m->sp == at.sp &&
+            m->gen == atomic_load_explicit(&sx_stack_gen, memory_order_relaxed)) {
+            const uintptr_t *w = (const uintptr_t *)at.sp;
+            uint32_t i = 0;
+            while (i < m->n && w[m->off[i]] == m->val[i]) i++;
+            if (sx_likely(i == m->n)) return m->st;
+        }
+    }
+    return sx_stack_lookup(at);
+}
 sx_stack *sx_stack_get(uint32_t id);
 uint32_t sx_stack_count(void); /* ids are 1 .. count */
 void sx_stack_init(void);
 
 /* ---- track.c: every live block, its size and stack; counters over the run ---- */
 void sx_track_add(void *p, size_t size, sx_stack *st);
-/* Forget p; false if it was not recorded. *size, *st: its requested size and stack. */
+/* Forget p; false if it was not recorded. *size, *st (st may be NULL): its requested size and
+ * stack. */
 bool sx_track_remove(void *p, size_t *size, sx_stack **st);
 size_t sx_track_size(void *p); /* requested size of a recorded block, 0 if none */
-void sx_track_lock_all(void);
+void sx_track_lock_all(void);   /* every lock of the table and the counters (fork, the record) */
 void sx_track_unlock_all(void);
+void sx_track_thread_exit(void); /* the thread's counts into the process's */
+void sx_track_fork_child(void);  /* locks held: the other threads' counts kept, their records freed */
+void sx_track_settle(void);      /* locks held: the threads' stack counts into the stacks */
 typedef struct { uintptr_t addr; size_t size; sx_stack *st; } sx_tracked;
 /* Every recorded block into out[] (capacity cap); locks held. Returns the number. */
 size_t sx_track_collect(sx_tracked *out, size_t cap);
@@ -102,6 +135,10 @@ void sx_track_sample_now(void);
 bool sx_scan_leaks(void);
 /* Leaked blocks that have no stack (diag_sample): lost blocks, bytes, reachable blocks, bytes. */
 extern uint64_t sx_scan_nostack[4];
+/* Where the stack of the thread that scans starts to count, up (0: the scan's own stack pointer):
+ * the frame of the exit hook that called the record, the frames below it (the record's and the
+ * scan's own, and stale ones of returned calls) are not roots. */
+extern uintptr_t sx_scan_stack_from;
 
 /* ---- guard.c: guard pages and quarantine ---- */
 void sx_guard_init(void);

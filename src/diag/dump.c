@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
+#include <ucontext.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -131,6 +132,7 @@ void sx_dump_write(const char *how, int sig) {
     sx_track_sample_now();
     if (at_exit) sx_track_lock_all(); /* at a signal, read as it is: the lock may be held */
     bool scanned = leaks && sx_scan_leaks();
+    sx_track_settle();
     sx_track_totals t;
     sx_track_totals_get(&t);
     char path[300];
@@ -201,7 +203,20 @@ void sx_dump_init(void) {
     }
 }
 
-__attribute__((destructor)) static void dump_at_exit(void) { sx_dump_write("exit", 0); }
+/* The registers of the exiting program, kept where the leak scan finds them (this library's data
+ * is a root): the program's values in callee-saved registers are roots, its frames are above. */
+static ucontext_t exit_regs;
+
+/* At exit: the stack is scanned from this frame up (sx_scan_stack_from). Below it lie the
+ * record's and the scan's frames, over the stale frames of calls that returned (memcheck sees the
+ * same: memory below the stack pointer is not scanned). */
+static sx_noinline void dump_from_here(void) {
+    getcontext(&exit_regs);
+    sx_scan_stack_from = (uintptr_t)__builtin_frame_address(0);
+    sx_dump_write("exit", 0);
+}
+
+__attribute__((destructor)) static void dump_at_exit(void) { dump_from_here(); }
 
 /* Programs that leave with _exit (dash's exit builtin does) run no destructor: libstrata-diag.so
  * provides _exit and _Exit, writes the file, then ends the process. Not in a child of vfork (or
@@ -210,7 +225,7 @@ static pid_t main_pid;
 void sx_dump_pid_changed(void) { main_pid = getpid(); }
 
 static _Noreturn void leave(int status) {
-    if (getpid() == main_pid) sx_dump_write("exit", 0);
+    if (getpid() == main_pid) dump_from_here();
     syscall(SYS_exit_group, status);
     __builtin_unreachable();
 }

@@ -2,12 +2,20 @@
  * scan.c — which unfreed blocks can the program still reach at exit? (a conservative mark)
  *
  * The roots are every readable and writable mapping of the process (data and bss of the program
- * and its libraries, thread stacks, anonymous mappings, the current stack from its pointer up,
- * with the registers spilled onto it) except strata's own memory (its segments, the diagnostic
- * layer's tables, and the blocks themselves, which are scanned only once reached) and the stacks
- * of threads that have exited. Any aligned word
- * that points into a block (its start or inside it) marks the block reachable, and the block is
- * scanned in turn. What is left unmarked is lost: nothing in the process points to it any more.
+ * and its libraries, this one's too, thread stacks, anonymous mappings) except strata's own memory
+ * (its segments, the diagnostic layer's tables, and the blocks themselves, which are scanned only
+ * once reached) and the stacks of threads that have exited. Any aligned word that points into a
+ * block (its start or inside it) marks the block reachable, and the block is scanned in turn.
+ * What is left unmarked is lost: nothing in the process points to it any more.
+ *
+ * As memcheck does, the stack of the thread that exits counts only from its stack pointer up:
+ * from the frame of the exit hook (sx_scan_stack_from, set by dump.c), so that neither the frames
+ * of the record and of this scan nor the stale words that returned calls left below the program's
+ * live frames keep a block; the hook's registers are kept in a static (a root) first. The stacks
+ * of other threads still running are scanned whole (their stack pointers are not known: a block
+ * only a stale word there points to counts reachable). A block's first words, where the core
+ * keeps its links while the block is free, are cleared when diag.c hands it out. A block only
+ * pointed into (not at its start) counts reachable, where memcheck says "possibly lost".
  *
  * Pages not resident (never touched, or swapped out) are skipped; mincore says which.
  */
@@ -20,7 +28,10 @@ static sx_tracked *blocks;
 static uint8_t *marked;
 static uint32_t *work;
 static size_t nblocks, nwork;
-static uintptr_t lo_all, hi_all;
+/* Below the lowest block and past the highest: not pointers to a block themselves (this library's
+ * data is a root like any other). */
+static uintptr_t below_all, hi_all;
+uintptr_t sx_scan_stack_from;
 
 /* ---- sorting the blocks by address (no qsort: it may allocate) ---- */
 static void sift(sx_tracked *a, size_t i, size_t n) {
@@ -63,7 +74,7 @@ static void scan_words(uintptr_t from, uintptr_t to) {
     from = sx_align_up(from, sizeof(uintptr_t));
     for (const uintptr_t *w = (const uintptr_t *)from; (uintptr_t)(w + 1) <= to; w++) {
         uintptr_t v = *w;
-        if (v < lo_all || v >= hi_all) continue;
+        if (v <= below_all || v >= hi_all) continue;
         ptrdiff_t i = block_at(v);
         if (i >= 0 && !marked[i]) {
             marked[i] = 1;
@@ -116,7 +127,7 @@ static void root_line(const sx_map_line *m, void *arg) {
 
 static sx_noinline void scan_roots(void) {
     volatile uintptr_t here = 0;
-    uintptr_t sp = (uintptr_t)&here;
+    uintptr_t sp = sx_scan_stack_from ? sx_scan_stack_from : (uintptr_t)&here;
     sx_maps_each(root_line, &sp);
 }
 
@@ -160,9 +171,9 @@ bool sx_scan_leaks(void) {
     marked = (uint8_t *)(work + n);
     nblocks = sx_track_collect(blocks, n);
     heapsort(blocks, nblocks);
-    lo_all = blocks[0].addr;
+    below_all = blocks[0].addr - 1;
     hi_all = blocks[nblocks - 1].addr + blocks[nblocks - 1].size + 1;
-    __builtin_unwind_init(); /* callee-saved registers onto the stack, which is scanned */
+    __builtin_unwind_init(); /* callee-saved registers onto the stack (scanned without a boundary) */
     scan_roots();
     propagate();
     tally();

@@ -7,8 +7,9 @@
  * the same (site, sp) pair is, in practice, the same path through the program. Not always (the
  * same function called from two lines of its caller, or a helper called from many callers at one
  * depth), so the key goes on with the words where the next return addresses were found on the
- * stack, as deep as it takes to tell apart the stacks seen (see the cache below), and one lookup in
- * 256 unwinds anyway to check.
+ * stack, as deep as it takes to tell apart the stacks seen (see the cache below), and every so
+ * often a lookup unwinds anyway to check: one in 256 at first, then, while the checks agree, half
+ * as often each time, down to one in 4096; a check that disagrees goes back to one in 256.
  *
  * Stacks live in a table that only grows: records in an arena, a hash of the frames to find them,
  * and an array by id. Inserting is lock-free (compare-and-swap into an empty slot); reading needs
@@ -24,7 +25,8 @@
 #define SLOTS (1u << 21) /* load stays under one half */
 #define CACHE (1u << 17)
 #define ARENA ((size_t)256 << 20)
-#define VERIFY_EVERY 256
+#define VERIFY_EVERY 256  /* a thread's first checks: one lookup in 256 */
+#define VERIFY_RARELY 4096 /* after checks that agreed, halving their rate each time */
 
 static sx_stack **by_id;            /* [1 .. MAX_STACKS - 1] */
 static _Atomic(sx_stack *) *slots;  /* by hash of the frames */
@@ -32,7 +34,18 @@ static _Atomic uint64_t *cache;     /* see cache_get */
 static uint8_t *arena;
 static _Atomic size_t arena_used;
 static _Atomic uint32_t nstacks;
-static __thread unsigned tls_verify __attribute__((tls_model("initial-exec")));
+static __thread unsigned tls_verify_every __attribute__((tls_model("initial-exec")));
+
+/* Each thread's memory of its last lookups (sx_stack_memos, read by sx_stack_here in diag.h), by
+ * call site: the walk through the cache below (site, stack pointer, and the words read on the
+ * stack at each level) and where it led. The same words give the same walk, so a match is the
+ * cache's answer without the cache's hashing and loads. `sx_stack_gen` changes when the cache
+ * learns that a leaf stood for two stacks (the memories made before are dropped). */
+__thread sx_stack_memo sx_stack_memos[SX_STACK_MEMO] __attribute__((tls_model("initial-exec")));
+__thread int sx_stack_verify_left __attribute__((tls_model("initial-exec")));
+_Atomic uint32_t sx_stack_gen;
+typedef sx_stack_memo memo;
+#define MEMO_DEPTH SX_STACK_MEMO_DEPTH
 
 void sx_stack_init(void) {
     by_id = sx_diag_map((MAX_STACKS + 1) * sizeof *by_id);
@@ -105,7 +118,7 @@ static sx_stack *intern(const uintptr_t *f, uint32_t n) {
  * stack pointer; an entry either gives the stack's id (a leaf) or says "look deeper" (a node): at
  * which word above the stack pointer the next return address of the stacks seen at this key
  * lies, and the word found there goes into the next key. A new path gets nodes for its
- * first two return addresses, then a leaf (checked against a full unwind one time in 256); when a
+ * first two return addresses, then a leaf (checked against a full unwind now and then); when a
  * stack's unwind disagrees with a leaf, the leaf becomes a node one return address deeper, so a
  * helper called from many callers at the same depth gets one leaf per caller instead of one entry
  * they keep overwriting, and a wrapper chain (PyObject_Malloc <- PyUnicode_New <- ...) gets as
@@ -137,8 +150,8 @@ static uint32_t find_word(uintptr_t sp, uint32_t after, uintptr_t v) {
     return 0;
 }
 
-/* Record the unwound stack s (frames f[0..n)) under its keys. */
-static void learn(uint64_t key, uintptr_t sp, const uintptr_t *f, uint32_t n, uint32_t id) {
+/* Record the unwound stack s (frames f[0..n)) under its keys. False: the cache said otherwise. */
+static bool learn(uint64_t key, uintptr_t sp, const uintptr_t *f, uint32_t n, uint32_t id) {
     uint32_t v, at = 0; /* at: the word holding f[level] (f[0], the site, is not on the stack) */
     for (uint32_t level = 0; level < 64; level++) {
         if (!cache_get(key, &v)) { /* a new path: its first return addresses in the key, then a leaf */
@@ -154,7 +167,8 @@ static void learn(uint64_t key, uintptr_t sp, const uintptr_t *f, uint32_t n, ui
             key = deeper(key, sp, at);
             continue;
         }
-        if (v == id) return;
+        if (v == id) return true;
+        atomic_fetch_add_explicit(&sx_stack_gen, 1, memory_order_relaxed); /* memories of this leaf */
         /* a leaf that stands for another stack: they part deeper down, look one level further */
         uint32_t k = level + 1 < n ? find_word(sp, at, f[level + 1]) : 0;
         if (!k || !id) { id = 0; break; } /* cannot tell them apart: unwind every time */
@@ -163,25 +177,45 @@ static void learn(uint64_t key, uintptr_t sp, const uintptr_t *f, uint32_t n, ui
         break;
     }
     cache_put(key, id);
+    return false;
 }
 
-sx_stack *sx_stack_here(sx_site at) {
+/* sx_stack_here's way when its memory has no answer: the cache, else (and when a check is due) an
+ * unwind. */
+sx_stack *sx_stack_lookup(sx_site at) {
     uint64_t key = mix(mix(1, at.pc), at.sp);
     uint32_t v;
-    if (at.sp && (++tls_verify % VERIFY_EVERY) != 0) {
+    bool check = sx_stack_verify_left <= 0;
+    if (at.sp && !check) {
+        memo *m = &sx_stack_memos[sx_stack_memo_of(at)];
+        uint32_t gen = atomic_load_explicit(&sx_stack_gen, memory_order_relaxed);
+        const uintptr_t *w = (const uintptr_t *)at.sp;
+        uint32_t n = 0, off[MEMO_DEPTH];
         for (uint64_t k = key; cache_get(k, &v); k = deeper(k, at.sp, v & ~NODE)) {
             if (!(v & NODE)) {
                 sx_stack *s = v ? by_id[v] : NULL;
+                if (s && n <= MEMO_DEPTH) {
+                    *m = (memo){.pc = at.pc, .sp = at.sp, .gen = gen, .n = n, .st = s};
+                    for (uint32_t i = 0; i < n; i++) m->off[i] = off[i], m->val[i] = w[off[i]];
+                }
                 if (s) return s;
                 break;
             }
             if (!(v & ~NODE)) break;
+            if (n < MEMO_DEPTH) off[n] = v & ~NODE;
+            n++;
         }
     }
     uintptr_t frames[64];
     uint32_t n = unwind(at.pc, frames, sx_opt.diag_depth);
     sx_stack *s = intern(frames, n);
-    if (at.sp) learn(key, at.sp, frames, n, s ? s->id : 0);
+    bool agreed = at.sp && learn(key, at.sp, frames, n, s ? s->id : 0);
+    if (check) { /* the next check: later when the cache was right, soon when it was not */
+        unsigned every = tls_verify_every;
+        every = !agreed || !every ? VERIFY_EVERY : every < VERIFY_RARELY ? every * 2 : VERIFY_RARELY;
+        tls_verify_every = every;
+        sx_stack_verify_left = (int)every;
+    }
     return s;
 }
 
