@@ -15,7 +15,7 @@
 #   make bench-harden          what the default build's checks cost (against the same build with
 #                              them compiled out) and what secure mode costs, every workload
 #   make bench-diag            strata leaks and guard (libstrata-diag.so) against valgrind and
-#                              heaptrack on perl, python3, sort, cfrac, espresso: time and memory
+#                              heaptrack on perl, python3, sort, cfrac, espresso, mixed: time, memory
 #   make bench-memlog          examples/memlog: records/s against fprintf+fflush and a mutex buffer
 #   make bench-guardcost       what a guard page per block costs the kernel (strata guard's floor)
 #   make bench-oom             out of memory three ways (RLIMIT_AS, vm.max_map_count, RLIMIT_DATA):
@@ -115,7 +115,7 @@ bench-hugepages: bench-build
 bench-harden: bench-build build/unchecked/lib/libstrata.so $(wildcard lib/libstrata-secure.so)
 	@build/bench/driver --publish BENCHMARKS.md --harden build/unchecked/lib/libstrata.so $(if $(BENCH_RUNS),--runs $(BENCH_RUNS)) $(BENCH_PEERS)
 
-bench-diag: lib/libstrata-diag.so build/bench/diag build/bench/cfrac build/bench/espresso
+bench-diag: lib/libstrata-diag.so build/bench/diag build/bench/cfrac build/bench/espresso build/bench/mixed
 	@command -v valgrind >/dev/null && command -v heaptrack >/dev/null || bench/install-peers.sh valgrind heaptrack
 	@build/bench/diag --publish BENCHMARKS.md $(if $(BENCH_RUNS),--runs $(BENCH_RUNS))
 

@@ -3,13 +3,13 @@
  *
  *   diag [options]
  *     --diag-lib LIB    the diagnostic build (lib/libstrata-diag.so)
- *     --bin DIR         the benchmark workloads, for cfrac and espresso (build/bench)
+ *     --bin DIR         the benchmark workloads, for cfrac, espresso and mixed (build/bench)
  *     --out DIR         results: diag.md (the tables), diag.csv (every run) (bench/results)
  *     --runs N          runs of each program under each tool (3)
  *     --guard-runs N    runs under strata guard (1: a run takes up to a minute)
  *     --limit S         seconds a run may take before it is stopped and counted failed (120)
  *     --guard-limit S   the same under strata guard (60)
- *     --only A,B        only these programs (perl, python, sort, cfrac, espresso)
+ *     --only A,B        only these programs (perl, python, sort, cfrac, espresso, mixed)
  *     --publish DOC     put the tables into DOC (BENCHMARKS.md) between <!-- bench:diag:... -->
  *
  * Each program runs plain (glibc, nothing preloaded), under libstrata-diag.so with diag=leaks and
@@ -73,7 +73,7 @@ typedef struct {
     bool selected;
 } program;
 
-static char python_exe[4096], cfrac_exe[4096], espresso_exe[4096];
+static char python_exe[4096], cfrac_exe[4096], espresso_exe[4096], mixed_exe[4096];
 static char sort_in[4096], sort_out[4096];
 
 static program progs[] = {
@@ -97,6 +97,9 @@ static program progs[] = {
      {cfrac_exe, "--scale", "0.05", NULL}, NULL, "check=ok", false, true},
     {"espresso", "espresso --scale 0.2 (bench/workloads): linked lists of bit-vector cubes",
      {espresso_exe, "--scale", "0.2", NULL}, NULL, "check=ok", false, true},
+    {"mixed", "mixed (bench/workloads): nothing but malloc, calloc and free, 3 M calls of 16 to 512 bytes "
+              "from three call sites, up to 1000 live",
+     {mixed_exe, NULL}, NULL, "check=ok", false, true},
 };
 enum { NPROG = sizeof progs / sizeof progs[0] };
 
@@ -799,6 +802,8 @@ int main(int argc, char **argv) {
     bool have_cfrac = resolve(path, cfrac_exe, sizeof cfrac_exe);
     snprintf(path, sizeof path, "%s/espresso", bindir);
     bool have_espresso = resolve(path, espresso_exe, sizeof espresso_exe);
+    snprintf(path, sizeof path, "%s/mixed", bindir);
+    bool have_mixed = resolve(path, mixed_exe, sizeof mixed_exe);
     /* the interpreter itself: version managers put a shell script first in PATH */
     first_line("python3 -c 'import sys; print(sys.executable)' 2>/dev/null", python_exe, sizeof python_exe);
     for (int p = 0; p < NPROG; p++) {
@@ -812,6 +817,7 @@ int main(int argc, char **argv) {
         bool missing = (!strcmp(pr->name, "python") && !*python_exe) ||
                        (!strcmp(pr->name, "cfrac") && !have_cfrac) ||
                        (!strcmp(pr->name, "espresso") && !have_espresso) ||
+                       (!strcmp(pr->name, "mixed") && !have_mixed) ||
                        (pr->argv[0] && pr->argv[0][0] != '/' && !in_path(pr->argv[0]));
         if (pr->selected && missing) {
             printf("diag: %s is missing: its row is skipped\n", pr->name);

@@ -30,6 +30,8 @@
  *   pool        strata_pool alone (explicit/pool.c): a region of memory freed all at once.
  *   quarantine  freed blocks held back from reuse so that a use after free touches nothing
  *               anybody else has: secure mode's per heap, guard mode's (diag/guard.c) inaccessible.
+ *   shadow      diag: the word per 16 bytes of the core's address space that holds a tracked block's
+ *               size and stack (diag/track.c), found by address with no lock.
  *   sampled guard guard_sample=N: a random one allocation in N served from a fixed pool of slots
  *               between inaccessible pages, in the release library (region/sampled.c).
  *   reclaim     give back everything strata holds and does not use (core/reclaim.c).
@@ -192,6 +194,7 @@ typedef struct sx_heap {
     int64_t sample_left;              /* guard_sample: blocks made available until the next sampled
                                          one; below zero, the next slow path samples (core.h) */
     uint64_t sample_rng;
+    uint64_t sample_not_before;       /* guard_sample_cost: no sample before this (ns, monotonic) */
     unsigned nquarantined;            /* secure mode: blocks in quarantine[] */
     void *quarantine[SX_QUARANTINE];  /* secure mode: freed blocks waiting (secure/secure.c) */
     bool retain;                      /* keep a spare page per class and a last segment: a thread

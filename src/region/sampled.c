@@ -33,6 +33,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -68,6 +69,7 @@ static struct sigaction previous;
 static __thread bool tls_sampling __attribute__((tls_model("initial-exec")));
 
 static void on_fault(int sig, siginfo_t *si, void *ctx);
+static void *sample(size_t size, size_t align, bool zero);
 
 static void own_module(const sx_module *m, void *arg) {
     (void)arg;
@@ -148,9 +150,26 @@ static uint8_t unwind_from(void **frames, uintptr_t from) {
 
 static uint8_t unwind(void **frames) { return unwind_from(frames, 0); }
 
-void *sx_sampled_alloc(size_t size, size_t align, bool zero) {
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+void *sx_sampled_alloc(uint64_t *not_before, size_t size, size_t align, bool zero) {
     size_t page = sx_os_page;
     if (!pool || tls_sampling || size > page - 16 || align > page) return NULL;
+    /* The time budget: a sample costs this thread d here and about as much again at its free;
+     * the next waits until those 2d are guard_sample_cost percent of the time gone by. */
+    uint64_t t0 = sx_opt.guard_sample_cost ? now_ns() : 0;
+    if (t0 < *not_before) return NULL;
+    void *p = sample(size, align, zero);
+    if (p && t0) *not_before = t0 + (now_ns() - t0) * 200 / (uint64_t)sx_opt.guard_sample_cost;
+    return p;
+}
+
+static void *sample(size_t size, size_t align, bool zero) {
+    size_t page = sx_os_page;
     if (align < 16) align = 16;
     tls_sampling = true;
     sx_lock(&sx_sampled_lock);
