@@ -41,7 +41,8 @@ BENCH_WORK   := $(patsubst bench/workloads/%.c,build/bench/%,$(wildcard bench/wo
 MAX_THREADS  ?= 16
 BENCH_RUNS   ?=
 PEERS        ?=
-BENCH_PEERS  := $(foreach p,$(PEERS),--peer $(p))
+STRATA_AS    ?=
+BENCH_PEERS  := $(foreach p,$(PEERS),--peer $(p)) $(foreach p,$(STRATA_AS),--strata-as $(p))
 
 build/bench/%: bench/workloads/%.c bench/workload.h
 	@mkdir -p $(dir $@)

@@ -12,6 +12,8 @@
  *                      the names given with --peer)
  *     --peer NAME=LIB  one more allocator to compare with: LIB preloaded, a column called NAME in
  *                      every mode (repeatable; make bench PEERS="NAME=LIB ...")
+ *     --strata-as NAME=OPTIONS  one more column: strata's library with STRATA_OPTIONS=OPTIONS
+ *                      (repeatable; make bench STRATA_AS="sampled=guard_sample=1000 ...")
  *     --scaling MAX    thread-scaling mode: multi-thread workloads at 1, 2, 4 ... MAX threads
  *     --instr          instructions per operation (callgrind) of the single-thread workloads
  *     --hugepages      strata with huge_pages=off, thp and hugetlb on a large random-access heap
@@ -496,7 +498,9 @@ static double spawn_loop(const allocator *a, char *const argv[], int n) {
     char pre[4200] = "LD_PRELOAD=";
     const char *lib = a->lib;
     if (lib) strncat(pre, lib, sizeof pre - 12);
-    char *envp[] = {pre, "PATH=/usr/bin:/bin", "LC_ALL=C", NULL};
+    char opts[1024];
+    snprintf(opts, sizeof opts, "STRATA_OPTIONS=%s", a->options ? a->options : "");
+    char *envp[] = {pre, "PATH=/usr/bin:/bin", "LC_ALL=C", opts, NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -981,7 +985,7 @@ static void publish(const char *doc, const char *key, const char *name) {
 
 static void usage(void) {
     fprintf(stderr, "usage: driver [--bin DIR] [--strata LIB] [--out DIR] [--runs N] [--quick] "
-                    "[--threads N] [--only A,B] [--peer NAME=LIB ...] "
+                    "[--threads N] [--only A,B] [--peer NAME=LIB ...] [--strata-as NAME=OPTIONS ...] "
                     "[--scaling MAX | --instr | --hugepages | --harden LIB] [--publish DOC]\n");
     exit(2);
 }
@@ -989,7 +993,11 @@ static void usage(void) {
 /* --peer NAME=LIB: a column after Debian's peers. NAME goes into tables, CSV fields and --only
  * lists, so it is a short word of letters, digits and ._+- (no spaces, commas or |), and no other
  * column's; LIB must exist now rather than fail every run later. */
-static bool add_peer(const char *spec) {
+/* A column of strata run with STRATA_OPTIONS=options; its library is set once strata's is known. */
+static bool add_peer_as(const char *spec, bool strata_options);
+static bool add_peer(const char *spec) { return add_peer_as(spec, false); }
+
+static bool add_peer_as(const char *spec, bool strata_options) {
     const char *eq = strchr(spec, '=');
     size_t len = eq ? (size_t)(eq - spec) : 0;
     if (!eq || !len || len > 23 || strspn(spec, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -1010,6 +1018,14 @@ static bool add_peer(const char *spec) {
         fprintf(stderr, "driver: --peer %s: at most %d peers with --peer\n", spec,
                 MAX_ALLOC - NBUILTIN - 1);
         return false;
+    }
+    if (strata_options) {
+        char *given = malloc(strlen(eq + 1) + 64);
+        if (!given) return false;
+        sprintf(given, "strata's library with STRATA_OPTIONS=%s", eq + 1);
+        allocs[nalloc++] = (allocator){strdup(name), NULL, NULL, true, strdup(eq + 1), peer_colors[npeers++],
+                                       given};
+        return true;
     }
     char real[4096];
     if (!realpath(eq + 1, real) || access(real, R_OK)) {
@@ -1058,6 +1074,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--harden") && more) unchecked = argv[++i];
         else if (!strcmp(a, "--peer") && more) {
             if (!add_peer(argv[++i])) return 2;
+        } else if (!strcmp(a, "--strata-as") && more) {
+            if (!add_peer_as(argv[++i], true)) return 2;
         } else usage();
     }
     if (runs <= 0) runs = quick ? 3 : scaling ? 3 : 5;
@@ -1070,6 +1088,8 @@ int main(int argc, char **argv) {
     }
     allocs[STRATA].given = strata_lib;
     allocs[STRATA].lib = strata_lib = strdup(real);
+    for (int i = NBUILTIN; i < nalloc; i++) /* --strata-as columns */
+        if (!allocs[i].lib && allocs[i].options) allocs[i].lib = strata_lib;
     snprintf(bump_lib, sizeof bump_lib, "%s/libbump.so", bindir);
     snprintf(bump_shown, sizeof bump_shown, "%s", bump_lib);
     if (realpath(bump_lib, real)) snprintf(bump_lib, sizeof bump_lib, "%s", real);

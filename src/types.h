@@ -194,7 +194,6 @@ typedef struct sx_heap {
     int64_t sample_left;              /* guard_sample: blocks made available until the next sampled
                                          one; below zero, the next slow path samples (core.h) */
     uint64_t sample_rng;
-    uint64_t sample_not_before;       /* guard_sample_cost: no sample before this (ns, monotonic) */
     unsigned nquarantined;            /* secure mode: blocks in quarantine[] */
     void *quarantine[SX_QUARANTINE];  /* secure mode: freed blocks waiting (secure/secure.c) */
     bool retain;                      /* keep a spare page per class and a last segment: a thread

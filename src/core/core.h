@@ -50,7 +50,7 @@ size_t sx_foreign_usable_size(void *p);
 static inline void *sx_sample_take(sx_heap *h, size_t size, size_t align, bool zero) {
     if (sx_likely(h->sample_left >= 0)) return NULL;
     h->sample_left = sx_sampled_gap(&h->sample_rng);
-    return sx_sampled_alloc(&h->sample_not_before, size, align, zero);
+    return sx_sampled_alloc(size, align, zero);
 }
 
 /* free without secure mode (secure mode calls it for blocks leaving its quarantine) */

@@ -18,9 +18,8 @@ extern uintptr_t sx_sampled_lo, sx_sampled_hi; /* the pool's pages */
 extern sx_lock_t sx_sampled_lock;
 void sx_sampled_init(void);
 int64_t sx_sampled_gap(uint64_t *rng); /* blocks until the next sample: random, mean N */
-/* NULL: no slot, too big, or too soon after the last sample of this heap (*not_before: see
- * guard_sample_cost) */
-void *sx_sampled_alloc(uint64_t *not_before, size_t size, size_t align, bool zero);
+/* NULL: no slot, too big, or the time budget spent (guard_sample_cost) */
+void *sx_sampled_alloc(size_t size, size_t align, bool zero);
 static inline bool sx_sampled_owns(const void *p) {
     return (uintptr_t)p - sx_sampled_lo < sx_sampled_hi - sx_sampled_lo;
 }

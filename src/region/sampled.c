@@ -15,7 +15,8 @@
  *
  * The heaps choose when (heap.c): a heap counts the blocks each refill of a free list makes
  * available and, once that count has passed a random gap of mean N, its next slow path serves
- * a sampled block. So the fast paths carry nothing for it, on or off.
+ * a sampled block. So the fast paths carry nothing for it, on or off. A time budget bounds the
+ * rest (guard_sample_cost: the share of the time samples may take; see within_budget).
  *
  * Cost: a slot is opened and closed with mprotect. The guards are marked so the kernel never
  * merges them with a closed slot (sx_os_advise_nohuge sets a flag the slots lack), so each
@@ -77,6 +78,18 @@ static void own_module(const sx_module *m, void *arg) {
     if (self >= m->lo && self < m->hi && strstr(m->path, ".so")) own_lo = m->lo, own_hi = m->hi;
 }
 
+/* The time budget: what samples have cost, at their malloc and at their free, in every thread,
+ * against guard_sample_cost percent of the time since the pool was made (and a millisecond to
+ * start with). A sample that would go past it is not taken. */
+static _Atomic uint64_t spent_ns;
+static uint64_t start_ns;
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 static uintptr_t slot_page(uint32_t i) { return sx_sampled_lo + (2 * (uintptr_t)i + 1) * sx_os_page; }
 
 void sx_sampled_init(void) {
@@ -119,6 +132,7 @@ void sx_sampled_init(void) {
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigaction(SIGSEGV, &sa, &previous);
+    start_ns = now_ns();
     sx_sampled_every = sx_opt.guard_sample;
 }
 
@@ -150,21 +164,23 @@ static uint8_t unwind_from(void **frames, uintptr_t from) {
 
 static uint8_t unwind(void **frames) { return unwind_from(frames, 0); }
 
-static uint64_t now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+
+static bool within_budget(uint64_t now) {
+    uint64_t spent = atomic_load_explicit(&spent_ns, memory_order_relaxed);
+    return spent * 100 <= (now - start_ns) * (uint64_t)sx_opt.guard_sample_cost + 100000000u;
 }
 
-void *sx_sampled_alloc(uint64_t *not_before, size_t size, size_t align, bool zero) {
+static void spend(uint64_t since) {
+    if (since) atomic_fetch_add_explicit(&spent_ns, now_ns() - since, memory_order_relaxed);
+}
+
+void *sx_sampled_alloc(size_t size, size_t align, bool zero) {
     size_t page = sx_os_page;
     if (!pool || tls_sampling || size > page - 16 || align > page) return NULL;
-    /* The time budget: a sample costs this thread d here and about as much again at its free;
-     * the next waits until those 2d are guard_sample_cost percent of the time gone by. */
     uint64_t t0 = sx_opt.guard_sample_cost ? now_ns() : 0;
-    if (t0 < *not_before) return NULL;
+    if (t0 && !within_budget(t0)) return NULL;
     void *p = sample(size, align, zero);
-    if (p && t0) *not_before = t0 + (now_ns() - t0) * 200 / (uint64_t)sx_opt.guard_sample_cost;
+    spend(t0);
     return p;
 }
 
@@ -246,6 +262,7 @@ size_t sx_sampled_size(const void *p, const char *fn) {
 }
 
 void sx_sampled_free(void *ptr, const char *fn) {
+    uint64_t t0 = sx_opt.guard_sample_cost ? now_ns() : 0;
     uintptr_t p = (uintptr_t)ptr;
     uint32_t i;
     slot_rec *r = slot_of(p, &i);
@@ -277,6 +294,7 @@ void sx_sampled_free(void *ptr, const char *fn) {
     pool->queue[(pool->head + pool->count) % SLOTS] = i;
     pool->count++;
     sx_unlock(&sx_sampled_lock);
+    spend(t0);
 }
 
 /* ---- the report: written with write(2) only, at a fault or before an abort ---- */

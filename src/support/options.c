@@ -100,8 +100,8 @@ static const option_t options[] = {
              "overflow or use after free of a sampled block is reported with its stacks, and the "
              "process dies of it. libstrata-diag.so, diag=guard: guard one block in N (0, 1: all)"},
     {.name = "guard_sample_cost", .type = OPT_INT, .value = &sx_opt.guard_sample_cost, .max = 100,
-     .help = "percent of a thread's time the sampled guard may take (guard_sample): a sample comes "
-             "no sooner than that allows, whatever N says (0: no limit)"},
+     .help = "percent of the time since start the sampled guard's samples may take (guard_sample): "
+             "one that would go past it is not taken, whatever N says (0: no limit)"},
     {.name = "guard_align", .type = OPT_INT, .value = &sx_opt.guard_align, .max = 4096,
      .help = "libstrata-diag.so, diag=guard: alignment of a block's end against its guard page "
              "(1: exactly at it, so a write one byte past faults; 16 keeps malloc's alignment)"},

@@ -69,7 +69,7 @@ typedef struct sx_options {
     size_t diag_sample;  /* take a stack once per this many bytes allocated (0: every block) */
     int guard_sample;    /* guard one block in N */
     bool sampled_guard;  /* guard_sample > 0 in the release build, not in secure mode (region/sampled.c) */
-    int guard_sample_cost; /* percent of a thread's time the sampled guard may take (0: no limit) */
+    int guard_sample_cost; /* percent of the time the sampled guard's samples may take (0: no limit) */
     int guard_align;     /* a guarded block's end is aligned to this (1: at its guard page) */
     bool guard_underflow;
     size_t quarantine;   /* address space of freed guarded blocks kept inaccessible */
