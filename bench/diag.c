@@ -743,7 +743,8 @@ static void report(int runs, int guard_runs, double limit, double guard_limit, c
         double u = med(g, g->unguarded), a = med(&cells[p][LEAKS], cells[p][LEAKS].allocs);
         if (progs[p].selected && u > 0)
             say("- strata guard, %s: %.0f of %.0f allocations (%.0f%%) were served without a guard "
-                "page: vm.max_map_count (%ld) was reached (the dump's `total unguarded`)\n",
+                "page: a limit of the guard was reached, 262144 guarded blocks at once (each holds a "
+                "page) or, without guard markers, vm.max_map_count (%ld) (the dump's `total unguarded`)\n",
                 progs[p].name, u, a, 100 * u / a, max_map_count());
     }
     for (int t = 0; t < NTOOL; t++)

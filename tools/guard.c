@@ -74,7 +74,8 @@ int cmd_guard(int argc, char **argv) {
         else if (c.dump.end == DUMP_END_EXIT)
             fprintf(c.out, "strata: guard: no heap misuse seen in %s\n", c.cmd[0]);
         if (dump_total(&c.dump, "unguarded", &unguarded) && unguarded)
-            fprintf(c.out, "strata: guard: %llu blocks had no guard (the map limit was reached; "
+            fprintf(c.out, "strata: guard: %llu blocks had no guard (a limit of the guard was reached: "
+                           "262144 guarded blocks at once, or vm.max_map_count without guard markers; "
                            "--sample N guards fewer)\n", (unsigned long long)unguarded);
     }
     int status = c.status;

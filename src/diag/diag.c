@@ -197,12 +197,12 @@ static void invalid_free(void *p, sx_site at) {
     sx_dump_write("abort", 0);
 }
 
-/* The core could serve a block that the guard could not map: the map count, not memory, ran out. */
+/* The core could serve a block that the guard could not: its records (live and quarantined
+ * blocks) or, without guard markers, the map count ran out, not memory. */
 static void say_unguarded(void) {
     static _Atomic bool said;
     if (!atomic_exchange(&said, true))
-        sx_message("guard: cannot map more guarded blocks (vm.max_map_count?); the rest are not "
-                   "guarded (guard_sample=N guards one in N)");
+        sx_message("guard: %s; the rest are not guarded (guard_sample=N guards one in N)", sx_guard_limit());
 }
 
 /* ---- entry points ---- */

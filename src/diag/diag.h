@@ -145,6 +145,7 @@ void sx_guard_init(void);
 void *sx_guard_alloc(size_t size, size_t align, sx_stack *st); /* NULL: not guarded: the core */
 bool sx_guard_free(void *p, sx_stack *st);   /* false: not a guarded block; st: the free's stack */
 size_t sx_guard_unguarded(void); /* blocks served without a guard */
+const char *sx_guard_limit(void); /* why a block could not be guarded, for people */
 bool sx_guard_size(const void *p, size_t *size);             /* false: not a guarded block */
 /* Check the pattern around every live guarded block; the first broken one becomes the error. */
 bool sx_guard_check_live(bool locked);

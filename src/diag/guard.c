@@ -133,6 +133,11 @@ void sx_guard_unlock(void) { sx_spin_unlock(&lock); }
 
 size_t sx_guard_unguarded(void) { return atomic_load(&unguarded); }
 
+const char *sx_guard_limit(void) {
+    return markers ? "262144 blocks are guarded already (each holds a page of memory)"
+                   : "cannot map more guarded blocks (vm.max_map_count?)";
+}
+
 static uint32_t bucket(uintptr_t p) { return (uint32_t)(((p >> 4) * 0x9e3779b97f4a7c15ull) >> 46) & (HASH - 1); }
 
 /* ---- records (lock held) ---- */
@@ -234,6 +239,7 @@ static bool pages_open(void *p, size_t len) {
 static uint8_t *pages_reserve(size_t len) {
     if (!markers) return sx_os_reserve(len);
     uint8_t *m = sx_os_map(len);
+    if (m) sx_os_advise_nohuge(m, len); /* else a slot opened is a 2 MiB page resident */
     if (m && !sx_os_mark_guard(m, len, true)) {
         sx_os_unmap(m, len);
         return NULL;

@@ -332,6 +332,9 @@ static _Atomic size_t hashed; /* blocks in the stripes (not at a 16-byte boundar
 static _Atomic int gate;      /* lock_all: calls wait */
 
 static sx_noinline word *shadow_make(uintptr_t a) {
+    /* Only the core's segments: guard mode's slots (a block a page) would make their shadow as
+     * resident as they are big, where the hash table holds one entry per live block. */
+    if (!sx_segmap_contains(sx_segment_of((void *)a))) return NULL;
     size_t i1 = a >> (CHUNK_SHIFT + L2_BITS), i2 = (a >> CHUNK_SHIFT) & (L2_SIZE - 1);
     word *sh = NULL;
     for (int tries = 0; tries < 4 && !sh; tries++) { /* mapping with no lock held (see claim) */
