@@ -92,8 +92,31 @@ static uint64_t now_ns(void) {
 
 static uintptr_t slot_page(uint32_t i) { return sx_sampled_lo + (2 * (uintptr_t)i + 1) * sx_os_page; }
 
+/* At start: sampling on, the pool made at the first sample (pool_make), so that a process that
+ * never takes one (a short command) pays nothing for it: no mapping, no unwinder loaded. */
 void sx_sampled_init(void) {
     if (!sx_opt.sampled_guard) return;
+    start_ns = now_ns();
+    sx_sampled_every = sx_opt.guard_sample;
+}
+
+/* The pool, its signal handler and the unwinder, by the first thread to sample; a thread that
+ * comes meanwhile does not wait (it may hold the loader's lock that loading the unwinder takes):
+ * it serves the block from the heap. False: no pool (yet, or ever). */
+static _Atomic int pool_state_made; /* 0 not yet, 1 being made, 2 made, 3 failed */
+static void pool_make(void);
+
+static bool pool_ready(void) {
+    int st = atomic_load_explicit(&pool_state_made, memory_order_acquire);
+    if (sx_likely(st == 2)) return true;
+    int expected = 0;
+    if (st != 0 || !atomic_compare_exchange_strong(&pool_state_made, &expected, 1)) return false;
+    pool_make();
+    atomic_store_explicit(&pool_state_made, pool ? 2 : 3, memory_order_release);
+    return pool != NULL;
+}
+
+static void pool_make(void) {
     size_t page = sx_os_page, len = (2 * SLOTS + 1) * page;
     uint8_t *m = sx_os_map(len);
     pool_state *ps = sx_os_map(sx_align_up(sizeof *ps, page));
@@ -122,18 +145,14 @@ void sx_sampled_init(void) {
     sx_sampled_lo = (uintptr_t)m;
     sx_sampled_hi = (uintptr_t)m + len;
     sx_modules_each(page, own_module, NULL); /* linked in statically: none, stacks keep strata's frames */
-    /* The first backtrace loads libgcc_s, which allocates: now, not at the first sample. */
+    /* The first backtrace loads libgcc_s, which allocates (the caller keeps that from sampling). */
     void *warm[4];
-    tls_sampling = true;
     backtrace(warm, 4);
-    tls_sampling = false;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigaction(SIGSEGV, &sa, &previous);
-    start_ns = now_ns();
-    sx_sampled_every = sx_opt.guard_sample;
 }
 
 /* The gap to the next sample: uniform in [1, 2N - 1], mean N. */
@@ -176,7 +195,11 @@ static void spend(uint64_t since) {
 
 void *sx_sampled_alloc(size_t size, size_t align, bool zero) {
     size_t page = sx_os_page;
-    if (!pool || tls_sampling || size > page - 16 || align > page) return NULL;
+    if (tls_sampling || size > page - 16 || align > page) return NULL;
+    tls_sampling = true; /* making the pool allocates (the unwinder's loading): not sampled */
+    bool ready = pool_ready();
+    tls_sampling = false;
+    if (!ready) return NULL;
     uint64_t t0 = sx_opt.guard_sample_cost ? now_ns() : 0;
     if (t0 && !within_budget(t0)) return NULL;
     void *p = sample(size, align, zero);
