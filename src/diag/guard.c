@@ -39,7 +39,6 @@
 #include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <ucontext.h>
 
 #include "diag.h"
 
@@ -444,24 +443,6 @@ bool sx_guard_size(const void *p, size_t *size) {
 }
 
 /* ---- the fault ---- */
-static const char *access_of(void *ctx) {
-#if defined(__x86_64__)
-    return ((ucontext_t *)ctx)->uc_mcontext.gregs[REG_ERR] & 2 ? "write" : "read";
-#else
-    (void)ctx;
-    return "access";
-#endif
-}
-
-static uintptr_t fault_pc(void *ctx) {
-#if defined(__x86_64__)
-    return (uintptr_t)((ucontext_t *)ctx)->uc_mcontext.gregs[REG_RIP];
-#else
-    (void)ctx;
-    return 0;
-#endif
-}
-
 static void on_fault(int sig, siginfo_t *si, void *ctx) {
     uintptr_t a = (uintptr_t)si->si_addr;
     const grec *hit = NULL;
@@ -471,10 +452,10 @@ static void on_fault(int sig, siginfo_t *si, void *ctx) {
         const char *kind = hit->state == FREED || hit->state == SLOT ? "use-after-free" /* a spare slot: freed too */
                            : a >= hit->p + hit->size ? "overflow"
                                                      : "underflow";
-        sx_stack *here = sx_stack_here((sx_site){fault_pc(ctx), 0});
+        sx_stack *here = sx_stack_here((sx_site){sx_fault_pc(ctx), 0});
         sx_diag_error e = {.kind = kind, .addr = a, .block = hit->p, .size = hit->size,
                            .alloc_stack = hit->alloc_stack, .free_stack = hit->free_stack,
-                           .at_stack = here ? here->id : 0, .access = access_of(ctx)};
+                           .at_stack = here ? here->id : 0, .access = sx_fault_access(ctx)};
         sx_dump_error(&e);
         sx_dump_write("signal", sig);
         signal(SIGSEGV, SIG_DFL); /* returning faults again, now fatally */

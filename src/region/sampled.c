@@ -35,7 +35,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include "../support/record.h"
@@ -396,15 +395,6 @@ static void report(const misuse *m, uintptr_t addr, const slot_rec *r, void *con
     print_stack(r->state == FREED ? "and freed at" : "and not freed", r->free_frames, r->free_depth);
 }
 
-static const char *access_of(void *ctx) {
-#if defined(__x86_64__)
-    return ((ucontext_t *)ctx)->uc_mcontext.gregs[REG_ERR] & 2 ? "write" : "read";
-#else
-    (void)ctx;
-    return "access";
-#endif
-}
-
 static void on_fault(int sig, siginfo_t *si, void *ctx) {
     uintptr_t a = (uintptr_t)si->si_addr;
     if (a - sx_sampled_lo >= sx_sampled_hi - sx_sampled_lo) {
@@ -426,7 +416,7 @@ static void on_fault(int sig, siginfo_t *si, void *ctx) {
         r = past <= ahead ? before : after;
     }
     char what[96];
-    const char *acc = access_of(ctx);
+    const char *acc = sx_fault_access(ctx);
     const char *kind = !r || r->state == SPARE ? "wild"
                        : r->state == FREED     ? "use-after-free"
                        : a < r->block          ? "underflow"
@@ -435,10 +425,7 @@ static void on_fault(int sig, siginfo_t *si, void *ctx) {
     else if (r->state == FREED) sx_fmt(what, sizeof what, "use after free (%s)", acc);
     else sx_fmt(what, sizeof what, "heap %s (%s)", kind, acc);
     void *here[DEPTH];
-    uintptr_t pc = 0;
-#if defined(__x86_64__)
-    pc = (uintptr_t)((ucontext_t *)ctx)->uc_mcontext.gregs[REG_RIP];
-#endif
+    uintptr_t pc = sx_fault_pc(ctx);
     /* libgcc is loaded (sx_sampled_init): its unwinder steps through the signal frame */
     int d = pc ? unwind_from(here, pc) : 0;
     if (r) report(&(misuse){what, kind, acc, "accessed at", sig}, a, r, here, d);

@@ -46,6 +46,10 @@ typedef struct {
 } sx_module;
 void sx_modules_each(size_t page, void (*fn)(const sx_module *m, void *arg), void *arg);
 
+/* ---- fault.c: a SIGSEGV's context (the handler's third argument) ---- */
+const char *sx_fault_access(const void *ctx); /* "read", "write", or "access" where unknown */
+uintptr_t sx_fault_pc(const void *ctx);         /* the faulting instruction, 0 where unknown */
+
 /* ---- options.c ---- */
 enum { SX_FOREIGN_ABORT = 0, SX_FOREIGN_FORWARD, SX_FOREIGN_IGNORE };
 enum { SX_HUGE_OFF = 0, SX_HUGE_THP, SX_HUGE_HUGETLB };
