@@ -397,8 +397,14 @@ static void report(const misuse *m, uintptr_t addr, const slot_rec *r, void *con
 
 static void on_fault(int sig, siginfo_t *si, void *ctx) {
     uintptr_t a = (uintptr_t)si->si_addr;
-    if (a - sx_sampled_lo >= sx_sampled_hi - sx_sampled_lo) {
-        sigaction(SIGSEGV, &previous, NULL); /* not ours: to whoever handled it before */
+    if (a - sx_sampled_lo >= sx_sampled_hi - sx_sampled_lo) { /* not ours: to the handler before */
+        if (previous.sa_flags & SA_SIGINFO) {
+            previous.sa_sigaction(sig, si, ctx);
+        } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
+            previous.sa_handler(sig);
+        } else {
+            signal(SIGSEGV, SIG_DFL); /* the fault comes again, and kills as it would have */
+        }
         return;
     }
     /* The slot the address is in; for a guard page, the block whose edge is nearer: the one

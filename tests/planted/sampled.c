@@ -6,6 +6,8 @@
  */
 #include <malloc.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,9 +82,48 @@ static int clean(void) {
     return 0;
 }
 
+/* A program with a SIGSEGV handler of its own (as runtimes with their own faults have): it keeps
+ * getting its faults, before and after the sampled guard has set up its handler, and the sampled
+ * guard still stops a use after free after that ("own-handler-uaf"). */
+static sigjmp_buf back;
+static volatile int faults;
+static void own_handler(int sig) {
+    (void)sig;
+    faults++;
+    siglongjmp(back, 1);
+}
+
+static void fault_three_times(void) {
+    for (int i = 0; i < 3; i++)
+        if (!sigsetjmp(back, 1)) *(volatile int *)(uintptr_t)8 = 1;
+}
+
+static int own_handler_kept(void) {
+    signal(SIGSEGV, own_handler);
+    fault_three_times();
+    for (int i = 0; i < 200000; i++) drop_block(make_block(32 + (size_t)i % 100));
+    fault_three_times();
+    if (faults != 6) return fail("the program's own SIGSEGV handler lost its faults");
+    puts("ok");
+    return 0;
+}
+
+static int own_handler_then_uaf(void) {
+    if (own_handler_kept()) return 1;
+    for (long i = 0; i < ROUNDS; i++) {
+        char *p = make_block(24 + (size_t)i % 200);
+        drop_block(p);
+        if (!sigsetjmp(back, 1)) write_at(p, 8); /* the program's handler would come back here */
+    }
+    printf("not caught: own-handler-uaf (%d faults went to the program's handler)\n", faults - 6);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *bug = argc > 1 ? argv[1] : "clean";
     if (!strcmp(bug, "clean")) return clean();
+    if (!strcmp(bug, "own-handler")) return own_handler_kept();
+    if (!strcmp(bug, "own-handler-uaf")) return own_handler_then_uaf();
     for (long i = 0; i < ROUNDS; i++) {
         char *p = make_block(24 + (size_t)i % 200);
         if (!strcmp(bug, "use-after-free")) {

@@ -95,6 +95,17 @@ static void clean_program(void) {
 
 /* Under `strata run` the command prints the stacks with functions and lines, and ends as the
  * program did. */
+/* A program's own SIGSEGV handler, set before the sampled guard's, still gets its faults. */
+static void own_handler_kept(void) {
+    th_result r = run("guard_sample=10", (char *[]){BUGS, "own-handler", NULL});
+    CHECKF(r.exited && r.code == 0 && strstr(r.out, "ok"), "code %d sig %d: %.300s %.300s", r.code, r.sig, r.out,
+           r.err);
+    r = run("guard_sample=10", (char *[]){BUGS, "own-handler-uaf", NULL});
+    CHECKF(r.signaled && r.sig == SIGSEGV && strstr(r.err, "use after free (write)"),
+           "a use after free after the program's own faults: code %d sig %d: %.300s %.300s", r.code, r.sig, r.out,
+           r.err);
+}
+
 static void run_symbolizes(void) {
     th_result r = th_exec((char *[]){STRATA, "run", "-o", "guard_sample=20", "--", BUGS, "use-after-free", NULL}, NULL);
     CHECKF(r.signaled && r.sig == SIGSEGV, "want SIGSEGV, got code %d sig %d: %.300s", r.code, r.sig, r.err);
@@ -123,6 +134,7 @@ int main(void) {
     RUN(underflow);
     RUN(off_by_default);
     RUN(clean_program);
+    RUN(own_handler_kept);
     RUN(run_symbolizes);
     RUN(real_programs);
     return 0;
