@@ -58,11 +58,24 @@ static bool exec_happened(int fd) {
     return n == 0;
 }
 
+/* Signals sent to strata alone (kill PID, a timeout) go on to the command, which would have had
+ * them without strata in between; SIGINT and SIGQUIT from the terminal reach it anyway. */
+static pid_t forward_to;
+static const int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM};
+enum { NFORWARD = sizeof forwarded / sizeof forwarded[0] };
+static void forward(int sig) {
+    if (forward_to > 0) kill(forward_to, sig);
+}
+
 static int wait_for(pid_t pid) {
-    struct sigaction ignore = {.sa_handler = SIG_IGN}, old_int, old_quit;
+    struct sigaction ignore = {.sa_handler = SIG_IGN}, old_int, old_quit, pass = {.sa_handler = forward},
+                     old_pass[NFORWARD];
     sigemptyset(&ignore.sa_mask);
+    sigemptyset(&pass.sa_mask);
     sigaction(SIGINT, &ignore, &old_int);
     sigaction(SIGQUIT, &ignore, &old_quit);
+    forward_to = pid;
+    for (int i = 0; i < NFORWARD; i++) sigaction(forwarded[i], &pass, &old_pass[i]);
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
@@ -72,6 +85,8 @@ static int wait_for(pid_t pid) {
         }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
+    for (int i = 0; i < NFORWARD; i++) sigaction(forwarded[i], &old_pass[i], NULL);
+    forward_to = 0;
     return status;
 }
 

@@ -49,8 +49,10 @@ size_t sx_foreign_usable_size(void *p);
  * guard_sample is on. */
 static inline void *sx_sample_take(sx_heap *h, size_t size, size_t align, bool zero) {
     if (sx_likely(h->sample_left >= 0)) return NULL;
-    h->sample_left = sx_sampled_gap(&h->sample_rng);
-    return sx_sampled_alloc(size, align, zero);
+    if (size > sx_os_page - 16) return NULL; /* too big for a slot: the next request takes the turn */
+    bool first = h->sample_rng == 0; /* a new heap: its first gap, not a sample */
+    h->sample_left = sx_sampled_gap(&h->sample_rng, (uintptr_t)h);
+    return first ? NULL : sx_sampled_alloc(size, align, zero);
 }
 
 /* free without secure mode (secure mode calls it for blocks leaving its quarantine) */

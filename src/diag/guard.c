@@ -224,14 +224,18 @@ static void quarantine_trim(size_t keep_bytes, uint32_t keep_count) {
 }
 
 /* ---- pages made inaccessible, or accessible again ---- */
+static bool protected_some; /* markers refused once, mprotect did it: opening undoes both */
+
 static bool pages_close(void *p, size_t len) {
-    if (markers) return sx_os_mark_guard(p, len, true); /* the contents go with the marking */
+    if (markers && sx_os_mark_guard(p, len, true)) return true; /* the contents go with the marking */
+    if (markers) protected_some = true; /* refused (a locked mapping): mprotect it */
     sx_os_decommit(p, len);
     return sx_os_protect(p, len, PROT_NONE);
 }
 
 static bool pages_open(void *p, size_t len) {
-    return markers ? sx_os_mark_guard(p, len, false) : sx_os_protect(p, len, PROT_READ | PROT_WRITE);
+    if (!markers) return sx_os_protect(p, len, PROT_READ | PROT_WRITE);
+    return sx_os_mark_guard(p, len, false) && (!protected_some || sx_os_protect(p, len, PROT_READ | PROT_WRITE));
 }
 
 /* Address space for slots or a big block, all of it inaccessible. */

@@ -254,7 +254,7 @@ static sx_noinline void sample_count(sx_heap *h, const sx_page *pg) {
 void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
     SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_ORPHAN);
     if (bin < SX_STASH_BINS && h->stash[bin].free) {
-        h->sample_left -= sx_sampled_every != 0;
+        if (sx_unlikely(sx_sampled_every)) h->sample_left--;
         sx_counts_of(h)->n_alloc[bin]++;
         return sx_stash_pop(&h->stash[bin]);
     }

@@ -17,11 +17,12 @@ extern int sx_sampled_every; /* N; 0: off */
 extern uintptr_t sx_sampled_lo, sx_sampled_hi; /* the pool's pages */
 extern sx_lock_t sx_sampled_lock;
 void sx_sampled_init(void);
-int64_t sx_sampled_gap(uint64_t *rng); /* blocks until the next sample: random, mean N */
+int64_t sx_sampled_gap(uint64_t *rng, uintptr_t salt); /* blocks to the next sample: random, mean N */
 /* NULL: no slot, too big, or the time budget spent (guard_sample_cost) */
 void *sx_sampled_alloc(size_t size, size_t align, bool zero);
 static inline bool sx_sampled_owns(const void *p) {
-    return (uintptr_t)p - sx_sampled_lo < sx_sampled_hi - sx_sampled_lo;
+    uintptr_t hi = __atomic_load_n(&sx_sampled_hi, __ATOMIC_ACQUIRE); /* 0 until the pool is whole */
+    return (uintptr_t)p < hi && (uintptr_t)p >= sx_sampled_lo;
 }
 size_t sx_sampled_size(const void *p, const char *fn);
 void sx_sampled_free(void *p, const char *fn);

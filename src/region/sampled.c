@@ -44,7 +44,7 @@
 #define DEPTH 16
 #define PATTERN 0xcd
 
-enum { SPARE, LIVE, FREED };
+enum { SPARE, LIVE, FREEING, FREED }; /* FREEING: one free has it (no second may) */
 
 typedef struct {
     uintptr_t block;
@@ -87,6 +87,12 @@ static uint64_t now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* The one thread that reports a misuse (the others wait, for the process ends with it). */
+static bool report_claim(void) {
+    static _Atomic int reporting;
+    return !atomic_exchange(&reporting, 1);
 }
 
 static uintptr_t slot_page(uint32_t i) { return sx_sampled_lo + (2 * (uintptr_t)i + 1) * sx_os_page; }
@@ -142,7 +148,7 @@ static void pool_make(void) {
     ps->rng = sx_secret | 1;
     pool = ps;
     sx_sampled_lo = (uintptr_t)m;
-    sx_sampled_hi = (uintptr_t)m + len;
+    __atomic_store_n(&sx_sampled_hi, (uintptr_t)m + len, __ATOMIC_RELEASE); /* last: see sx_sampled_owns */
     sx_modules_each(page, own_module, NULL); /* linked in statically: none, stacks keep strata's frames */
     /* The first backtrace loads libgcc_s, which allocates (the caller keeps that from sampling). */
     void *warm[4];
@@ -150,13 +156,14 @@ static void pool_make(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK; /* a program's stack-overflow handler needs
+                                                            its alternate stack */
     sigaction(SIGSEGV, &sa, &previous);
 }
 
 /* The gap to the next sample: uniform in [1, 2N - 1], mean N. */
-int64_t sx_sampled_gap(uint64_t *rng) {
-    uint64_t x = *rng ? *rng : (sx_secret | 1);
+int64_t sx_sampled_gap(uint64_t *rng, uintptr_t salt) {
+    uint64_t x = *rng ? *rng : ((sx_secret ^ (salt * 0x9e3779b97f4a7c15ull)) | 1); /* each heap its own */
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     *rng = x;
     uint64_t n = (uint64_t)sx_sampled_every;
@@ -290,7 +297,12 @@ void sx_sampled_free(void *ptr, const char *fn) {
     slot_rec *r = slot_of(p, &i);
     void *here[DEPTH];
     if (!r || r->block != p) sx_fatal("%s(): invalid pointer %p (inside a sampled block's page)", fn, ptr);
-    if (r->state != LIVE) {
+    sx_lock(&sx_sampled_lock); /* two frees at once: one goes on, the other is the double free */
+    bool live = r->state == LIVE;
+    if (live) r->state = FREEING;
+    sx_unlock(&sx_sampled_lock);
+    if (!live) {
+        if (!report_claim()) for (;;) pause(); /* another thread reports, and ends the process */
         int d = unwind(here);
         report(&(misuse){"double free", "double-free", "free", "freed again at", 0}, p, r, here, d);
         sx_fatal("%s(): double free of %p detected (a sampled block)", fn, ptr);
@@ -299,6 +311,7 @@ void sx_sampled_free(void *ptr, const char *fn) {
     const uint8_t *b = pattern_broken(pg, (uint8_t *)p);
     if (!b) b = pattern_broken((uint8_t *)p + r->size, pg + sx_os_page);
     if (b) {
+        if (!report_claim()) for (;;) pause();
         int d = unwind(here);
         const char *what = b < (uint8_t *)p ? "write before the block (found at free)"
                                             : "write past the block (found at free)";
@@ -313,8 +326,10 @@ void sx_sampled_free(void *ptr, const char *fn) {
     sx_lock(&sx_sampled_lock);
     sx_os_protect(pg, sx_os_page, PROT_NONE);
     r->state = FREED;
-    pool->queue[(pool->head + pool->count) % SLOTS] = i;
-    pool->count++;
+    if (pool->count < SLOTS) { /* always (each slot is queued once): a wrong count must not overwrite */
+        pool->queue[(pool->head + pool->count) % SLOTS] = i;
+        pool->count++;
+    }
     sx_unlock(&sx_sampled_lock);
     spend(t0);
 }
@@ -397,16 +412,19 @@ static void report(const misuse *m, uintptr_t addr, const slot_rec *r, void *con
 
 static void on_fault(int sig, siginfo_t *si, void *ctx) {
     uintptr_t a = (uintptr_t)si->si_addr;
-    if (a - sx_sampled_lo >= sx_sampled_hi - sx_sampled_lo) { /* not ours: to the handler before */
+    /* not ours (another address, or a signal sent, not a fault): to the handler before */
+    if (si->si_code <= 0 || !sx_sampled_owns((void *)a)) {
         if (previous.sa_flags & SA_SIGINFO) {
             previous.sa_sigaction(sig, si, ctx);
         } else if (previous.sa_handler != SIG_DFL && previous.sa_handler != SIG_IGN) {
             previous.sa_handler(sig);
         } else {
-            signal(SIGSEGV, SIG_DFL); /* the fault comes again, and kills as it would have */
+            signal(SIGSEGV, SIG_DFL); /* a fault comes again, and kills as it would have */
+            if (si->si_code <= 0) raise(sig); /* a signal sent does not come again: send it */
         }
         return;
     }
+    if (!report_claim()) for (;;) pause(); /* another thread reports, and ends the process */
     /* The slot the address is in; for a guard page, the block whose edge is nearer: the one
      * before it overflowed, or the one after it underflowed. */
     uint32_t n = (uint32_t)((a - sx_sampled_lo) / sx_os_page);

@@ -114,6 +114,12 @@ static void run_symbolizes(void) {
                           "in make_block (tests/planted/sampled.c:", "and freed at",
                           "in drop_block (tests/planted/sampled.c:", NULL};
     for (const char *const *w = want; *w; w++) CHECKF(strstr(r.err, *w), "no '%s' in:\n%.2500s", *w, r.err);
+    /* a child of the command: its stacks too */
+    r = th_exec((char *[]){STRATA, "run", "-o", "guard_sample=20", "--", "sh", "-c", BUGS " use-after-free; exit 3",
+                           NULL},
+                NULL);
+    CHECKF(r.exited && r.code == 3 && strstr(r.err, "in make_block (tests/planted/sampled.c:"),
+           "a child's report: code %d %.1500s", r.code, r.err);
     r = th_exec((char *[]){STRATA, "run", "-o", "guard_sample=20", "--", "sh", "-c", "echo hi; exit 3", NULL}, NULL);
     CHECKF(r.exited && r.code == 3 && strstr(r.out, "hi") && !r.err[0], "exit status: code %d, '%s' '%s'", r.code,
            r.out, r.err);
