@@ -132,6 +132,7 @@ void sx_guard_unlock(void) { sx_spin_unlock(&lock); }
 
 size_t sx_guard_unguarded(void) { return atomic_load(&unguarded); }
 
+_Static_assert(MAX_RECS == 262144, "the limit as sx_guard_limit says it");
 const char *sx_guard_limit(void) {
     return markers ? "262144 blocks are guarded already (each holds a page of memory)"
                    : "cannot map more guarded blocks (vm.max_map_count?)";

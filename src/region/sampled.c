@@ -78,8 +78,8 @@ static void own_module(const sx_module *m, void *arg) {
 }
 
 /* The time budget: what samples have cost, at their malloc and at their free, in every thread,
- * against guard_sample_cost percent of the time since the pool was made (and a millisecond to
- * start with). A sample that would go past it is not taken. */
+ * against guard_sample_cost percent of the time since start (and a millisecond to start with).
+ * A sample that would go past it is not taken. */
 static _Atomic uint64_t spent_ns;
 static uint64_t start_ns;
 
@@ -95,6 +95,16 @@ static bool report_claim(void) {
     return !atomic_exchange(&reporting, 1);
 }
 
+static uint64_t xorshift(uint64_t *x) {
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    return *x;
+}
+
+/* A free slot to the back of the queue (lock held). Each slot is queued once at most. */
+static void queue_push(uint32_t i) {
+    if (pool->count < SLOTS) pool->queue[(pool->head + pool->count++) % SLOTS] = i;
+}
+
 static uintptr_t slot_page(uint32_t i) { return sx_sampled_lo + (2 * (uintptr_t)i + 1) * sx_os_page; }
 
 /* At start: sampling on, the pool made at the first sample (pool_make), so that a process that
@@ -108,16 +118,16 @@ void sx_sampled_init(void) {
 /* The pool, its signal handler and the unwinder, by the first thread to sample; a thread that
  * comes meanwhile does not wait (it may hold the loader's lock that loading the unwinder takes):
  * it serves the block from the heap. False: no pool (yet, or ever). */
-static _Atomic int pool_state_made; /* 0 not yet, 1 being made, 2 made, 3 failed */
+static _Atomic int pool_made; /* 0 not yet, 1 being made, 2 made, 3 failed */
 static void pool_make(void);
 
 static bool pool_ready(void) {
-    int st = atomic_load_explicit(&pool_state_made, memory_order_acquire);
+    int st = atomic_load_explicit(&pool_made, memory_order_acquire);
     if (sx_likely(st == 2)) return true;
     int expected = 0;
-    if (st != 0 || !atomic_compare_exchange_strong(&pool_state_made, &expected, 1)) return false;
+    if (st != 0 || !atomic_compare_exchange_strong(&pool_made, &expected, 1)) return false;
     pool_make();
-    atomic_store_explicit(&pool_state_made, pool ? 2 : 3, memory_order_release);
+    atomic_store_explicit(&pool_made, pool ? 2 : 3, memory_order_release);
     return pool != NULL;
 }
 
@@ -163,10 +173,8 @@ static void pool_make(void) {
 
 /* The gap to the next sample: uniform in [1, 2N - 1], mean N. */
 int64_t sx_sampled_gap(uint64_t *rng, uintptr_t salt) {
-    uint64_t x = *rng ? *rng : ((sx_secret ^ (salt * 0x9e3779b97f4a7c15ull)) | 1); /* each heap its own */
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    *rng = x;
-    uint64_t n = (uint64_t)sx_sampled_every;
+    if (!*rng) *rng = (sx_secret ^ (salt * 0x9e3779b97f4a7c15ull)) | 1; /* each heap its own */
+    uint64_t x = xorshift(rng), n = (uint64_t)sx_sampled_every;
     return n <= 1 ? 1 : (int64_t)(1 + x % (2 * n - 1));
 }
 
@@ -188,7 +196,6 @@ static uint8_t unwind_from(void **frames, uintptr_t from) {
 }
 
 static uint8_t unwind(void **frames) { return unwind_from(frames, 0); }
-
 
 static bool within_budget(uint64_t now) {
     uint64_t spent = atomic_load_explicit(&spent_ns, memory_order_relaxed);
@@ -226,13 +233,11 @@ static void *sample(size_t size, size_t align, bool zero) {
     uint32_t i = pool->queue[pool->head];
     pool->head = (pool->head + 1) % SLOTS;
     pool->count--;
-    pool->rng ^= pool->rng << 13, pool->rng ^= pool->rng >> 7, pool->rng ^= pool->rng << 17;
-    bool at_start = pool->rng & 1;
+    bool at_start = xorshift(&pool->rng) & 1;
     slot_rec *r = &pool->slot[i];
     uint8_t *pg = (uint8_t *)slot_page(i);
     if (!sx_os_protect(pg, page, PROT_READ | PROT_WRITE)) { /* the map count: give it back */
-        pool->queue[(pool->head + pool->count) % SLOTS] = i;
-        pool->count++;
+        queue_push(i);
         sx_unlock(&sx_sampled_lock);
         tls_sampling = false;
         return NULL;
@@ -282,10 +287,16 @@ static const uint8_t *pattern_broken(const uint8_t *from, const uint8_t *to) {
     return NULL;
 }
 
+/* The slot of a block given back: a pointer into the pool that is no block's start is misuse. */
+static slot_rec *slot_checked(const void *p, const char *fn, uint32_t *index) {
+    slot_rec *r = slot_of((uintptr_t)p, index);
+    if (!r || r->block != (uintptr_t)p) sx_fatal("%s(): invalid pointer %p (inside a sampled block's page)", fn, p);
+    return r;
+}
+
 size_t sx_sampled_size(const void *p, const char *fn) {
     uint32_t i;
-    slot_rec *r = slot_of((uintptr_t)p, &i);
-    if (!r || r->block != (uintptr_t)p) sx_fatal("%s(): invalid pointer %p (inside a sampled block's page)", fn, p);
+    slot_rec *r = slot_checked(p, fn, &i);
     if (r->state != LIVE) sx_fatal("%s(): pointer %p: the sampled block was already freed", fn, p);
     return r->size;
 }
@@ -294,9 +305,8 @@ void sx_sampled_free(void *ptr, const char *fn) {
     uint64_t t0 = sx_opt.guard_sample_cost ? now_ns() : 0;
     uintptr_t p = (uintptr_t)ptr;
     uint32_t i;
-    slot_rec *r = slot_of(p, &i);
+    slot_rec *r = slot_checked(ptr, fn, &i);
     void *here[DEPTH];
-    if (!r || r->block != p) sx_fatal("%s(): invalid pointer %p (inside a sampled block's page)", fn, ptr);
     sx_lock(&sx_sampled_lock); /* two frees at once: one goes on, the other is the double free */
     bool live = r->state == LIVE;
     if (live) r->state = FREEING;
@@ -326,10 +336,7 @@ void sx_sampled_free(void *ptr, const char *fn) {
     sx_lock(&sx_sampled_lock);
     sx_os_protect(pg, sx_os_page, PROT_NONE);
     r->state = FREED;
-    if (pool->count < SLOTS) { /* always (each slot is queued once): a wrong count must not overwrite */
-        pool->queue[(pool->head + pool->count) % SLOTS] = i;
-        pool->count++;
-    }
+    queue_push(i);
     sx_unlock(&sx_sampled_lock);
     spend(t0);
 }
