@@ -71,7 +71,7 @@ typedef struct sx_snapshot {
  * heaps of region k (meta.c) at k * SX_HEAP_REGION: those of heap j at SX_SHARE_HEADER + j *
  * SX_HEAP_STRIDE from there. The header, with sx_count, fills the bytes before region 0's heaps. */
 #define SX_SHARE_MAGIC 0x5453415441525453ULL /* "STRATAST" in memory */
-#define SX_SHARE_VERSION 1u
+#define SX_SHARE_VERSION 2u
 #define SX_SHARE_NAME "strata"
 #define SX_SHARE_HEADER ((size_t)2048)
 typedef struct sx_share_header {
@@ -88,8 +88,65 @@ typedef struct sx_share_header {
     _Atomic uint32_t heaps;        /* heaps made, in order: region i / region_heaps */
     _Atomic uint32_t hidden_heaps; /* of them, ones whose counters are not in the file */
     sx_counters count;    /* sx_count, in place */
+    /* The heap profile (below), once the first sample made it: its offset in the file (0: none
+     * yet) and size. Written once, before `profile_at`. */
+    uint64_t profile_bytes;
+    _Atomic uint64_t profile_at;
 } sx_share_header;
 _Static_assert(sizeof(sx_share_header) <= SX_SHARE_HEADER, "the header fits before the heaps");
+
+/* ---- the heap profile (heap/profile.c writes it, tools/profile.c reads it) ----
+ * One allocation in about every profile_rate bytes allocated is sampled, with its call stack. The
+ * profile is a part of the statistics file (at header.profile_at, profile_bytes long), of
+ * three parts at the offsets its header gives: the header, the stacks (SX_PROFILE_STACKS entries,
+ * open addressing by `hash`; an entry is used when its depth is not 0; never removed) and the live
+ * samples (SX_PROFILE_LIVE entries, open addressing by address, linear probing with backward-shift
+ * deletion; an entry is used when its addr is not 0). Writers hold a lock and make `generation` odd
+ * while they write: a reader copies the whole part and takes the copy when the generation was even
+ * and the same before and after.
+ *
+ * A sample stands for `objects` blocks (an estimate: the bytes the sampler counted between two
+ * samples, over the block size), each of `size` bytes requested: inuse_space is objects * size.
+ * Huge blocks (a mapping of their own) are all recorded, each with objects = 1. */
+#define SX_PROFILE_MAGIC 0x464f525041525453ULL /* "STRAPROF" in memory */
+#define SX_PROFILE_VERSION 1u
+#define SX_PROFILE_DEPTH 32
+#define SX_PROFILE_STACKS 4096u /* a power of two */
+#define SX_PROFILE_LIVE 16384u  /* a power of two */
+typedef struct sx_profile_stack {
+    uint64_t hash;                /* of the frames */
+    uint32_t depth;               /* 0: an empty entry */
+    uint32_t flags;
+    double alloc_objects, alloc_space; /* estimated blocks and bytes allocated here since start */
+    uint64_t pc[SX_PROFILE_DEPTH];     /* return addresses, innermost first */
+} sx_profile_stack;
+typedef struct sx_profile_live {
+    uint64_t addr;    /* the block; 0: an empty entry */
+    uint64_t size;    /* bytes requested */
+    double objects;   /* blocks the sample stands for */
+    uint32_t stack;   /* index in the stacks */
+    uint32_t flags;   /* SX_PROFILE_HUGE */
+} sx_profile_live;
+#define SX_PROFILE_HUGE 1u
+typedef struct sx_profile_header {
+    uint64_t magic;
+    uint32_t version;                 /* SX_PROFILE_VERSION; the sizes below must match too */
+    uint32_t header_size, stack_size, live_size, depth;
+    uint32_t max_stacks, max_live;    /* SX_PROFILE_STACKS, SX_PROFILE_LIVE */
+    int32_t pid;
+    _Atomic uint64_t generation;      /* odd while a writer writes */
+    uint64_t rate;                    /* profile_rate: mean bytes between samples */
+    uint64_t stacks_at, live_at;      /* offsets from the header's start */
+    uint64_t samples;                 /* samples taken since start (huge blocks included) */
+    uint64_t dropped;                 /* of them, not recorded: a table was full */
+    uint32_t nstacks, nlive;          /* entries in use */
+    uint64_t start_ns, now_ns;        /* CLOCK_MONOTONIC at start and at the last write */
+} sx_profile_header;
+#define SX_PROFILE_HEADER ((size_t)256)
+_Static_assert(sizeof(sx_profile_header) <= SX_PROFILE_HEADER, "the profile header fits");
+#define SX_PROFILE_BYTES                                                                           \
+    (SX_PROFILE_HEADER + SX_PROFILE_STACKS * sizeof(sx_profile_stack) +                           \
+     SX_PROFILE_LIVE * sizeof(sx_profile_live))
 
 #pragma GCC visibility pop
 
