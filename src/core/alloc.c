@@ -155,10 +155,23 @@ size_t sx_block_usable(void *p, const char *fn, sx_page **pgp) {
     return pg ? sx_block_size(seg, pg, p) : 0;
 }
 
-/* Resize a large block in place; only the owning thread may touch its spans. */
+static bool large_resize(sx_heap *h, sx_segment *seg, sx_page *pg, size_t size);
+
+/* Resize a large block in place; only the owning thread may touch its spans, and the profile
+ * heap's under its lock (the block's record then has the new size). */
 bool sx_large_resize(sx_segment *seg, sx_page *pg, size_t size) {
-    sx_heap *h = sx_tls_heap;
-    if (atomic_load_explicit(&seg->heap, memory_order_relaxed) != h) return false;
+    sx_heap *owner = atomic_load_explicit(&seg->heap, memory_order_relaxed);
+    if (sx_unlikely(owner == sx_profile_heap && owner)) {
+        sx_lock(&sx_profile_lock);
+        bool ok = large_resize(owner, seg, pg, size);
+        sx_unlock(&sx_profile_lock);
+        if (ok) sx_profile_moved(pg->start, pg->start, size);
+        return ok;
+    }
+    return owner == sx_tls_heap && large_resize(owner, seg, pg, size);
+}
+
+static bool large_resize(sx_heap *h, sx_segment *seg, sx_page *pg, size_t size) {
     uint8_t *base = sx_slice_addr(seg, sx_slice_index(pg));
     size_t need = (size_t)(pg->start - base) + size;
     if (need > SX_LARGE_MAX) return false;

@@ -178,9 +178,11 @@ static void make(void) {
     if (!part) part = sx_os_map(SX_PROFILE_BYTES); /* no statistics file: for profile_dump */
     sx_heap *h = part ? sx_heap_new() : NULL;
     if (!h) return;
-    /* the profile heap samples nothing itself */
+    /* the profile heap samples nothing itself, and keeps a page per class and a segment as a
+     * thread's heap does, so that a loop whose samples come and go makes no system call */
     h->sample_left = h->profile_left = INT64_MAX / 2;
     h->profile_rng = 1;
+    h->retain = true;
     sx_profile_header *a = (sx_profile_header *)part;
     a->version = SX_PROFILE_VERSION;
     a->header_size = sizeof *a;
