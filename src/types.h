@@ -202,6 +202,8 @@ typedef struct sx_heap {
     void *quarantine[SX_QUARANTINE];  /* secure mode: freed blocks waiting (secure/secure.c) */
     bool retain;                      /* keep a spare page per class and a last segment: a thread
                                          runs this heap (orphan heaps give everything back) */
+    bool mmap_only;                   /* segments of its own mappings, never of the brk heap: the
+                                         profile heap's (heap/profile.c) stay out of its layout */
     _Atomic bool trim_asked;          /* another thread reclaiming memory asks the owner to give
                                          back its kept pages and stashes (core/reclaim.c) */
     /* Held while the heap's spans and segments change (region/span.c): by the owner, and by

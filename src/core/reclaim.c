@@ -47,8 +47,13 @@ static size_t give_back_others(sx_heap *self) {
 }
 
 size_t sx_reclaim(size_t pad) {
-    sx_lock(&sx_reclaim_lock);
     size_t bytes = 0;
+    if (sx_profile_heap) { /* no thread runs it to be asked; before the reclaim lock, as fork */
+        sx_lock(&sx_profile_lock);
+        bytes += sx_heap_give_back(sx_profile_heap, 0);
+        sx_unlock(&sx_profile_lock);
+    }
+    sx_lock(&sx_reclaim_lock);
     sx_heap *self = sx_tls_heap;
     if (self != &sx_heap_empty) bytes += give_back_own(self, pad);
     bytes += sx_orphans_give_back();

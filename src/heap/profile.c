@@ -183,6 +183,7 @@ static void make(void) {
     h->sample_left = h->profile_left = INT64_MAX / 2;
     h->profile_rng = 1;
     h->retain = true;
+    h->mmap_only = true;
     sx_profile_header *a = (sx_profile_header *)part;
     a->version = SX_PROFILE_VERSION;
     a->header_size = sizeof *a;

@@ -18,7 +18,8 @@
  *
  * The break only moves at its end: an empty segment below one in use holds its address space
  * (RLIMIT_AS counts it) even decommitted. When strata gives back everything it can (core/reclaim.c)
- * such a segment is punched: all but the first page of its header is unmapped, so that the header
+ * such a segment is punched: its memory past the header's first page, up to its committed end, is
+ * unmapped (what lies above a segment the break left is not strata's), so that the header
  * still says where it belongs in the break's chain. Before it is used again, or before the break
  * is lowered through it, its memory is mapped back in place, which fails if another mapping has
  * taken the hole meanwhile: then the segment is never used again and the break stays above it
@@ -143,22 +144,31 @@ bool sx_brk_trim(sx_segment *seg, uintptr_t free_from, size_t pad) {
 static size_t header_page(void) { return sx_os_page; }
 _Static_assert(offsetof(sx_segment, slices) <= 4096, "a header's fields fit the first page");
 
+/* The bytes a punch unmaps: from past the header page to the segment's committed end. A segment
+ * that was the top when someone else moved the break ends there: what lies above is theirs. */
+static size_t punch_size(const sx_segment *seg) {
+    uintptr_t from = (uintptr_t)seg + header_page();
+    uintptr_t end = atomic_load_explicit(&seg->commit_end, memory_order_acquire);
+    return end > from ? end - from : 0;
+}
+
 bool sx_brk_punch(sx_segment *seg) {
     SX_ASSERT(seg->source == SX_SRC_BRK && seg->cached);
-    size_t keep = header_page();
+    size_t n = punch_size(seg);
     /* not the top: the break may still grow inside it */
-    if (seg->punched || seg == load_top() || !sx_os_unmap((uint8_t *)seg + keep, SX_SEG_SIZE - keep)) return false;
+    if (seg->punched || seg == load_top() || !n || !sx_os_unmap((uint8_t *)seg + header_page(), n))
+        return false;
     seg->punched = 1;
-    atomic_fetch_sub_explicit(&sx_count->brk_bytes, SX_SEG_SIZE - keep, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&sx_count->brk_bytes, n, memory_order_relaxed);
     return true;
 }
 
 bool sx_brk_unpunch(sx_segment *seg) {
     if (!seg->punched) return true;
-    size_t keep = header_page();
-    if (!sx_os_map_at((uint8_t *)seg + keep, SX_SEG_SIZE - keep)) return false;
+    size_t n = punch_size(seg);
+    if (!sx_os_map_at((uint8_t *)seg + header_page(), n)) return false;
     seg->punched = 0;
-    atomic_fetch_add_explicit(&sx_count->brk_bytes, SX_SEG_SIZE - keep, memory_order_relaxed);
+    atomic_fetch_add_explicit(&sx_count->brk_bytes, n, memory_order_relaxed);
     return true;
 }
 

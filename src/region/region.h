@@ -84,7 +84,8 @@ static inline uint8_t *sx_slice_addr(sx_segment *seg, size_t idx) {
 /* ---- segment.c: segments, the segment list and the segment cache ---- */
 extern sx_lock_t sx_region_lock;
 extern sx_segment *sx_all_segments;
-sx_segment *sx_segment_acquire(void);
+/* brk_ok false: a fresh mapping, never a brk segment (nor one from the cache) */
+sx_segment *sx_segment_acquire(bool brk_ok);
 void sx_segment_release(sx_segment *seg);
 /* Make memory up to `end` of a brk segment usable; false if the break cannot move there. */
 bool sx_segment_commit(sx_segment *seg, uintptr_t end);

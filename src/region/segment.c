@@ -112,16 +112,16 @@ void sx_segment_list_remove(sx_segment *seg) {
     seg->all_next = seg->all_prev = NULL;
 }
 
-sx_segment *sx_segment_acquire(void) {
+sx_segment *sx_segment_acquire(bool brk_ok) {
     sx_lock(&sx_region_lock);
-    sx_segment *seg = cache_first;
+    sx_segment *seg = brk_ok ? cache_first : NULL;
     while (seg) { /* punched ones come last; one whose hole someone else took is lost for good */
         sx_segcache_unlink(seg);
         if (sx_brk_unpunch(seg)) break;
         seg = cache_first;
     }
     if (!seg) {
-        if (sx_opt.brk) seg = sx_brk_segment_new(2 * SX_SLICE_SIZE);
+        if (sx_opt.brk && brk_ok) seg = sx_brk_segment_new(2 * SX_SLICE_SIZE);
         if (!seg) seg = map_segment();
     }
     if (!seg) { /* out of address space: cached huge mappings may be in the way */

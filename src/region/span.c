@@ -214,7 +214,7 @@ void sx_span_shrink(sx_heap *h, sx_page *pg, size_t n) {
 }
 
 bool sx_span_add_segment(sx_heap *h) {
-    sx_segment *seg = sx_segment_acquire();
+    sx_segment *seg = sx_segment_acquire(!h->mmap_only);
     if (!seg) return false;
     sx_heap_lock(h);
     atomic_store_explicit(&seg->heap, h, memory_order_release);
