@@ -220,6 +220,20 @@ __attribute__((unused)) static th_result th_exec_file(char *argv[], char *buf, s
     return r;
 }
 
+/* Tests that look at where a given block lies (which page, which segment, which block a malloc
+ * takes back) run without the heap profile: a block it samples is served by the profile heap, in
+ * a mapping of its own. Re-executes the program with profile_rate=0 added to STRATA_OPTIONS. */
+__attribute__((unused)) static void th_without_profile(char **argv) {
+    const char *opts = getenv("STRATA_OPTIONS");
+    if (opts && strstr(opts, "profile_rate=0")) return;
+    char env[1024];
+    snprintf(env, sizeof env, "%s%sprofile_rate=0", opts ? opts : "", opts && *opts ? "," : "");
+    setenv("STRATA_OPTIONS", env, 1);
+    execv("/proc/self/exe", argv);
+    perror("execv /proc/self/exe");
+    exit(99);
+}
+
 /* Re-run this test program in a mode (argv[1]) with the given STRATA_OPTIONS. */
 __attribute__((unused)) static th_result th_self(const char *mode, const char *options) {
     char exe[4096];

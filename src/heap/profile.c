@@ -116,7 +116,7 @@ static int64_t stack_entry(const void *const *frames, int depth) {
     uint64_t hash = (uint64_t)depth;
     for (int i = 0; i < depth; i++) hash = mix(hash ^ (uintptr_t)frames[i]);
     const uint32_t mask = SX_PROFILE_STACKS - 1;
-    for (uint32_t i = (uint32_t)hash & mask;; i = (i + 1) & mask) {
+    for (uint32_t i = (uint32_t)hash & mask, n = 0; n < SX_PROFILE_STACKS; i = (i + 1) & mask, n++) {
         sx_profile_stack *s = &stacks[i];
         if (s->depth == 0) {
             if (area->nstacks >= SX_PROFILE_STACKS / 8 * 7) return -1;
@@ -130,23 +130,28 @@ static int64_t stack_entry(const void *const *frames, int depth) {
             !memcmp(s->pc, frames, (size_t)depth * sizeof *s->pc))
             return i;
     }
+    return -1;
 }
 
 static uint32_t live_home(uint64_t addr) { return (uint32_t)mix(addr) & (SX_PROFILE_LIVE - 1); }
 
+/* Bounded, as every walk of the tables: they lie in the program's address space, where a wild
+ * write may have filled them. */
 static sx_profile_live *live_find(uint64_t addr) {
     const uint32_t mask = SX_PROFILE_LIVE - 1;
-    for (uint32_t i = live_home(addr);; i = (i + 1) & mask) {
+    for (uint32_t i = live_home(addr), n = 0; n < SX_PROFILE_LIVE; i = (i + 1) & mask, n++) {
         if (live[i].addr == addr) return &live[i];
         if (live[i].addr == 0) return NULL;
     }
+    return NULL;
 }
 
 static bool live_add(uint64_t addr, size_t size, double objects, uint32_t stack, uint32_t flags) {
     if (area->nlive >= SX_PROFILE_LIVE / 8 * 7) return false;
     const uint32_t mask = SX_PROFILE_LIVE - 1;
-    uint32_t i = live_home(addr);
-    while (live[i].addr) i = (i + 1) & mask;
+    uint32_t i = live_home(addr), n = 0;
+    while (live[i].addr && n++ < SX_PROFILE_LIVE) i = (i + 1) & mask;
+    if (live[i].addr) return false;
     live[i] = (sx_profile_live){.addr = addr, .size = size, .objects = objects, .stack = stack, .flags = flags};
     area->nlive++;
     return true;
@@ -156,7 +161,7 @@ static bool live_add(uint64_t addr, size_t size, double objects, uint32_t stack,
 static void live_remove(sx_profile_live *e) {
     const uint32_t mask = SX_PROFILE_LIVE - 1;
     uint32_t i = (uint32_t)(e - live), j = i;
-    for (;;) {
+    for (uint32_t n = 0; n < SX_PROFILE_LIVE; n++) {
         j = (j + 1) & mask;
         if (live[j].addr == 0) break;
         uint32_t k = live_home(live[j].addr);

@@ -277,8 +277,6 @@ static void options_parse(void) {
     /* In libstrata-diag.so guard_sample is diag=guard's one block in N, not the sampled guard; secure
      * mode has guard pages of its own. */
     sx_opt.sampled_guard = sx_opt.guard_sample > 0 && !sx_diag_linked && !sx_opt.secure;
-    /* libstrata-diag.so records every stack itself; secure mode's blocks are not the core's */
-    if (sx_diag_linked || sx_opt.secure) sx_opt.profile_rate = 0;
     if (sx_opt.diag_depth < 1) {
         sx_message("bad value '0' for option diag_depth in STRATA_OPTIONS (keeping 16)");
         sx_opt.diag_depth = 16;
@@ -300,5 +298,7 @@ void sx_options_init(void) {
     static _Atomic int state;
     if (!sx_once_claim(&state)) return;
     options_parse();
+    /* libstrata-diag.so records every stack itself; secure mode's blocks are not the core's */
+    if (sx_diag_linked || sx_opt.secure) sx_opt.profile_rate = 0;
     sx_once_done(&state);
 }

@@ -241,16 +241,7 @@ int main(int argc, char **argv) {
         mode_brk_off();
         return 0;
     }
-    /* These tests look at where blocks lie in the brk heap. A block the heap profile samples lies
-     * in the profile heap's own mapping instead: run them without it. */
-    const char *opts = getenv("STRATA_OPTIONS");
-    if (!opts || !strstr(opts, "profile_rate=0")) {
-        char env[1024];
-        snprintf(env, sizeof env, "%s%sprofile_rate=0", opts ? opts : "", opts && *opts ? "," : "");
-        setenv("STRATA_OPTIONS", env, 1);
-        execv("/proc/self/exe", argv);
-        return 99;
-    }
+    th_without_profile(argv); /* they look at where blocks lie in the brk heap */
     RUN(small_blocks_live_in_heap);
     RUN(break_grows_and_is_trimmed);
     RUN(empty_segments_below_the_top_give_back_address_space); /* before anyone else moves the break */

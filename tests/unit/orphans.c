@@ -137,7 +137,9 @@ static void blocks_smaller_than_a_line_go_home(void) {
     CHECK(!reused); /* the thread's malloc came from a page of its own */
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    th_without_profile(argv); /* which block a thread's malloc takes back */
     RUN(memory_freed_after_thread_exit_goes_back);
     RUN(malloc_trim_with_orphan_heaps);
     RUN(blocks_freed_by_another_thread_are_reused_then_sent_home);
