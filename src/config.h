@@ -41,6 +41,7 @@
 
 /* glibc's defaults for the mmap threshold and its dynamic ceiling, the trim threshold and top pad. */
 #define SX_MMAP_THRESHOLD_DEFAULT ((size_t)128 << 10)
+#define SX_PROFILE_RATE_DEFAULT ((size_t)512 << 10) /* the heap profile: bytes between samples */
 #define SX_MMAP_THRESHOLD_MAX ((size_t)32 << 20)
 #define SX_TRIM_THRESHOLD_DEFAULT ((size_t)128 << 10)
 #define SX_TOP_PAD_DEFAULT ((size_t)128 << 10)

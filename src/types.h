@@ -135,6 +135,7 @@ typedef struct sx_segment {
     uint8_t cached;                 /* normal: in the segment cache; huge: reusable when freed */
     uint8_t dirty;                  /* cached with its pages still resident */
     uint8_t punched;                /* brk, cached: all but its first page unmapped (brkheap.c) */
+    uint8_t profiled;               /* huge: its block is in the heap profile (heap/profile.c) */
     uint16_t used_slices;           /* slices not in free spans, header and reserved ones included */
     uint16_t reserved_slices;
     size_t size;                    /* bytes mapped from the segment's base */
@@ -194,6 +195,9 @@ typedef struct sx_heap {
     int64_t sample_left;              /* guard_sample: blocks made available until the next sampled
                                          one; below zero, the next slow path samples (core.h) */
     uint64_t sample_rng;
+    int64_t profile_left;             /* the heap profile: bytes made available until the next sample */
+    uint32_t profile_due;             /* samples the last refill crossed: the request in hand is one */
+    uint64_t profile_rng;             /* 0: no gap drawn yet */
     unsigned nquarantined;            /* secure mode: blocks in quarantine[] */
     void *quarantine[SX_QUARANTINE];  /* secure mode: freed blocks waiting (secure/secure.c) */
     bool retain;                      /* keep a spare page per class and a last segment: a thread

@@ -34,6 +34,7 @@ sx_noinline void *sx_malloc_slow(size_t size) {
         }
         if (h != &sx_heap_empty) {
             void *p = sx_heap_alloc_bin(h, bin);
+            if (sx_unlikely(h->profile_due)) p = sx_profile_swap(h, p, size, 0, false);
             return sx_likely(p != NULL) ? p : sx_core_retry(size, 0, false);
         }
     }
@@ -95,6 +96,7 @@ void *sx_realloc(void *p, size_t size, const char *fn) {
     case SX_SPAN_HUGE:
         if (size > SX_MEDIUM_MAX) {
             void *q = sx_huge_realloc(seg, p, size);
+            if (q && sx_unlikely(sx_segment_of(q)->profiled)) sx_profile_moved(p, q, size);
             if (q) return q;
         }
         break;

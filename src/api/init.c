@@ -32,6 +32,7 @@ void sx_process_init_slow(void) {
     if (sx_opt.stats) report_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
     if (sx_opt.secure) sx_secure_init();
     else if (sx_opt.sampled_guard) sx_sampled_init();
+    sx_profile_init();
     sx_thresholds_init();
     sx_limit_init();
     sx_thread_key_init();
@@ -52,6 +53,7 @@ __attribute__((constructor)) static void sx_start_if_configured(void) {
 }
 
 __attribute__((destructor)) static void sx_exit_report(void) {
+    sx_profile_dump();
     if (sx_opt.stats) sx_stats_print(report_fd >= 0 ? report_fd : 2, "at exit");
     else if (sx_opt.verbose && sx_announced()) sx_stats_print(2, NULL);
 }

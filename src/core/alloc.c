@@ -27,6 +27,8 @@ static int aligned_bin(size_t size, size_t align) {
     return -1;
 }
 
+static void profile_huge(void *p, size_t size);
+
 void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero) {
     if (size > PTRDIFF_MAX) return NULL;
     void *s = sx_sample_take(h, size, align, zero);
@@ -53,10 +55,43 @@ void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero) {
             goto done;
         }
     }
-    return sx_huge_alloc(size, align, zero);
+    p = sx_huge_alloc(size, align, zero);
+    if (p && sx_profile_rate) profile_huge(p, size);
+    return p;
 done:
     if (p && zero) memset(p, 0, size);
+    if (sx_unlikely(h->profile_due)) p = sx_profile_swap(h, p, size, align, zero);
     return p;
+}
+
+/* The request in hand is a sample of the heap profile (heap/profile.c): the refill that made
+ * block p available passed h->profile_due points of the sampling, each standing for
+ * profile_rate bytes of blocks of p's size. The profile heap serves the request instead, the
+ * block is recorded with its stack, and p goes back. */
+sx_noinline void *sx_profile_swap(sx_heap *h, void *p, size_t size, size_t align, bool zero) {
+    uint32_t due = h->profile_due;
+    h->profile_due = 0;
+    if (!p) return NULL;
+    void *frames[SX_PROFILE_DEPTH];
+    int depth;
+    sx_heap *ph = sx_profile_begin(frames, &depth);
+    if (!ph) return p;
+    void *q = sx_heap_alloc(ph, size, align, zero);
+    size_t counted = sx_page_of(sx_segment_of(p), p)->block_size;
+    sx_profile_end(q, size, (double)due * (double)sx_profile_rate / (double)counted,
+                   (const void *const *)frames, depth, 0);
+    if (!q) return p;
+    sx_free_core(p);
+    return q;
+}
+
+/* Huge blocks are all in the profile, each as itself. */
+static sx_noinline void profile_huge(void *p, size_t size) {
+    void *frames[SX_PROFILE_DEPTH];
+    int depth;
+    if (!sx_profile_begin(frames, &depth)) return;
+    sx_segment_of(p)->profiled = 1;
+    sx_profile_end(p, size, 1, (const void *const *)frames, depth, SX_PROFILE_HUGE);
 }
 
 /* A thread that has exited borrows an orphan heap for the call. */

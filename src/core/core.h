@@ -20,6 +20,9 @@ void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero);
 void *sx_core_alloc(size_t size, size_t align, bool zero);
 void *sx_core_retry(size_t size, size_t align, bool zero); /* the second try only */
 void *sx_alloc_exiting(size_t size, size_t align, bool zero); /* a thread without a heap */
+/* A sample of the heap profile is due (h->profile_due): the request served by the profile heap
+ * instead of by block p of h, which goes back. */
+void *sx_profile_swap(sx_heap *h, void *p, size_t size, size_t align, bool zero);
 /* The page of a pointer given back (realloc, malloc_usable_size); NULL if it is foreign. Aborts
  * on pointers into strata's memory that are not live blocks. */
 sx_page *sx_block_checked(void *p, const char *fn, sx_segment **segp);

@@ -251,10 +251,20 @@ static sx_noinline void sample_count(sx_heap *h, const sx_page *pg) {
     h->sample_left -= pg->capacity > pg->used ? (int64_t)(pg->capacity - pg->used) : 1;
 }
 
+/* The samplers' counts at a refill of page pg: the sampled guard's blocks, the profile's bytes. */
+static inline void refill_count(sx_heap *h, const sx_page *pg) {
+    if (sx_unlikely(sx_sampled_every)) sample_count(h, pg);
+    if (sx_profile_rate) {
+        uint16_t used = sx_page_used(pg);
+        sx_profile_add(h, (size_t)(pg->capacity > used ? pg->capacity - used : 1) * pg->block_size);
+    }
+}
+
 void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
     SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_ORPHAN);
     if (bin < SX_STASH_BINS && h->stash[bin].free) {
         if (sx_unlikely(sx_sampled_every)) h->sample_left--;
+        if (sx_profile_rate) sx_profile_add(h, h->stash[bin].block_size);
         sx_counts_of(h)->n_alloc[bin]++;
         return sx_stash_pop(&h->stash[bin]);
     }
@@ -266,11 +276,11 @@ void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
     if (sx_likely(pg && pg->local_free && !pg->free)) {
         pg->free = pg->local_free;
         pg->local_free = NULL;
-        if (sx_unlikely(sx_sampled_every)) sample_count(h, pg);
+        refill_count(h, pg);
     } else if (!pg || !pg->free) {
         pg = page_for_bin(h, bin);
         if (!pg) return NULL;
-        if (sx_unlikely(sx_sampled_every)) sample_count(h, pg);
+        refill_count(h, pg);
     }
     sx_counts_of(h)->n_alloc[bin]++;
     sx_block *b = pg->free;
@@ -295,6 +305,7 @@ void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align) {
     uint8_t *base = sx_slice_addr(seg, sx_slice_index(pg));
     uint8_t *start = align > SX_SLICE_SIZE ? (uint8_t *)sx_align_up((uintptr_t)base, align) : base;
     sx_page_init_block(pg, SX_SPAN_LARGE, SX_BIN_LARGE, start, (size_t)(base + n * SX_SLICE_SIZE - start));
+    if (sx_profile_rate) sx_profile_add(h, pg->block_size);
     sx_counts_of(h)->n_alloc[SX_BIN_LARGE]++;
     sx_counts_of(h)->pages[SX_BIN_LARGE]++;
     if (sx_unlikely(sx_opt.stats)) sx_stats_sample(SX_BIN_LARGE);

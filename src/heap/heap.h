@@ -73,6 +73,28 @@ void sx_stats_sample(unsigned bin); /* stats=1: note the class's live blocks if 
 bool sx_share_map(void *at, unsigned region);
 void sx_share_heap_made(bool in_file); /* meta lock held */
 void sx_share_fork_child(void);        /* the child's own file, a copy of its parent's */
+/* The heap profile's part of the file, `bytes` long, mapped anywhere; NULL if there is no file. */
+void *sx_share_profile_map(size_t bytes);
+
+/* ---- profile.c: the heap profile (format: support/statfile.h) ----
+ * Sampled blocks are served by the profile heap, which no thread owns (it is used under
+ * sx_profile_lock), so that any free of one takes the remote path, where it leaves the profile. */
+extern size_t sx_profile_rate; /* mean bytes between samples; 0: off */
+extern sx_heap *sx_profile_heap;
+extern sx_lock_t sx_profile_lock;
+void sx_profile_init(void);
+/* The heap's count passed the next point of the sampling: h->profile_due (and the next gap). */
+void sx_profile_cross(sx_heap *h);
+/* For a due sample: the stack of the caller and the profile heap, with sx_profile_lock held; NULL
+ * (and no lock) if no sample can be taken now. */
+sx_heap *sx_profile_begin(void **frames, int *depth);
+/* Record block p (size bytes asked, standing for `objects` blocks) and let go of the lock. */
+void sx_profile_end(void *p, size_t size, double objects, const void *const *frames, int depth,
+                    uint32_t flags);
+void sx_profile_free(sx_page *pg, sx_block *b); /* a block of the profile heap is freed */
+void sx_profile_forget(const void *p);         /* a recorded huge block is freed */
+void sx_profile_moved(const void *from, const void *to, size_t size); /* a huge block moved */
+void sx_profile_dump(void); /* profile_dump=PATH, at exit */
 
 /* ---- hooks: what a layer above (secure mode, secure/secure.c) asks of pages and heaps ----
  * Set once at start-up, before any heap exists; all NULL/false otherwise. */
@@ -193,6 +215,13 @@ void sx_orphan_collect(sx_heap *h);  /* collect h now, if it is orphaned */
 size_t sx_orphans_give_back(void);         /* sx_heap_give_back on every orphan heap; bytes */
 
 #pragma GCC visibility pop
+
+/* Bytes that a refill, a stash or a large block made available count towards the next sample of
+ * the heap profile (slow paths only; the caller checks that sx_profile_rate is not 0). */
+static inline void sx_profile_add(sx_heap *h, size_t bytes) {
+    h->profile_left -= (int64_t)bytes;
+    if (sx_unlikely(h->profile_left < 0)) sx_profile_cross(h);
+}
 
 /* ---- the pops and the checked free of the fast paths ---- */
 

@@ -157,11 +157,19 @@ static bool stash_keep(sx_heap *me, const sx_page *pg, sx_block *b) {
 /* Everything but a block that continues the open run of its destination's slot. */
 static sx_noinline void free_remote_slow(sx_segment *seg, sx_page *pg, sx_block *b) {
     if (seg->kind == SX_SEG_HUGE) {
+        if (sx_unlikely(seg->profiled)) {
+            seg->profiled = 0;
+            sx_profile_forget(b);
+        }
         sx_huge_free(seg);
         return;
     }
     sx_heap *dest = atomic_load_explicit(&seg->heap, memory_order_acquire);
     SX_ASSERT(dest != NULL);
+    if (sx_unlikely(dest == sx_profile_heap)) { /* never an outbox's destination: always here */
+        sx_profile_free(pg, b);
+        return;
+    }
     sx_heap *me = sx_tls_heap;
     if (sx_unlikely(me == &sx_heap_empty)) {
         me = sx_thread_heap_slow(); /* a consumer's first free; NULL: the thread is exiting */

@@ -38,6 +38,11 @@ static uint64_t file_id; /* which file file_fd must still be */
 static bool unavailable; /* no file, and none will be tried */
 static uint32_t heaps_made, heaps_hidden; /* what header->heaps and hidden_heaps must say */
 
+/* The heap profile's part of the file, after every region's (heap/profile.c). */
+#define PROFILE_AT ((size_t)MAX_REGIONS * SX_HEAP_REGION)
+static uint8_t *profile_part;
+static size_t profile_bytes;
+
 static bool fd_is_ours(void) { return file_fd >= 0 && sx_os_fd_identity(file_fd) == file_id; }
 
 /* The file, with region 0 mapped at `at` and the header at its start. Only the thread making the
@@ -88,6 +93,18 @@ bool sx_share_map(void *at, unsigned region) {
     return true;
 }
 
+void *sx_share_profile_map(size_t bytes) {
+    if (!header || unavailable || !fd_is_ours() || !sx_os_shm_resize(file_fd, PROFILE_AT + bytes))
+        return NULL;
+    uint8_t *p = sx_os_shm_map(file_fd, PROFILE_AT, bytes, NULL);
+    if (!p) return NULL;
+    profile_part = p;
+    profile_bytes = bytes;
+    header->profile_bytes = bytes;
+    atomic_store_explicit(&header->profile_at, PROFILE_AT, memory_order_release);
+    return p;
+}
+
 void sx_share_heap_made(bool in_file) {
     if (!header) return;
     heaps_made++;
@@ -113,6 +130,14 @@ static void go_private(int new_fd) {
         if (!sx_os_remap_to(copy, SX_HEAP_REGION, SX_HEAP_REGION, mapped[k]))
             sx_os_unmap(copy, SX_HEAP_REGION);
     }
+    if (profile_part) {
+        uint8_t *copy = sx_os_map(profile_bytes);
+        if (copy) {
+            memcpy(copy, profile_part, profile_bytes);
+            if (!sx_os_remap_to(copy, profile_bytes, profile_bytes, profile_part))
+                sx_os_unmap(copy, profile_bytes);
+        }
+    }
     if (new_fd >= 0) sx_os_close(new_fd);
     if (fd_is_ours()) sx_os_close(file_fd);
     file_fd = -1;
@@ -133,10 +158,12 @@ void sx_share_fork_child(void) {
     for (unsigned k = 0; k < MAX_REGIONS; k++)
         if (mapped[k]) last = k;
     int fd = sx_os_shm_create(SX_SHARE_NAME);
-    bool ok = fd >= 0 && sx_os_shm_resize(fd, (size_t)(last + 1) * SX_HEAP_REGION);
+    bool ok = fd >= 0 && sx_os_shm_resize(fd, profile_part ? PROFILE_AT + profile_bytes
+                                                         : (size_t)(last + 1) * SX_HEAP_REGION);
     for (unsigned k = 0; ok && k <= last; k++)
         if (mapped[k])
             ok = sx_os_shm_write(fd, mapped[k], region_used(k), (size_t)k * SX_HEAP_REGION);
+    if (ok && profile_part) ok = sx_os_shm_write(fd, profile_part, profile_bytes, PROFILE_AT);
     if (!ok) {
         go_private(fd);
         child_header();
@@ -147,6 +174,8 @@ void sx_share_fork_child(void) {
     for (unsigned k = 0; k <= last; k++)
         if (mapped[k] && !sx_os_shm_map(fd, (size_t)k * SX_HEAP_REGION, SX_HEAP_REGION, mapped[k]))
             mapped[k] = NULL;
+    if (profile_part && !sx_os_shm_map(fd, PROFILE_AT, profile_bytes, profile_part))
+        atomic_store(&header->profile_at, 0); /* private memory from here: an empty profile */
     /* under the parent's descriptor number, if the program has not closed it */
     if (fd_is_ours() && sx_os_fd_move(fd, file_fd)) fd = file_fd;
     else if (fd_is_ours()) sx_os_close(file_fd);

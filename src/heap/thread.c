@@ -189,6 +189,7 @@ void sx_thread_key_init(void) {
  * child only the forking thread exists; the heaps of the other threads may have been halfway
  * through an update when fork copied them, so they are set aside for good. */
 static void fork_prepare(void) {
+    sx_lock(&sx_profile_lock); /* first: the profile heap's allocations take the others */
     sx_lock(&sx_sampled_lock);
     sx_lock(&sx_reclaim_lock); /* a reclaiming thread may hold any heap's span lock */
     sx_lock(&sx_orphan_lock);
@@ -202,13 +203,14 @@ static void fork_parent(void) {
     sx_unlock(&sx_orphan_lock);
     sx_unlock(&sx_reclaim_lock);
     sx_unlock(&sx_sampled_lock);
+    sx_unlock(&sx_profile_lock);
 }
 
 static void fork_child(void) {
     sx_share_fork_child(); /* the child's own statistics file */
     for (sx_heap *h = sx_all_heaps; h; h = h->all_next) {
         int st = atomic_load(&h->state);
-        if (h != sx_tls_heap && (st == SX_HEAP_LIVE || st == SX_HEAP_CLAIMED))
+        if (h != sx_tls_heap && h != sx_profile_heap && (st == SX_HEAP_LIVE || st == SX_HEAP_CLAIMED))
             atomic_store(&h->state, SX_HEAP_ABANDONED);
     }
     fork_parent();

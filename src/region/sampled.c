@@ -29,7 +29,6 @@
  * the command reads once the program has died, to print the stacks with functions and lines.
  */
 #define _GNU_SOURCE
-#include <execinfo.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -64,18 +63,11 @@ int sx_sampled_every;
 uintptr_t sx_sampled_lo, sx_sampled_hi;
 sx_lock_t sx_sampled_lock = PTHREAD_MUTEX_INITIALIZER;
 static pool_state *pool;
-static uintptr_t own_lo, own_hi; /* libstrata's code, whose frames stacks leave out */
 static struct sigaction previous;
 static __thread bool tls_sampling __attribute__((tls_model("initial-exec")));
 
 static void on_fault(int sig, siginfo_t *si, void *ctx);
 static void *sample(size_t size, size_t align, bool zero);
-
-static void own_module(const sx_module *m, void *arg) {
-    (void)arg;
-    uintptr_t self = (uintptr_t)sx_sampled_init;
-    if (self >= m->lo && self < m->hi && strstr(m->path, ".so")) own_lo = m->lo, own_hi = m->hi;
-}
 
 /* The time budget: what samples have cost, at their malloc and at their free, in every thread,
  * against guard_sample_cost percent of the time since start (and a millisecond to start with).
@@ -159,10 +151,9 @@ static void pool_make(void) {
     pool = ps;
     sx_sampled_lo = (uintptr_t)m;
     __atomic_store_n(&sx_sampled_hi, (uintptr_t)m + len, __ATOMIC_RELEASE); /* last: see sx_sampled_owns */
-    sx_modules_each(page, own_module, NULL); /* linked in statically: none, stacks keep strata's frames */
-    /* The first backtrace loads libgcc_s, which allocates (the caller keeps that from sampling). */
-    void *warm[4];
-    backtrace(warm, 4);
+    /* Loading the unwinder allocates (the caller keeps that from sampling). Another sampler
+     * loading it now (the heap profile) leaves the stacks empty until it is done. */
+    sx_unwind_ready(page);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
@@ -181,18 +172,7 @@ int64_t sx_sampled_gap(uint64_t *rng, uintptr_t salt) {
 /* Frames of the caller's stack from `from` (a frame's address) on, or else with libstrata's own
  * first frames left out. */
 static uint8_t unwind_from(void **frames, uintptr_t from) {
-    void *buf[DEPTH + 12];
-    int n = backtrace(buf, DEPTH + 12), skip = 0;
-    if (from) {
-        while (skip < n && (uintptr_t)buf[skip] != from) skip++;
-        if (skip == n) skip = 0;
-    } else {
-        while (skip < n && (uintptr_t)buf[skip] - own_lo < own_hi - own_lo) skip++;
-        if (skip == n) skip = 0;
-    }
-    uint8_t d = 0;
-    for (int i = skip; i < n && d < DEPTH; i++) frames[d++] = buf[i];
-    return d;
+    return sx_unwind_ready(sx_os_page) ? (uint8_t)sx_unwind(frames, DEPTH, from) : 0;
 }
 
 static uint8_t unwind(void **frames) { return unwind_from(frames, 0); }

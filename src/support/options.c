@@ -27,6 +27,7 @@ sx_options sx_opt = {
     .diag_depth = 16,
     .guard_sample = 0,
     .guard_sample_cost = 1,
+    .profile_rate = SX_PROFILE_RATE_DEFAULT,
     .guard_align = 16,
     .quarantine = (size_t)256 << 20,
     .high_water = 90,
@@ -102,6 +103,11 @@ static const option_t options[] = {
     {.name = "guard_sample_cost", .type = OPT_INT, .value = &sx_opt.guard_sample_cost, .max = 100,
      .help = "percent of the time since start the sampled guard's samples may take (guard_sample): "
              "one that would go past it is not taken, whatever N says (0: no limit)"},
+    {.name = "profile_rate", .type = OPT_SIZE, .value = &sx_opt.profile_rate, .max = (size_t)1 << 40,
+     .help = "the heap profile that strata profile PID reads: one allocation sampled, with its "
+             "call stack, per this many bytes allocated on average (0: off)"},
+    {.name = "profile_dump", .type = OPT_STR, .value = sx_opt.profile_dump, .max = sizeof sx_opt.profile_dump,
+     .help = "write the heap profile to this path when the process exits (strata profile -- CMD)"},
     {.name = "guard_align", .type = OPT_INT, .value = &sx_opt.guard_align, .max = 4096,
      .help = "libstrata-diag.so, diag=guard: alignment of a block's end against its guard page "
              "(1: exactly at it, so a write one byte past faults; 16 keeps malloc's alignment)"},
@@ -271,6 +277,8 @@ static void options_parse(void) {
     /* In libstrata-diag.so guard_sample is diag=guard's one block in N, not the sampled guard; secure
      * mode has guard pages of its own. */
     sx_opt.sampled_guard = sx_opt.guard_sample > 0 && !sx_diag_linked && !sx_opt.secure;
+    /* libstrata-diag.so records every stack itself */
+    if (sx_diag_linked) sx_opt.profile_rate = 0;
     if (sx_opt.diag_depth < 1) {
         sx_message("bad value '0' for option diag_depth in STRATA_OPTIONS (keeping 16)");
         sx_opt.diag_depth = 16;

@@ -46,6 +46,15 @@ typedef struct {
 } sx_module;
 void sx_modules_each(size_t page, void (*fn)(const sx_module *m, void *arg), void *arg);
 
+/* ---- unwind.c: the caller's call stack, for the samplers ---- */
+#define SX_UNWIND_MAX 64
+/* Is the unwinder loaded? The first caller loads it (page: the page size); one that comes while
+ * another loads it gets false and must do without a stack (it may hold the loader's lock). */
+bool sx_unwind_ready(size_t page);
+/* Return addresses, innermost first, at most max: from the frame whose address is `from` when it
+ * is found, else from the first that is not libstrata's. */
+int sx_unwind(void **frames, int max, uintptr_t from);
+
 /* ---- fault.c: a SIGSEGV's context (the handler's third argument) ---- */
 const char *sx_fault_access(const void *ctx); /* "read", "write", or "access" where unknown */
 uintptr_t sx_fault_pc(const void *ctx);         /* the faulting instruction, 0 where unknown */
@@ -74,6 +83,8 @@ typedef struct sx_options {
     int guard_sample;    /* guard one block in N */
     bool sampled_guard;  /* guard_sample > 0 in the release build, not in secure mode (region/sampled.c) */
     int guard_sample_cost; /* percent of the time the sampled guard's samples may take (0: no limit) */
+    size_t profile_rate;  /* the heap profile: mean bytes allocated between samples (0: off) */
+    char profile_dump[256]; /* the heap profile goes to this path at exit (strata profile -- CMD) */
     int guard_align;     /* a guarded block's end is aligned to this (1: at its guard page) */
     bool guard_underflow;
     size_t quarantine;   /* address space of freed guarded blocks kept inaccessible */

@@ -1,0 +1,316 @@
+/*
+ * profile.c — the heap profile: which call stacks hold the process's memory, kept always, at a
+ * cost no one notices, where `strata profile PID` reads it from outside.
+ *
+ * Sampling. Each heap counts the bytes that its refills make available (a page's free list
+ * swapped in or extended, a block taken from its stash, a large block's span): the fast paths
+ * count nothing. When the count passes the next point of a Poisson process over bytes (gaps drawn
+ * from an exponential of mean profile_rate, so every byte has the same chance), the request that
+ * made the refill is a sample (h->profile_due, served by core/alloc.c). It stands for the bytes
+ * between two points: `due` points times profile_rate bytes, that is that many over the block size
+ * blocks of its stack and size. Huge blocks (a mapping of their own, already a system call) are
+ * all recorded, each as itself.
+ *
+ * Knowing a sampled block at free, with nothing on the fast path: sampled blocks come from the
+ * profile heap, a heap that no thread owns, used under sx_profile_lock. Any free of one is then a
+ * free of another heap's block, which takes the remote path (remote.c); there the block leaves
+ * the profile and goes back to its page. A recorded huge block carries a flag in its header.
+ *
+ * Records. The stacks and the live samples are tables in a part of the statistics file (share.c,
+ * format in support/statfile.h), made at the first sample: a process that never takes one pays
+ * nothing. Writers hold the lock and make the generation odd while they write, so a reader in
+ * another process takes a copy that was whole. The tables are bounded (1.7 MiB, touched as they
+ * fill); a sample that finds one full is counted as dropped. A process with no statistics file
+ * keeps them in private memory, for profile_dump.
+ *
+ * profile_dump=PATH: at exit, the process that read the options (not its forked children) writes
+ * its profile to PATH: "STRAPDMP", the part's size as 8 bytes, the part, then /proc/self/maps.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "heap.h"
+
+size_t sx_profile_rate;
+sx_heap *sx_profile_heap;
+sx_lock_t sx_profile_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static sx_profile_header *area;
+static sx_profile_stack *stacks;
+static sx_profile_live *live;
+static _Atomic int made; /* 0 not yet, 1 being made, 2 made, 3 failed */
+static pid_t options_pid;
+static uint64_t start_ns;
+static __thread bool tls_busy __attribute__((tls_model("initial-exec")));
+
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+void sx_profile_init(void) {
+    sx_profile_rate = sx_opt.profile_rate;
+    options_pid = getpid();
+    start_ns = now_ns();
+}
+
+/* ---- when a sample is due ---- */
+
+static uint64_t xorshift(uint64_t *x) {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* An exponential gap of mean profile_rate: -ln(u) * rate for u uniform in (0, 1], with ln from
+ * u = 2^k * m / 2^53, m in [1, 2), and ln m = 2 atanh((m - 1) / (m + 1)) by its series (within
+ * 1e-5): no libm. */
+static int64_t gap(uint64_t *rng) {
+    uint64_t v = (xorshift(rng) >> 11) + 1; /* 1 .. 2^53 */
+    int k = 63 - __builtin_clzll(v);
+    double m = (double)v / (double)(1ull << k);
+    double t = (m - 1) / (m + 1), t2 = t * t;
+    double ln_m = 2 * t * (1 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 / 9))));
+    double g = ((53 - k) * 0.6931471805599453 - ln_m) * (double)sx_profile_rate;
+    return g < 1 ? 1 : g > 0x1p62 ? (int64_t)1 << 62 : (int64_t)g;
+}
+
+void sx_profile_cross(sx_heap *h) {
+    if (h->profile_rng == 0) { /* a new heap: its own generator, and a first gap */
+        h->profile_rng = (sx_secret ^ ((uintptr_t)h * 0x9e3779b97f4a7c15ull)) | 1;
+        h->profile_left += gap(&h->profile_rng);
+    }
+    int64_t rate = (int64_t)sx_profile_rate;
+    if (h->profile_left < -64 * rate) { /* a tiny rate: most points at once */
+        h->profile_due += (uint32_t)(-h->profile_left / rate);
+        h->profile_left %= rate;
+    }
+    while (h->profile_left < 0) {
+        h->profile_due++;
+        h->profile_left += gap(&h->profile_rng);
+    }
+}
+
+/* ---- the tables ---- */
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    return x;
+}
+
+static void write_begin(void) { atomic_fetch_add(&area->generation, 1); }
+static void write_end(void) {
+    area->now_ns = now_ns();
+    atomic_fetch_add(&area->generation, 1);
+}
+
+/* The stack's entry, made if new; -1 when the table is full. */
+static int64_t stack_entry(const void *const *frames, int depth) {
+    uint64_t hash = (uint64_t)depth;
+    for (int i = 0; i < depth; i++) hash = mix(hash ^ (uintptr_t)frames[i]);
+    const uint32_t mask = SX_PROFILE_STACKS - 1;
+    for (uint32_t i = (uint32_t)hash & mask;; i = (i + 1) & mask) {
+        sx_profile_stack *s = &stacks[i];
+        if (s->depth == 0) {
+            if (area->nstacks >= SX_PROFILE_STACKS / 8 * 7) return -1;
+            s->hash = hash;
+            for (int f = 0; f < depth; f++) s->pc[f] = (uintptr_t)frames[f];
+            s->depth = (uint32_t)depth;
+            area->nstacks++;
+            return i;
+        }
+        if (s->hash == hash && s->depth == (uint32_t)depth &&
+            !memcmp(s->pc, frames, (size_t)depth * sizeof *s->pc))
+            return i;
+    }
+}
+
+static uint32_t live_home(uint64_t addr) { return (uint32_t)mix(addr) & (SX_PROFILE_LIVE - 1); }
+
+static sx_profile_live *live_find(uint64_t addr) {
+    const uint32_t mask = SX_PROFILE_LIVE - 1;
+    for (uint32_t i = live_home(addr);; i = (i + 1) & mask) {
+        if (live[i].addr == addr) return &live[i];
+        if (live[i].addr == 0) return NULL;
+    }
+}
+
+static bool live_add(uint64_t addr, size_t size, double objects, uint32_t stack, uint32_t flags) {
+    if (area->nlive >= SX_PROFILE_LIVE / 8 * 7) return false;
+    const uint32_t mask = SX_PROFILE_LIVE - 1;
+    uint32_t i = live_home(addr);
+    while (live[i].addr) i = (i + 1) & mask;
+    live[i] = (sx_profile_live){.addr = addr, .size = size, .objects = objects, .stack = stack, .flags = flags};
+    area->nlive++;
+    return true;
+}
+
+/* Take entry e out, moving later entries of its cluster back so that no search stops short. */
+static void live_remove(sx_profile_live *e) {
+    const uint32_t mask = SX_PROFILE_LIVE - 1;
+    uint32_t i = (uint32_t)(e - live), j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (live[j].addr == 0) break;
+        uint32_t k = live_home(live[j].addr);
+        /* the entry at j stays when its home lies cyclically in (i, j] */
+        if (i <= j ? (i < k && k <= j) : (i < k || k <= j)) continue;
+        live[i] = live[j];
+        i = j;
+    }
+    live[i].addr = 0;
+    area->nlive--;
+}
+
+/* ---- the profile's memory and heap, at the first sample ---- */
+
+static void make(void) {
+    sx_lock(&sx_meta_lock);
+    uint8_t *part = sx_share_profile_map(SX_PROFILE_BYTES);
+    sx_unlock(&sx_meta_lock);
+    if (!part) part = sx_os_map(SX_PROFILE_BYTES); /* no statistics file: for profile_dump */
+    sx_heap *h = part ? sx_heap_new() : NULL;
+    if (!h) return;
+    /* the profile heap samples nothing itself */
+    h->sample_left = h->profile_left = INT64_MAX / 2;
+    h->profile_rng = 1;
+    sx_profile_header *a = (sx_profile_header *)part;
+    a->version = SX_PROFILE_VERSION;
+    a->header_size = sizeof *a;
+    a->stack_size = sizeof(sx_profile_stack);
+    a->live_size = sizeof(sx_profile_live);
+    a->depth = SX_PROFILE_DEPTH;
+    a->max_stacks = SX_PROFILE_STACKS;
+    a->max_live = SX_PROFILE_LIVE;
+    a->pid = getpid();
+    a->rate = sx_profile_rate;
+    a->stacks_at = SX_PROFILE_HEADER;
+    a->live_at = SX_PROFILE_HEADER + SX_PROFILE_STACKS * sizeof(sx_profile_stack);
+    a->start_ns = start_ns;
+    a->now_ns = now_ns();
+    stacks = (sx_profile_stack *)(part + a->stacks_at);
+    live = (sx_profile_live *)(part + a->live_at);
+    sx_profile_heap = h;
+    area = a;
+    __atomic_store_n(&a->magic, SX_PROFILE_MAGIC, __ATOMIC_RELEASE);
+}
+
+/* Made by the first sampler; one that comes meanwhile does not wait (see support/unwind.c). */
+static bool ready(void) {
+    int st = atomic_load_explicit(&made, memory_order_acquire);
+    if (sx_unlikely(st != 2)) {
+        int expected = 0;
+        if (st != 0 || !atomic_compare_exchange_strong(&made, &expected, 1)) return false;
+        make();
+        atomic_store_explicit(&made, area ? 2 : 3, memory_order_release);
+        if (!area) return false;
+    }
+    return sx_unwind_ready(sx_os_page);
+}
+
+/* ---- samples ---- */
+
+sx_heap *sx_profile_begin(void **frames, int *depth) {
+    if (tls_busy) return NULL; /* the unwinder's loading, or the profile heap's own allocations */
+    tls_busy = true;
+    if (!ready()) {
+        tls_busy = false;
+        return NULL;
+    }
+    *depth = sx_unwind(frames, SX_PROFILE_DEPTH, 0);
+    sx_lock(&sx_profile_lock);
+    return sx_profile_heap;
+}
+
+void sx_profile_end(void *p, size_t size, double objects, const void *const *frames, int depth,
+                    uint32_t flags) {
+    if (p) {
+        write_begin();
+        area->samples++;
+        int64_t s = depth > 0 ? stack_entry(frames, depth) : -1;
+        if (s < 0 || !live_add((uintptr_t)p, size, objects, (uint32_t)s, flags)) {
+            area->dropped++;
+        } else {
+            stacks[s].alloc_objects += objects;
+            stacks[s].alloc_space += objects * (double)size;
+        }
+        write_end();
+    }
+    sx_unlock(&sx_profile_lock);
+    tls_busy = false;
+}
+
+void sx_profile_free(sx_page *pg, sx_block *b) {
+    sx_lock(&sx_profile_lock);
+    sx_profile_live *e = live_find((uintptr_t)b);
+    if (e) {
+        write_begin();
+        live_remove(e);
+        write_end();
+    }
+    sx_counts_of(sx_profile_heap)->n_free[pg->bin]++;
+    sx_page_free_block(sx_profile_heap, pg, b);
+    sx_unlock(&sx_profile_lock);
+}
+
+void sx_profile_forget(const void *p) {
+    sx_lock(&sx_profile_lock);
+    sx_profile_live *e = area ? live_find((uintptr_t)p) : NULL;
+    if (e) {
+        write_begin();
+        live_remove(e);
+        write_end();
+    }
+    sx_unlock(&sx_profile_lock);
+}
+
+void sx_profile_moved(const void *from, const void *to, size_t size) {
+    sx_lock(&sx_profile_lock);
+    sx_profile_live *e = area ? live_find((uintptr_t)from) : NULL;
+    if (e) {
+        sx_profile_live moved = *e;
+        write_begin();
+        live_remove(e);
+        live_add((uintptr_t)to, size, moved.objects, moved.stack, moved.flags);
+        write_end();
+    }
+    sx_unlock(&sx_profile_lock);
+}
+
+/* ---- profile_dump ---- */
+
+static bool write_all(int fd, const void *p, size_t n) {
+    const uint8_t *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w <= 0) return false;
+        c += w, n -= (size_t)w;
+    }
+    return true;
+}
+
+void sx_profile_dump(void) {
+    if (!sx_opt.profile_dump[0] || getpid() != options_pid) return;
+    int fd = open(sx_opt.profile_dump, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        sx_message("cannot write the heap profile to %s", sx_opt.profile_dump);
+        return;
+    }
+    sx_lock(&sx_profile_lock);
+    uint64_t n = area ? SX_PROFILE_BYTES : 0;
+    bool ok = write_all(fd, "STRAPDMP", 8) && write_all(fd, &n, sizeof n) && (!n || write_all(fd, area, n));
+    sx_unlock(&sx_profile_lock);
+    int maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    char buf[4096];
+    ssize_t r;
+    while (ok && maps >= 0 && (r = read(maps, buf, sizeof buf)) > 0) ok = write_all(fd, buf, (size_t)r);
+    if (maps >= 0) close(maps);
+    if (close(fd) != 0 || !ok) sx_message("cannot write the heap profile to %s", sx_opt.profile_dump);
+}
