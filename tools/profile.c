@@ -798,7 +798,7 @@ static int of_command(struct profile_args *a) {
                     a->cmd[0], (int)run.pid);
         else if (profile_of_file(path, &p)) {
             if (p.pid <= 0) p.pid = (int)run.pid;
-            if (!emit(a, &p, " at exit") && status == 0) status = 1;
+            emit(a, &p, " at exit"); /* the exit status stays the command's */
             profile_free(&p);
         }
     }
