@@ -143,7 +143,10 @@ static void top_table_of_a_running_process(void) {
     CHECKF(table_ok(r.out, &p, why, sizeof why), "%s", why);
     CHECKF(!strstr(r.out, "libstrata") && !strstr(r.out, " malloc ("), "libstrata's frames: %.2000s", r.out);
     const char *row = r.out;
-    for (int i = 0; i < 4 && (row = strchr(row, '\n')) && row[1]; i++) printf("# %.*s\n", (int)strcspn(++row, "\n"), row);
+    for (int i = 0; i < 4 && (row = strchr(row, '\n')) && row[1]; i++) {
+        row++;
+        printf("# %.*s\n", (int)strcspn(row, "\n"), row);
+    }
     done(&r);
 }
 
