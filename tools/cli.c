@@ -39,6 +39,8 @@ static const char usage_text[] =
     "                                                    run CMD recording every allocation's call stack;\n"
     "                                                    an HTML report (heap over time, allocation sites,\n"
     "                                                    leaks, sizes) in FILE (strata-report.html)\n"
+    "       strata report [-O FILE] PID                  the same page for PID, running on strata, from its\n"
+    "                                                    heap profile: live memory by call stack, statistics\n"
     "       strata profile PID [--top N | --folded] [-o FILE.pb.gz] [--save FILE] [-w N]\n"
     "                                                    what holds PID's memory, by function or by stack,\n"
     "                                                    from its sampled heap profile; a pprof file\n"

@@ -366,6 +366,9 @@ bool profile_of_pid(int pid, struct profile *p, char *why, size_t cap) {
         ssize_t n = readlink(link, target, sizeof target - 1);
         if (n > 0) target[n] = '\0', p->program = cli_strdup(target);
         p->maps = read_proc(pid, "maps");
+        char file[64];
+        snprintf(file, sizeof file, "the statistics file of pid %d", pid);
+        p->d.file = cli_strdup(file);
         if (!p->maps) snprintf(why, cap, "cannot read /proc/%d/maps: %s", pid, strerror(errno)), got = -1;
     }
     if (got == 0 && stats_gone(pid, start)) snprintf(why, cap, "exited"), got = -1;
@@ -397,6 +400,7 @@ bool profile_of_file(const char *path, struct profile *p) {
             p->part_len = n;
         }
         p->maps = cli_strdup(all + 16 + n);
+        p->d.file = cli_strdup(path);
         if (p->part && p->part_len >= sizeof p->hd) p->pid = ((const sx_profile_header *)(const void *)p->part)->pid;
         if (profile_build(p, why, sizeof why)) {
             free(all);

@@ -238,8 +238,7 @@ int stats_open(int pid, struct stats_file *out, char *why, size_t cap) {
     return -1;
 }
 
-/* Sum what the file holds into a snapshot. */
-static bool read_snapshot(const struct stats_file *f, int pid, sx_snapshot *s) {
+bool stats_snapshot(const struct stats_file *f, int pid, sx_snapshot *s) {
     memset(s, 0, sizeof *s);
     s->pid = pid;
     snprintf(s->version, sizeof s->version, "%.15s", f->hd.library);
@@ -280,7 +279,7 @@ static int stats_of_pid(int pid, long watch) {
             return 1;
         }
         sx_snapshot s;
-        bool ok = read_snapshot(&f, pid, &s);
+        bool ok = stats_snapshot(&f, pid, &s);
         close(f.fd);
         if (!ok) {
             fprintf(stderr, "strata: %d: cannot read its statistics file: %s\n", pid, strerror(errno));

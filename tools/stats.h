@@ -20,6 +20,10 @@ struct stats_file {
  * running on strata (no live statistics)", "cannot read /proc/PID/fd: ..."). */
 int stats_open(int pid, struct stats_file *out, char *why, size_t cap);
 
+/* Sum what an open statistics file holds into a snapshot for sx_report_print (what only the
+ * process can know left out: s->walked is false). False on a read error (errno). */
+bool stats_snapshot(const struct stats_file *f, int pid, sx_snapshot *s);
+
 /* When PID started (clock ticks after boot); 0 when there is no such process or it has exited. */
 unsigned long long stats_started(int pid);
 /* Has the process that started at `start` (stats_started) exited since? */

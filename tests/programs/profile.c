@@ -9,7 +9,8 @@
  * it, its bytes within 10%; the pprof file -o writes, opened by `go tool pprof` (skipped where
  * there is no go), lists them in that order with those figures; --watch prints until the program
  * exits, then exits 0. `strata profile -- CMD` prints the same at CMD's exit and exits with CMD's
- * status; a CMD killed by SIGKILL leaves no profile (one line). --save and --diff: what grew from
+ * status; a CMD killed by SIGKILL leaves no profile (one line). `strata report PID` draws the
+ * page with the sites, a flame graph and the statistics. --save and --diff: what grew from
  * a command that took no sample to the planted program is the three sites, in order. A missing
  * process, one not on strata, one with profile_rate=0: one "strata:" line and exit 1; a bad
  * command line: the usage and exit 2.
@@ -262,6 +263,32 @@ static void diff_of_saved_profiles(void) {
     done(&a), done(&b), done(&d), done(&from);
 }
 
+static void report_page_of_a_running_process(void) {
+    planted p = planted_start("profile_rate=4096");
+    CHECKF(p.pid, "the planted program did not start");
+    char page[PATH_MAX], pid[16];
+    snprintf(page, sizeof page, "%s/live.html", tmp);
+    snprintf(pid, sizeof pid, "%d", (int)p.pid);
+    result r = run((char *[]){STRATA, "report", "-O", page, pid, NULL});
+    planted_end(&p);
+    CHECKF(r.exited && r.code == 0 && strstr(r.err, "report written to"), "code %d; stderr %s", r.code, r.err);
+    FILE *f = fopen(page, "r");
+    CHECKF(f, "no page");
+    static char html[1 << 20];
+    size_t n = fread(html, 1, sizeof html - 1, f);
+    fclose(f);
+    html[n] = '\0';
+    CHECKF(strstr(html, "<h2>Live memory by allocation site</h2>") && strstr(html, "<h2>Heap statistics</h2>") &&
+               strstr(html, "<th>live (estimated)</th>") && strstr(html, "<svg") && strstr(html, "heap statistics (pid "),
+           "%.2000s", html);
+    for (int i = 0; i < NSITES; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "%s (tests/planted/profiled.c:", sites[i]);
+        CHECKF(strstr(html, what), "no %s on the page", sites[i]);
+    }
+    done(&r);
+}
+
 static void one_line_and_status_1(void) {
     result gone = run((char *[]){STRATA, "profile", "2147483647", NULL});
     CHECKF(gone.exited && gone.code == 1 && !strcmp(gone.err, "strata: 2147483647: no such process\n") &&
@@ -319,6 +346,7 @@ int main(void) {
     RUN(watch_until_exit);
     RUN(profile_of_a_command_at_exit);
     RUN(diff_of_saved_profiles);
+    RUN(report_page_of_a_running_process);
     RUN(one_line_and_status_1);
     RUN(bad_command_lines_print_usage_and_exit_2);
     return 0;
