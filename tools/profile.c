@@ -643,7 +643,8 @@ struct profile_args {
     char **cmd;     /* -- CMD ARGS... */
     const char *from, *diff_old, *diff_new;
     const char *output, *save; /* -o FILE (pprof), --save FILE */
-    char *options;  /* for CMD: --options, --rate */
+    const char *options; /* for CMD: --options OPTIONS */
+    long rate;           /* for CMD: --rate BYTES; -1: not given */
     long top, watch;
     bool folded;
 };
@@ -663,12 +664,6 @@ static long number_arg(const char *name, const char *s, long min, long max) {
     return v;
 }
 
-static void add_option(struct profile_args *a, const char *opt) {
-    size_t old = a->options ? strlen(a->options) : 0, n = old + strlen(opt) + 2;
-    a->options = cli_realloc(a->options, n);
-    snprintf(a->options + old, n - old, "%s%s", old ? "," : "", opt);
-}
-
 static void check_args(const struct profile_args *a) {
     int sources = (a->pid > 0) + (a->cmd != NULL) + (a->from != NULL) + (a->diff_old != NULL);
     if (sources == 0) cli_usage("profile: no PID, command, --from or --diff given %s", usage_line);
@@ -676,52 +671,43 @@ static void check_args(const struct profile_args *a) {
     if (a->cmd && !a->cmd[0]) cli_usage("profile: no command after --", NULL);
     if (a->watch && (a->pid <= 0 || a->output || a->save || a->folded))
         cli_usage("profile: --watch goes with a PID and the table alone", NULL);
-    if (a->options && !a->cmd) cli_usage("profile: --rate and --options are for a command to run", NULL);
+    if ((a->options || a->rate >= 0) && !a->cmd) cli_usage("profile: --rate and --options are for a command to run", NULL);
     if (a->diff_old && (a->output || a->save || a->folded))
         cli_usage("profile: --diff prints a table; -o, --save and --folded do not go with it", NULL);
     if (a->folded && a->top) cli_usage("profile: --folded prints every stack; --top is for the table", NULL);
 }
 
+/* A file name for `option`: not empty. */
+static const char *file_arg(const char *option, const char *v) {
+    if (!*v) cli_usage("profile: %s needs a file name", option);
+    return v;
+}
+
 static void parse_args(int argc, char **argv, struct profile_args *a) {
-    const char *v;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        if (!strcmp(arg, "--")) {
-            a->cmd = argv + i + 1;
-            break;
-        } else if ((v = cli_option_value(argc, argv, &i, "-o", "--output"))) {
-            if (!*v) cli_usage("profile: -o needs a file name", NULL);
-            a->output = v;
-        } else if ((v = cli_option_value(argc, argv, &i, NULL, "--save"))) {
-            if (!*v) cli_usage("profile: --save needs a file name", NULL);
-            a->save = v;
-        } else if ((v = cli_option_value(argc, argv, &i, NULL, "--from"))) {
-            a->from = v;
-        } else if ((v = cli_option_value(argc, argv, &i, NULL, "--top"))) {
-            a->top = number_arg("--top", v, 1, 1000000);
-        } else if ((v = cli_option_value(argc, argv, &i, "-w", "--watch"))) {
-            a->watch = number_arg("--watch", v, 1, 86400);
-        } else if ((v = cli_option_value(argc, argv, &i, NULL, "--rate"))) {
-            char opt[64];
-            snprintf(opt, sizeof opt, "profile_rate=%ld", number_arg("--rate", v, 0, 1L << 40));
-            add_option(a, opt);
-        } else if ((v = cli_option_value(argc, argv, &i, NULL, "--options"))) {
-            add_option(a, v);
-        } else if (!strcmp(arg, "--diff")) {
+    a->rate = -1;
+    for (int i = 1; i < argc && !a->cmd; i++) {
+        const char *arg = argv[i], *v;
+        if (!strcmp(arg, "--")) a->cmd = argv + i + 1;
+        else if (!strcmp(arg, "--folded")) a->folded = true;
+        else if ((v = cli_option_value(argc, argv, &i, "-o", "--output"))) a->output = file_arg("-o", v);
+        else if ((v = cli_option_value(argc, argv, &i, NULL, "--save"))) a->save = file_arg("--save", v);
+        else if ((v = cli_option_value(argc, argv, &i, NULL, "--from"))) a->from = file_arg("--from", v);
+        else if ((v = cli_option_value(argc, argv, &i, NULL, "--top"))) a->top = number_arg("--top", v, 1, 1000000);
+        else if ((v = cli_option_value(argc, argv, &i, "-w", "--watch"))) a->watch = number_arg("--watch", v, 1, 86400);
+        else if ((v = cli_option_value(argc, argv, &i, NULL, "--rate"))) a->rate = number_arg("--rate", v, 0, 1L << 40);
+        else if ((v = cli_option_value(argc, argv, &i, NULL, "--options"))) a->options = v;
+        else if (!strcmp(arg, "--diff")) {
             if (i + 2 >= argc) cli_usage("profile: --diff needs two saved profiles, OLD and NEW", NULL);
             a->diff_old = argv[++i];
             a->diff_new = argv[++i];
-        } else if (!strcmp(arg, "--folded")) {
-            a->folded = true;
         } else if (arg[0] == '-' && arg[1]) {
             cli_usage("unknown option '%s' for profile", arg);
-        } else if (stats_is_pid(arg) && !a->pid) {
-            if (strlen(arg) > 10 || strtol(arg, NULL, 10) > INT_MAX || strtol(arg, NULL, 10) <= 0)
-                cli_usage("profile: '%s' is not a PID", arg);
-            a->pid = (int)strtol(arg, NULL, 10);
+        } else if (!a->pid && stats_is_pid(arg)) {
+            long pid = strtol(arg, NULL, 10);
+            if (strlen(arg) > 10 || pid <= 0 || pid > INT_MAX) cli_usage("profile: '%s' is not a PID", arg);
+            a->pid = (int)pid;
         } else if (!a->pid) {
             a->cmd = argv + i; /* a command without "--" */
-            break;
         } else {
             cli_usage("profile PID: unexpected '%s'", arg);
         }
@@ -789,12 +775,14 @@ static int of_command(struct profile_args *a) {
         return 1;
     }
     snprintf(path, sizeof path, "%s/profile", dir);
-    char *opt = cli_alloc(strlen(path) + 16);
-    sprintf(opt, "profile_dump=%s", path);
-    add_option(a, opt);
-    free(opt);
+    char rate[48] = "";
+    if (a->rate >= 0) snprintf(rate, sizeof rate, "profile_rate=%ld,", a->rate);
+    size_t n = strlen(path) + (a->options ? strlen(a->options) : 0) + 80;
+    char *options = cli_alloc(n);
+    snprintf(options, n, "%s%s%sprofile_dump=%s", a->options ? a->options : "", a->options ? "," : "", rate, path);
     struct diag_run run;
-    int status = diag_run_with(a->cmd, cli_library(), NULL, a->options, false, &run);
+    int status = diag_run_with(a->cmd, cli_library(), NULL, options, false, &run);
+    free(options);
     if (run.ran) {
         struct profile p;
         if (access(path, F_OK) != 0)
@@ -837,6 +825,5 @@ int cmd_profile(int argc, char **argv) {
             profile_free(&old);
         }
     }
-    free(a.options);
     return status;
 }

@@ -33,6 +33,15 @@ static char tmp[] = "/tmp/strata-profile-XXXXXX";
 static const char *const sites[] = {"site_b", "site_a", "site_c"}; /* largest first */
 enum { NSITES = 3 };
 
+/* A path in the scratch directory (one of 4 buffers, used in turn). */
+static const char *tmp_file(const char *name) {
+    static char paths[4][PATH_MAX];
+    static int next;
+    char *path = paths[next++ % 4];
+    snprintf(path, PATH_MAX, "%s/%s", tmp, name);
+    return path;
+}
+
 /* ---- the planted program, waiting ---- */
 
 typedef struct {
@@ -79,10 +88,21 @@ static int planted_end(planted *p) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static result profile_of(pid_t pid, const char *extra) {
-    char p[16];
-    snprintf(p, sizeof p, "%d", (int)pid);
-    return run((char *[]){STRATA, "profile", p, (char *)extra, NULL});
+/* `strata ARGS... PID` while the planted program (started with `options`, see planted_start)
+ * waits; then it is ended, its exit status in *code. Nothing is run when it did not start. */
+static result on_planted(planted *p, const char *options, const char *const *args, int *code) {
+    *p = planted_start(options);
+    result r = {.code = -1};
+    if (!p->pid) return r;
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", (int)p->pid);
+    char *argv[8] = {STRATA};
+    int n = 1;
+    while (*args && n < 6) argv[n++] = (char *)*args++;
+    argv[n] = pid;
+    r = run(argv);
+    *code = planted_end(p);
+    return r;
 }
 
 /* ---- reading what it printed ---- */
@@ -132,10 +152,10 @@ static bool table_ok(const char *out, const planted *p, char *why, size_t cap) {
 /* ---- tests ---- */
 
 static void top_table_of_a_running_process(void) {
-    planted p = planted_start("profile_rate=4096");
+    planted p;
+    int code;
+    result r = on_planted(&p, "profile_rate=4096", (const char *[]){"profile", NULL}, &code);
     CHECKF(p.pid, "the planted program did not start");
-    result r = profile_of(p.pid, NULL);
-    int code = planted_end(&p);
     char why[4096], head[64];
     CHECKF(r.exited && r.code == 0 && r.err[0] == '\0', "code %d; stderr: %s", r.code, r.err);
     CHECKF(code == 0, "the planted program exited %d", code);
@@ -152,10 +172,10 @@ static void top_table_of_a_running_process(void) {
 }
 
 static void folded_stacks(void) {
-    planted p = planted_start("profile_rate=4096");
+    planted p;
+    int code;
+    result r = on_planted(&p, "profile_rate=4096", (const char *[]){"profile", "--folded", NULL}, &code);
     CHECKF(p.pid, "the planted program did not start");
-    result r = profile_of(p.pid, "--folded");
-    planted_end(&p);
     CHECKF(r.exited && r.code == 0, "code %d; stderr: %s", r.code, r.err);
     for (int i = 0; i < NSITES; i++) {
         char what[32], line[1024];
@@ -177,15 +197,13 @@ static bool on_path(const char *name) {
 
 static void pprof_file_read_by_go_tool_pprof(void) {
     if (!on_path("go")) SKIP("no go on PATH (Debian: golang-go) to read the pprof file with");
-    planted p = planted_start("profile_rate=4096");
+    const char *file = tmp_file("heap.pb.gz");
+    planted p;
+    int code;
+    result r = on_planted(&p, "profile_rate=4096", (const char *[]){"profile", "-o", file, NULL}, &code);
     CHECKF(p.pid, "the planted program did not start");
-    char file[PATH_MAX], pid[16];
-    snprintf(file, sizeof file, "%s/heap.pb.gz", tmp);
-    snprintf(pid, sizeof pid, "%d", (int)p.pid);
-    result r = run((char *[]){STRATA, "profile", "-o", file, pid, NULL});
-    planted_end(&p);
     CHECKF(r.exited && r.code == 0 && r.out[0] == '\0', "code %d; stderr: %s; stdout %.300s", r.code, r.err, r.out);
-    result go = run((char *[]){"go", "tool", "pprof", "-top", "-sample_index=inuse_space", file, NULL});
+    result go = run((char *[]){"go", "tool", "pprof", "-top", "-sample_index=inuse_space", (char *)file, NULL});
     CHECKF(go.exited && go.code == 0, "go tool pprof: code %d: %s", go.code, go.err);
     long last = -1;
     for (int i = 0; i < NSITES; i++) { /* "   15.82MB 56.06% 56.06%    15.82MB 56.06%  site_b" */
@@ -198,7 +216,7 @@ static void pprof_file_read_by_go_tool_pprof(void) {
                p.exact[i], go.out);
         last = at;
     }
-    result raw = run((char *[]){"go", "tool", "pprof", "-raw", file, NULL});
+    result raw = run((char *[]){"go", "tool", "pprof", "-raw", (char *)file, NULL});
     CHECKF(strstr(raw.out, "alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes[dflt]") &&
                strstr(raw.out, "Period: 4096") && strstr(raw.out, "profiled.c:28") &&
                strstr(raw.out, "build/tests/planted/profiled "),
@@ -239,9 +257,7 @@ static void profile_of_a_command_at_exit(void) {
 }
 
 static void diff_of_saved_profiles(void) {
-    char before[PATH_MAX], after[PATH_MAX];
-    snprintf(before, sizeof before, "%s/before", tmp);
-    snprintf(after, sizeof after, "%s/after", tmp);
+    char *before = (char *)tmp_file("before"), *after = (char *)tmp_file("after");
     result a = run((char *[]){STRATA, "profile", "--save", before, "--", "true", NULL});
     result b = run((char *[]){STRATA, "profile", "--rate", "4096", "--save", after, "--", PLANTED, "exit", NULL});
     result d = run((char *[]){STRATA, "profile", "--diff", before, after, NULL});
@@ -264,13 +280,11 @@ static void diff_of_saved_profiles(void) {
 }
 
 static void report_page_of_a_running_process(void) {
-    planted p = planted_start("profile_rate=4096");
+    const char *page = tmp_file("live.html");
+    planted p;
+    int code;
+    result r = on_planted(&p, "profile_rate=4096", (const char *[]){"report", "-O", page, NULL}, &code);
     CHECKF(p.pid, "the planted program did not start");
-    char page[PATH_MAX], pid[16];
-    snprintf(page, sizeof page, "%s/live.html", tmp);
-    snprintf(pid, sizeof pid, "%d", (int)p.pid);
-    result r = run((char *[]){STRATA, "report", "-O", page, pid, NULL});
-    planted_end(&p);
     CHECKF(r.exited && r.code == 0 && strstr(r.err, "report written to"), "code %d; stderr %s", r.code, r.err);
     FILE *f = fopen(page, "r");
     CHECKF(f, "no page");
@@ -294,18 +308,16 @@ static void one_line_and_status_1(void) {
     CHECKF(gone.exited && gone.code == 1 && !strcmp(gone.err, "strata: 2147483647: no such process\n") &&
                gone.out[0] == '\0',
            "code %d; stderr '%s'", gone.code, gone.err);
-    planted off = planted_start(NULL);
+    planted off, zero;
+    int code;
+    result r = on_planted(&off, NULL, (const char *[]){"profile", NULL}, &code);
     CHECKF(off.pid, "the planted program did not start");
-    result r = profile_of(off.pid, NULL);
-    planted_end(&off);
     char want[128];
     snprintf(want, sizeof want, "strata: %d: not running on strata (no live statistics)\n", (int)off.pid);
     CHECKF(r.exited && r.code == 1 && !strcmp(r.err, want) && r.out[0] == '\0', "code %d; stderr '%s'", r.code,
            r.err);
-    planted zero = planted_start("profile_rate=0");
+    result z = on_planted(&zero, "profile_rate=0", (const char *[]){"profile", NULL}, &code);
     CHECKF(zero.pid, "the planted program did not start");
-    result z = profile_of(zero.pid, NULL);
-    planted_end(&zero);
     CHECKF(z.exited && z.code == 1 && lines(z.err) == 1 && strstr(z.err, "has no heap profile") && z.out[0] == '\0',
            "code %d; stderr '%s'", z.code, z.err);
     result bad = run((char *[]){STRATA, "profile", "--from", "/nonexistent/profile", NULL});
