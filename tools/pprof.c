@@ -73,8 +73,15 @@ struct fn {
     uint64_t name, file; /* string indices */
 };
 
+/* Ids (from 1) by hash, open addressing with linear probing; 0 is an empty slot. */
+struct index {
+    uint32_t *slot;
+    size_t cap; /* a power of two, at least twice the ids held */
+};
+
 struct pprof {
     int nvalues;
+    struct index string_ix, fn_ix, loc_ix;
     char **strings;
     size_t nstrings, capstrings;
     struct buf mappings, samples; /* encoded as they come */
@@ -95,13 +102,49 @@ static void *grow(void *a, size_t *cap, size_t n, size_t each) {
     return cli_realloc(a, *cap * each);
 }
 
-/* The string's index in the table (0 is ""). A linear search: tables stay in the thousands. */
+static uint64_t mix(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 33);
+}
+
+/* The slot of the id that is(p, id, key) says is the one, or the empty slot where it goes; held:
+ * the ids in the index now (it grows to keep a free half). */
+static uint32_t *index_slot(struct index *ix, size_t held, uint64_t hash, const struct pprof *p,
+                            bool (*is)(const struct pprof *p, uint32_t id, const void *key), const void *key,
+                            uint64_t (*hash_of)(const struct pprof *p, uint32_t id)) {
+    if (2 * (held + 1) > ix->cap) { /* rehash into twice the room */
+        struct index big = {cli_alloc((ix->cap ? 2 * ix->cap : 256) * sizeof *big.slot), ix->cap ? 2 * ix->cap : 256};
+        for (size_t i = 0; i < ix->cap; i++)
+            if (ix->slot[i]) {
+                size_t j = mix(hash_of(p, ix->slot[i])) & (big.cap - 1);
+                while (big.slot[j]) j = (j + 1) & (big.cap - 1);
+                big.slot[j] = ix->slot[i];
+            }
+        free(ix->slot);
+        *ix = big;
+    }
+    size_t j = mix(hash) & (ix->cap - 1);
+    while (ix->slot[j] && !is(p, ix->slot[j], key)) j = (j + 1) & (ix->cap - 1);
+    return &ix->slot[j];
+}
+
+static uint64_t string_hash(const char *s) {
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+static uint64_t string_hash_of(const struct pprof *p, uint32_t id) { return string_hash(p->strings[id]); }
+static bool string_is(const struct pprof *p, uint32_t id, const void *key) { return !strcmp(p->strings[id], key); }
+
+/* The string's index in the table (0 is ""). */
 static uint64_t str(struct pprof *p, const char *s) {
     if (!s || !*s) return 0;
-    for (size_t i = 1; i < p->nstrings; i++)
-        if (!strcmp(p->strings[i], s)) return i;
+    uint32_t *slot = index_slot(&p->string_ix, p->nstrings, string_hash(s), p, string_is, s, string_hash_of);
+    if (*slot) return *slot;
     p->strings = grow(p->strings, &p->capstrings, p->nstrings, sizeof *p->strings);
     p->strings[p->nstrings] = cli_strdup(s);
+    *slot = (uint32_t)p->nstrings;
     return p->nstrings++;
 }
 
@@ -123,6 +166,7 @@ void pprof_free(struct pprof *p) {
     free(p->mappings.b);
     free(p->samples.b);
     free(p->locs);
+    free(p->string_ix.slot), free(p->fn_ix.slot), free(p->loc_ix.slot);
     free(p->fns);
     free(p->types);
     free(p->units);
@@ -147,22 +191,33 @@ uint64_t pprof_mapping(struct pprof *p, uint64_t lo, uint64_t hi, uint64_t offse
     return id;
 }
 
+static uint64_t fn_hash_of(const struct pprof *p, uint32_t id) { return p->fns[id - 1].name << 32 ^ p->fns[id - 1].file; }
+static bool fn_is(const struct pprof *p, uint32_t id, const void *key) {
+    return !memcmp(&p->fns[id - 1], key, sizeof p->fns[0]);
+}
+
 static uint64_t function(struct pprof *p, const char *name, const char *source) {
-    uint64_t n = str(p, name), f = str(p, source);
-    for (size_t i = 0; i < p->nfns; i++)
-        if (p->fns[i].name == n && p->fns[i].file == f) return i + 1;
+    struct fn f = {str(p, name), str(p, source)};
+    uint32_t *slot = index_slot(&p->fn_ix, p->nfns, f.name << 32 ^ f.file, p, fn_is, &f, fn_hash_of);
+    if (*slot) return *slot;
     p->fns = grow(p->fns, &p->capfns, p->nfns, sizeof *p->fns);
-    p->fns[p->nfns++] = (struct fn){n, f};
-    return p->nfns;
+    p->fns[p->nfns++] = f;
+    return *slot = (uint32_t)p->nfns;
+}
+
+static uint64_t loc_hash_of(const struct pprof *p, uint32_t id) { return p->locs[id - 1].addr; }
+static bool loc_is(const struct pprof *p, uint32_t id, const void *key) {
+    return p->locs[id - 1].addr == *(const uint64_t *)key;
 }
 
 uint64_t pprof_location(struct pprof *p, uint64_t addr, uint64_t mapping, const char *fname,
                         const char *source, int64_t line) {
-    for (size_t i = 0; i < p->nlocs; i++)
-        if (p->locs[i].addr == addr) return i + 1;
+    uint32_t *slot = index_slot(&p->loc_ix, p->nlocs, addr, p, loc_is, &addr, loc_hash_of);
+    if (*slot) return *slot;
+    uint64_t fn = fname ? function(p, fname, source) : 0; /* other indexes: the slot stays */
     p->locs = grow(p->locs, &p->caplocs, p->nlocs, sizeof *p->locs);
-    p->locs[p->nlocs++] = (struct loc){addr, mapping, fname ? function(p, fname, source) : 0, line};
-    return p->nlocs;
+    p->locs[p->nlocs++] = (struct loc){addr, mapping, fn, line};
+    return *slot = (uint32_t)p->nlocs;
 }
 
 void pprof_sample(struct pprof *p, const uint64_t *locations, int depth, const int64_t *values) {
