@@ -302,6 +302,7 @@ static void read_stacks(struct profile *p) {
 static bool profile_build(struct profile *p, char *why, size_t cap) {
     if (p->part && !part_ok(p->part, p->part_len, &p->hd, why, cap)) return false;
     if (!p->d.exe) p->d.exe = cli_strdup("");
+    p->d.complete = true; /* a copy taken whole (for the report page) */
     read_maps(p);
     if (!p->program) p->program = cli_strdup("?");
     if (p->part) read_stacks(p);

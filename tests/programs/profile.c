@@ -293,7 +293,8 @@ static void report_page_of_a_running_process(void) {
     fclose(f);
     html[n] = '\0';
     CHECKF(strstr(html, "<h2>Live memory by allocation site</h2>") && strstr(html, "<h2>Heap statistics</h2>") &&
-               strstr(html, "<th>live (estimated)</th>") && strstr(html, "<svg") && strstr(html, "heap statistics (pid "),
+               strstr(html, "<th>live (estimated)</th>") && strstr(html, "<svg") && strstr(html, "heap statistics (pid ") &&
+               !strstr(html, "cut short"),
            "%.2000s", html);
     for (int i = 0; i < NSITES; i++) {
         char what[64];
