@@ -39,6 +39,15 @@ static const char usage_text[] =
     "                                                    run CMD recording every allocation's call stack;\n"
     "                                                    an HTML report (heap over time, allocation sites,\n"
     "                                                    leaks, sizes) in FILE (strata-report.html)\n"
+    "       strata report [-O FILE] PID                  the same page for PID, running on strata, from its\n"
+    "                                                    heap profile: live memory by call stack, statistics\n"
+    "       strata profile PID [--top N | --folded] [-o FILE.pb.gz] [--save FILE] [-w N]\n"
+    "                                                    what holds PID's memory, by function or by stack,\n"
+    "                                                    from its sampled heap profile; a pprof file\n"
+    "       strata profile [--rate BYTES] [--options OPTIONS] [...] -- CMD [ARGS...]\n"
+    "                                                    the same for CMD on strata, as it exits\n"
+    "       strata profile --from FILE [...] | --diff OLD NEW [--top N]\n"
+    "                                                    a profile saved with --save; what grew between two\n"
     "       strata options                               list the STRATA_OPTIONS settings\n"
     "       strata version                               print the version\n"
     "       strata help                                  print this text\n"
@@ -54,7 +63,13 @@ static const char usage_text[] =
     "      --align N           guard: a block's end aligned to N bytes against its page (1: exactly at it)\n"
     "      --underflow         guard: the guard page before each block (catches underflows)\n"
     "      --quarantine SIZE   guard: freed blocks' address space kept inaccessible (default 256m)\n"
-    "  -w, --watch N           stats PID: again every N seconds, until PID exits\n";
+    "  -w, --watch N           stats PID, profile PID: again every N seconds, until PID exits\n"
+    "      --top N             profile: the N functions holding the most live bytes (default 20)\n"
+    "      --folded            profile: a line per stack, outermost frame first, and its live bytes\n"
+    "                          (for flame graph tools)\n"
+    "  -o, --output FILE       profile: a pprof profile (gzip-compressed profile.proto), for go tool pprof\n"
+    "      --save FILE         profile: the profile and the process's maps as read, for --from and --diff\n"
+    "      --rate BYTES        profile -- CMD: one sample per BYTES allocated (profile_rate=BYTES)\n";
 
 _Noreturn void cli_usage(const char *fmt, const char *arg) {
     if (fmt) {

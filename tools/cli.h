@@ -52,5 +52,6 @@ int cmd_options(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_maps(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
 
 #endif

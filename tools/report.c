@@ -8,6 +8,9 @@
  *   -O, --output FILE       the page (default strata-report.html)
  *   --depth N               frames kept per call stack (diag_depth=N)
  *
+ *   strata report PID [-O FILE]   the same page for a running process on strata, from its heap
+ *                                 profile (profile.h): live bytes by call stack, and its statistics
+ *
  * Debugging aids, left out of the usage text:
  *   strata report --from-dump DUMP [-O FILE]   draw an existing dump, running nothing
  *   strata report --from-dump DUMP --stacks    print its stacks, symbolized, on stdout
@@ -19,16 +22,20 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "diagrun.h"
 #include "dump.h"
+#include "profile.h"
 #include "report.h"
+#include "stats.h"
 #include "symbols.h"
 
 #define DEFAULT_OUTPUT "strata-report.html"
@@ -39,6 +46,7 @@ struct report_args {
     const char *output, *from_dump;
     char *options; /* what -o and -v add, comma-separated */
     long depth;    /* 0: the library's default */
+    int pid;       /* strata report PID: a running process */
     bool stacks;
     bool created; /* the output file did not exist before */
 };
@@ -64,7 +72,9 @@ static void check_args(const struct report_args *a) {
     if (a->from_dump && a->cmd) cli_usage("report: --from-dump draws a dump, it runs no command ('%s')", a->cmd[0]);
     if (a->from_dump && (a->options || a->depth)) cli_usage("report: -o, -v and --depth are for a command to run", NULL);
     if (a->stacks && !a->from_dump) cli_usage("report: --stacks goes with --from-dump", NULL);
-    if (!a->from_dump && (!a->cmd || !a->cmd[0])) cli_usage("report: no command given", NULL);
+    if (a->pid && (a->from_dump || a->options || a->depth || a->stacks))
+        cli_usage("report PID: only -O goes with a PID", NULL);
+    if (!a->pid && !a->from_dump && (!a->cmd || !a->cmd[0])) cli_usage("report: no command given", NULL);
 }
 
 static void parse_args(int argc, char **argv, struct report_args *a) {
@@ -88,6 +98,10 @@ static void parse_args(int argc, char **argv, struct report_args *a) {
             add_option(a, "verbose=1");
         } else if (arg[0] == '-' && arg[1]) {
             cli_usage("unknown option '%s' for report", arg);
+        } else if (stats_is_pid(arg) && !a->pid) {
+            long pid = strtol(arg, NULL, 10);
+            if (strlen(arg) > 10 || pid <= 0 || pid > INT_MAX) cli_usage("report: '%s' is not a PID", arg);
+            a->pid = (int)pid;
         } else {
             a->cmd = argv + i;
             break;
@@ -162,13 +176,15 @@ static bool write_page(const struct report_args *a, const struct report *r) {
     return ok;
 }
 
-/* Symbolize and draw a dump read into d. */
-static bool draw(const struct report_args *a, const struct dump *d, const char *command, const char *outcome) {
+/* Symbolize and draw a dump read into d (live: a running process's profile). */
+static bool draw(const struct report_args *a, const struct dump *d, const char *command, const char *outcome,
+                 const struct report_live *live) {
     struct symbols *sym = symbols_load(d);
-    struct report r = {d, sym, command, outcome};
+    struct report r = {d, sym, command, outcome, live};
     bool ok = write_page(a, &r);
     symbols_free(sym);
-    if (ok) fprintf(stderr, "strata: report written to %s (%zu sites, %zu leaks)\n", a->output, d->n_sites, d->n_leaks);
+    if (ok && live) fprintf(stderr, "strata: report written to %s (%zu stacks holding live memory)\n", a->output, d->n_sites);
+    else if (ok) fprintf(stderr, "strata: report written to %s (%zu sites, %zu leaks)\n", a->output, d->n_sites, d->n_leaks);
     return ok;
 }
 
@@ -198,7 +214,7 @@ static int from_dump(struct report_args *a) {
         char outcome[128];
         outcome_of_dump(&d, outcome, sizeof outcome);
         if (!output_writable(a)) status = 1;
-        else if (!draw(a, &d, *d.exe ? d.exe : a->from_dump, outcome)) status = 1, drop_output(a);
+        else if (!draw(a, &d, *d.exe ? d.exe : a->from_dump, outcome, NULL)) status = 1, drop_output(a);
     }
     dump_free(&d);
     return status;
@@ -231,7 +247,7 @@ static int run_and_draw(struct report_args *a) {
     } else {
         char *command = command_line(a->cmd), outcome[128];
         outcome_of_status(run.status, outcome, sizeof outcome);
-        if (!draw(a, &d, command, outcome)) drop_output(a);
+        if (!draw(a, &d, command, outcome, NULL)) drop_output(a);
         free(command);
         dump_free(&d);
     }
@@ -239,10 +255,55 @@ static int run_and_draw(struct report_args *a) {
     return status;
 }
 
+/* PID's statistics as `strata stats PID` prints them (free it), or NULL. */
+static char *stats_text(int pid) {
+    struct stats_file f;
+    char why[512];
+    if (stats_open(pid, &f, why, sizeof why) != 0) return NULL;
+    sx_snapshot s;
+    bool ok = stats_snapshot(&f, pid, &s);
+    close(f.fd);
+    FILE *t = ok ? tmpfile() : NULL;
+    if (!t) return NULL;
+    sx_report_print(fileno(t), &s, "live");
+    char *text = NULL;
+    off_t n = lseek(fileno(t), 0, SEEK_END); /* the printer writes to the descriptor */
+    if (n > 0 && lseek(fileno(t), 0, SEEK_SET) == 0) {
+        text = cli_alloc((size_t)n + 1);
+        if (read(fileno(t), text, (size_t)n) != (ssize_t)n) free(text), text = NULL;
+    }
+    fclose(t);
+    return text;
+}
+
+static int of_pid(struct report_args *a) {
+    struct profile p;
+    char why[512];
+    if (!profile_of_pid(a->pid, &p, why, sizeof why)) {
+        fprintf(stderr, "strata: %d: %s\n", a->pid, why);
+        return 1;
+    }
+    char *stats = stats_text(a->pid), outcome[64];
+    struct report_live live = {p.hd.rate, p.hd.samples, p.hd.dropped, p.live_bytes, p.live_objects, stats};
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    snprintf(outcome, sizeof outcome, "running, read at %02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
+    p.d.pid = a->pid;
+    int status = 1;
+    if (output_writable(a)) {
+        status = draw(a, &p.d, p.program, outcome, &live) ? 0 : 1;
+        if (status) drop_output(a);
+    }
+    free(stats);
+    profile_free(&p);
+    return status;
+}
+
 int cmd_report(int argc, char **argv) {
     struct report_args a = {0};
     parse_args(argc, argv, &a);
-    int status = a.from_dump ? from_dump(&a) : run_and_draw(&a);
+    int status = a.pid ? of_pid(&a) : a.from_dump ? from_dump(&a) : run_and_draw(&a);
     free(a.options);
     return status;
 }

@@ -7,6 +7,9 @@
  *   leaks   blocks still allocated at exit, by stack: lost ones first, then reachable ones
  *   sizes   how many requests, and how many bytes, fell in each size range
  *
+ * A running process (strata report PID, from its heap profile: report.live) gets the header with
+ * its profile's totals, the sites as live bytes estimated, and its statistics table.
+ *
  * Everything taken from the program (command line, function and file names, paths) goes through
  * html_text: a function called operator< must not open a tag.
  */
@@ -113,6 +116,16 @@ static void totals(FILE *out, const struct dump *d) {
     fprintf(out, "</table>\n");
 }
 
+static void live_totals(FILE *out, const struct report_live *l) {
+    fprintf(out, "<table class=\"totals\">\n");
+    total_row(out, "live (estimated)", (uint64_t)(l->live_bytes + 0.5), true);
+    total_row(out, "live objects (estimated)", (uint64_t)(l->live_objects + 0.5), false);
+    total_row(out, "samples", l->samples, false);
+    total_row(out, "sampling interval", l->rate, true);
+    if (l->dropped) total_row(out, "samples not recorded (a table was full)", l->dropped, false);
+    fprintf(out, "</table>\n");
+}
+
 static void header(FILE *out, const struct report *r) {
     const struct dump *d = r->d;
     fprintf(out, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>strata report: ");
@@ -128,9 +141,14 @@ static void header(FILE *out, const struct report *r) {
         fmt_ms((double)d->samples[d->n_samples - 1].ms, t, sizeof t);
         fprintf(out, " &middot; ran %s", t);
     }
-    fprintf(out, "</p>\n<nav><a href=\"#heap\">heap over time</a><a href=\"#sites\">allocation sites</a>"
-                 "<a href=\"#leaks\">leaks</a><a href=\"#sizes\">sizes</a></nav>\n");
-    totals(out, d);
+    if (r->live) {
+        fprintf(out, "</p>\n<nav><a href=\"#sites\">live memory by site</a><a href=\"#stats\">statistics</a></nav>\n");
+        live_totals(out, r->live);
+    } else {
+        fprintf(out, "</p>\n<nav><a href=\"#heap\">heap over time</a><a href=\"#sites\">allocation sites</a>"
+                     "<a href=\"#leaks\">leaks</a><a href=\"#sizes\">sizes</a></nav>\n");
+        totals(out, d);
+    }
     if (!d->complete)
         fprintf(out, "<p class=\"note\">The dump was cut short (the process died while writing it): what "
                      "follows is what it holds.</p>\n");
@@ -190,13 +208,17 @@ static void top_sites(FILE *out, const struct report *r) {
     struct dump_site *s = cli_alloc(n * sizeof *s);
     memcpy(s, r->d->sites, n * sizeof *s);
     qsort(s, n, sizeof *s, site_bytes_desc);
-    fprintf(out, "<table class=\"rows sites\">\n<tr><th class=\"n\">bytes</th><th class=\"n\">allocations</th>"
-                 "<th class=\"n\">frees</th><th>allocated at</th></tr>\n");
+    if (r->live)
+        fprintf(out, "<table class=\"rows sites\">\n<tr><th class=\"n\">live bytes</th><th class=\"n\">live "
+                     "objects</th><th>allocated at</th></tr>\n");
+    else
+        fprintf(out, "<table class=\"rows sites\">\n<tr><th class=\"n\">bytes</th><th class=\"n\">allocations</th>"
+                     "<th class=\"n\">frees</th><th>allocated at</th></tr>\n");
     for (size_t i = 0; i < n && i < TOP_SITES; i++) {
         fprintf(out, "<tr>");
         bytes_cell(out, s[i].bytes);
         count_cell(out, s[i].allocs);
-        count_cell(out, s[i].frees);
+        if (!r->live) count_cell(out, s[i].frees);
         fprintf(out, "<td>");
         stack_html(out, r, s[i].stack);
         fprintf(out, "</td></tr>\n");
@@ -207,13 +229,18 @@ static void top_sites(FILE *out, const struct report *r) {
 }
 
 static void sites_section(FILE *out, const struct report *r) {
-    fprintf(out, "<section id=\"sites\">\n<h2>Largest allocation sites</h2>\n");
+    fprintf(out, "<section id=\"sites\">\n<h2>%s</h2>\n", r->live ? "Live memory by allocation site" : "Largest allocation sites");
     if (!r->d->n_sites) {
         fprintf(out, "<p class=\"muted\">The dump has no allocation sites.</p>\n</section>\n");
         return;
     }
-    fprintf(out, "<p class=\"muted\">Bytes requested over the run, by call stack: callers above callees, "
-                 "widths in proportion. Click a frame to zoom in, the top bar to zoom out.</p>\n");
+    if (r->live)
+        fprintf(out, "<p class=\"muted\">Live bytes now, by call stack, estimated from the heap profile (one "
+                     "sample per %llu bytes allocated): callers above callees, widths in proportion. Click a frame "
+                     "to zoom in, the top bar to zoom out.</p>\n", (unsigned long long)r->live->rate);
+    else
+        fprintf(out, "<p class=\"muted\">Bytes requested over the run, by call stack: callers above callees, "
+                     "widths in proportion. Click a frame to zoom in, the top bar to zoom out.</p>\n");
     struct flame_node *root = flame_build(r->d, r->sym);
     flame_svg(out, root, "sites");
     flame_free(root);
@@ -312,13 +339,32 @@ static void footer(FILE *out, const struct report *r) {
     fprintf(out, "</p></footer>\n");
 }
 
+/* ---- a running process's statistics ---- */
+
+static void stats_section(FILE *out, const struct report_live *l) {
+    fprintf(out, "<section id=\"stats\">\n<h2>Heap statistics</h2>\n");
+    if (!l->stats) {
+        fprintf(out, "<p class=\"muted\">Its statistics could not be read.</p>\n</section>\n");
+        return;
+    }
+    fprintf(out, "<p class=\"muted\">As <code>strata stats PID</code> prints them (\"-\": known inside the "
+                 "process only).</p>\n<pre>");
+    html_text(out, l->stats);
+    fprintf(out, "</pre>\n</section>\n");
+}
+
 bool report_write(FILE *out, const struct report *r) {
     header(out, r);
-    if (r->d->has_error) misuse(out, r);
-    heap_section(out, r->d);
-    sites_section(out, r);
-    leaks_section(out, r);
-    sizes_section(out, r->d);
+    if (r->live) {
+        sites_section(out, r);
+        stats_section(out, r->live);
+    } else {
+        if (r->d->has_error) misuse(out, r);
+        heap_section(out, r->d);
+        sites_section(out, r);
+        leaks_section(out, r);
+        sizes_section(out, r->d);
+    }
     footer(out, r);
     fprintf(out, "<script>\n%s</script>\n</body>\n</html>\n", report_js);
     return fflush(out) == 0 && !ferror(out);

@@ -30,10 +30,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "support/support.h"
+#include "stats.h"
 #include "strata.h"
 
-static bool all_digits(const char *s) {
+bool stats_is_pid(const char *s) {
     if (!*s) return false;
     for (; *s; s++)
         if (*s < '0' || *s > '9') return false;
@@ -82,6 +82,16 @@ static proc_info proc_of(int pid) {
 }
 
 static bool exited(proc_info p) { return p.state == 0 || p.state == 'Z' || p.state == 'X'; }
+
+unsigned long long stats_started(int pid) {
+    proc_info p = proc_of(pid);
+    return exited(p) ? 0 : p.start;
+}
+
+bool stats_gone(int pid, unsigned long long start) {
+    proc_info now = proc_of(pid);
+    return exited(now) || now.start != start;
+}
 
 /* The pid as the process itself sees it (its own pid namespace): the last of NSpid. */
 static int own_pid(int pid) {
@@ -135,14 +145,9 @@ static bool maps_file(int pid, const char *prefix, char *range, size_t cap) {
 
 /* ---- its statistics file ---- */
 
-typedef struct {
-    int fd;
-    sx_share_header hd;
-} stats_file;
-
 /* An open statistics file that is PID's and that this command can read; 0 if it is, else an
  * error message in why. */
-static int check_file(int fd, int pid, stats_file *out, char *why, size_t cap) {
+static int check_file(int fd, int pid, struct stats_file *out, char *why, size_t cap) {
     sx_share_header hd;
     if (pread(fd, &hd, sizeof hd, 0) != (ssize_t)sizeof hd || hd.magic != SX_SHARE_MAGIC) {
         snprintf(why, cap, "its statistics file is not one strata wrote");
@@ -169,7 +174,7 @@ static int check_file(int fd, int pid, stats_file *out, char *why, size_t cap) {
 }
 
 /* Open PID's statistics file; 0, or -1 with a one-line reason in why. */
-static int open_stats(int pid, stats_file *out, char *why, size_t cap) {
+int stats_open(int pid, struct stats_file *out, char *why, size_t cap) {
     char path[128];
     proc_info p = proc_of(pid);
     if (p.state == 0) {
@@ -189,7 +194,7 @@ static int open_stats(int pid, stats_file *out, char *why, size_t cap) {
     why[0] = '\0';
     struct dirent *e;
     while ((e = readdir(dir))) {
-        if (!all_digits(e->d_name)) continue;
+        if (!stats_is_pid(e->d_name)) continue;
         char link[128], target[256];
         snprintf(link, sizeof link, "/proc/%d/fd/%.20s", pid, e->d_name);
         ssize_t n = readlink(link, target, sizeof target - 1);
@@ -233,8 +238,7 @@ static int open_stats(int pid, stats_file *out, char *why, size_t cap) {
     return -1;
 }
 
-/* Sum what the file holds into a snapshot. */
-static bool read_snapshot(const stats_file *f, int pid, sx_snapshot *s) {
+bool stats_snapshot(const struct stats_file *f, int pid, sx_snapshot *s) {
     memset(s, 0, sizeof *s);
     s->pid = pid;
     snprintf(s->version, sizeof s->version, "%.15s", f->hd.library);
@@ -262,13 +266,12 @@ static bool read_snapshot(const stats_file *f, int pid, sx_snapshot *s) {
 }
 
 static int stats_of_pid(int pid, long watch) {
-    proc_info first = proc_of(pid);
+    unsigned long long start = proc_of(pid).start;
     for (unsigned round = 0;; round++) {
-        stats_file f;
+        struct stats_file f;
         char why[512];
-        if (open_stats(pid, &f, why, sizeof why) != 0) {
-            proc_info now = proc_of(pid);
-            if (round > 0 && (exited(now) || now.start != first.start)) {
+        if (stats_open(pid, &f, why, sizeof why) != 0) {
+            if (round > 0 && stats_gone(pid, start)) {
                 fprintf(stderr, "strata: %d: exited\n", pid);
                 return 0;
             }
@@ -276,7 +279,7 @@ static int stats_of_pid(int pid, long watch) {
             return 1;
         }
         sx_snapshot s;
-        bool ok = read_snapshot(&f, pid, &s);
+        bool ok = stats_snapshot(&f, pid, &s);
         close(f.fd);
         if (!ok) {
             fprintf(stderr, "strata: %d: cannot read its statistics file: %s\n", pid, strerror(errno));
@@ -293,8 +296,7 @@ static int stats_of_pid(int pid, long watch) {
         struct timespec ts = {(time_t)watch, 0};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
         }
-        proc_info now = proc_of(pid);
-        if (exited(now) || now.start != first.start) {
+        if (stats_gone(pid, start)) {
             fprintf(stderr, "strata: %d: exited\n", pid);
             return 0;
         }
@@ -312,7 +314,7 @@ static int stats_pid_command(int argc, char **argv) {
             watch_arg = argv[i];
         } else if (!strncmp(a, "--watch=", 8)) {
             watch_arg = a + 8;
-        } else if (all_digits(a) && !pid_arg) {
+        } else if (stats_is_pid(a) && !pid_arg) {
             pid_arg = a;
         } else {
             cli_usage("stats PID: unexpected '%s' (stats PID [--watch N])", a);
@@ -337,7 +339,7 @@ int cmd_stats(int argc, char **argv) {
         const char *a = argv[i];
         if (!strcmp(a, "--")) break;
         if (!strcmp(a, "-w") || !strcmp(a, "--watch") || !strncmp(a, "--watch=", 8) ||
-            all_digits(a))
+            stats_is_pid(a))
             return stats_pid_command(argc, argv);
         if (!strcmp(a, "-o") || !strcmp(a, "--options")) i++;
         else if (a[0] != '-') break;

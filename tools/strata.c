@@ -8,6 +8,8 @@
  *                                                run CMD under libstrata-diag.so, draw an HTML report
  *   strata stats PID [--watch N] | strata stats [-o OPTIONS] -- CMD [ARGS...]
  *                                                heap statistics of a running process (at CMD's exit)
+ *   strata profile PID [--top N | --folded] [-o FILE.pb.gz] [--watch N] | strata profile -- CMD [ARGS...]
+ *                                                the sampled heap profile of a running process (at CMD's exit)
  *   strata options                               list STRATA_OPTIONS with their values
  *   strata version | help
  *
@@ -32,6 +34,7 @@ static const struct {
     {"leaks", cmd_leaks},
     {"guard", cmd_guard},
     {"report", cmd_report},
+    {"profile", cmd_profile},
 };
 
 int main(int argc, char **argv) {
