@@ -196,8 +196,11 @@ typedef struct sx_heap {
                                          one; below zero, the next slow path samples (core.h) */
     uint64_t sample_rng;
     int64_t profile_left;             /* the heap profile: bytes made available until the next sample */
-    uint32_t profile_due;             /* samples the last refill crossed: the request in hand is one */
+    uint64_t profile_due;             /* bytes the points the last refill passed stand for: the
+                                         request in hand is a sample (0: none) */
     uint64_t profile_rng;             /* 0: no gap drawn yet */
+    uint64_t profile_step;            /* mean gap now: profile_rate, or more past profile_cost */
+    uint64_t profile_spent, profile_since; /* ns spent sampling since profile_since */
     unsigned nquarantined;            /* secure mode: blocks in quarantine[] */
     void *quarantine[SX_QUARANTINE];  /* secure mode: freed blocks waiting (secure/secure.c) */
     bool retain;                      /* keep a spare page per class and a last segment: a thread

@@ -65,11 +65,11 @@ done:
 }
 
 /* The request in hand is a sample of the heap profile (heap/profile.c): the refill that made
- * block p available passed h->profile_due points of the sampling, each standing for
- * profile_rate bytes of blocks of p's size. The profile heap serves the request instead, the
+ * block p available passed points of the sampling that stand for h->profile_due bytes of
+ * blocks of p's size. The profile heap serves the request instead, the
  * block is recorded with its stack, and p goes back. */
 sx_noinline void *sx_profile_swap(sx_heap *h, void *p, size_t size, size_t align, bool zero) {
-    uint32_t due = h->profile_due;
+    uint64_t due = h->profile_due;
     h->profile_due = 0;
     if (!p) return NULL;
     void *frames[SX_PROFILE_DEPTH];
@@ -78,8 +78,7 @@ sx_noinline void *sx_profile_swap(sx_heap *h, void *p, size_t size, size_t align
     if (!ph) return p;
     void *q = sx_heap_alloc(ph, size, align, zero);
     size_t counted = sx_page_of(sx_segment_of(p), p)->block_size;
-    sx_profile_end(q, size, (double)due * (double)sx_profile_rate / (double)counted,
-                   (const void *const *)frames, depth, 0);
+    sx_profile_end(h, q, size, (double)due / (double)counted, (const void *const *)frames, depth, 0);
     if (!q) return p;
     sx_free_core(p);
     return q;
@@ -91,7 +90,7 @@ static sx_noinline void profile_huge(void *p, size_t size) {
     int depth;
     if (!sx_profile_begin(frames, &depth)) return;
     sx_segment_of(p)->profiled = 1;
-    sx_profile_end(p, size, 1, (const void *const *)frames, depth, SX_PROFILE_HUGE);
+    sx_profile_end(NULL, p, size, 1, (const void *const *)frames, depth, SX_PROFILE_HUGE);
 }
 
 /* A thread that has exited borrows an orphan heap for the call. */

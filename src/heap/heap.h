@@ -88,9 +88,10 @@ void sx_profile_cross(sx_heap *h);
 /* For a due sample: the stack of the caller and the profile heap, with sx_profile_lock held; NULL
  * (and no lock) if no sample can be taken now. */
 sx_heap *sx_profile_begin(void **frames, int *depth);
-/* Record block p (size bytes asked, standing for `objects` blocks) and let go of the lock. */
-void sx_profile_end(void *p, size_t size, double objects, const void *const *frames, int depth,
-                    uint32_t flags);
+/* Record block p (size bytes asked, standing for `objects` blocks) and let go of the lock; what
+ * the sample took counts against h's profile_cost (h NULL: against nothing). */
+void sx_profile_end(sx_heap *h, void *p, size_t size, double objects, const void *const *frames,
+                    int depth, uint32_t flags);
 void sx_profile_free(sx_page *pg, sx_block *b); /* a block of the profile heap is freed */
 void sx_profile_forget(const void *p);         /* a recorded huge block is freed */
 void sx_profile_moved(const void *from, const void *to, size_t size); /* a huge block moved */

@@ -7,9 +7,13 @@
  * count nothing. When the count passes the next point of a Poisson process over bytes (gaps drawn
  * from an exponential of mean profile_rate, so every byte has the same chance), the request that
  * made the refill is a sample (h->profile_due, served by core/alloc.c). It stands for the bytes
- * between two points: `due` points times profile_rate bytes, that is that many over the block size
- * blocks of its stack and size. Huge blocks (a mapping of their own, already a system call) are
- * all recorded, each as itself.
+ * between points: each point the mean gap's bytes (profile_rate), that is that many over the block
+ * size blocks of its stack and size. Huge blocks (a mapping of their own, already a system call)
+ * are all recorded, each as itself.
+ *
+ * A sample costs an unwind (glibc's backtrace: a few µs). A thread that allocates a gigabyte a
+ * second would spend a few percent of its time there, so each heap keeps what its samples took
+ * against profile_cost percent of its time (budget below) and draws longer gaps while past it.
  *
  * Knowing a sampled block at free, with nothing on the fast path: sampled blocks come from the
  * profile heap, a heap that no thread owns, used under sx_profile_lock. Any free of one is then a
@@ -45,6 +49,7 @@ static _Atomic int made; /* 0 not yet, 1 being made, 2 made, 3 failed */
 static pid_t options_pid;
 static uint64_t start_ns;
 static __thread bool tls_busy __attribute__((tls_model("initial-exec")));
+static __thread uint64_t tls_t0 __attribute__((tls_model("initial-exec"))); /* the sample's start */
 
 static uint64_t now_ns(void) {
     struct timespec t;
@@ -70,30 +75,50 @@ static uint64_t xorshift(uint64_t *x) {
 /* An exponential gap of mean profile_rate: -ln(u) * rate for u uniform in (0, 1], with ln from
  * u = 2^k * m / 2^53, m in [1, 2), and ln m = 2 atanh((m - 1) / (m + 1)) by its series (within
  * 1e-5): no libm. */
-static int64_t gap(uint64_t *rng) {
+static int64_t gap(uint64_t *rng, uint64_t mean) {
     uint64_t v = (xorshift(rng) >> 11) + 1; /* 1 .. 2^53 */
     int k = 63 - __builtin_clzll(v);
     double m = (double)v / (double)(1ull << k);
     double t = (m - 1) / (m + 1), t2 = t * t;
     double ln_m = 2 * t * (1 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 / 9))));
-    double g = ((53 - k) * 0.6931471805599453 - ln_m) * (double)sx_profile_rate;
+    double g = ((53 - k) * 0.6931471805599453 - ln_m) * (double)mean;
     return g < 1 ? 1 : g > 0x1p62 ? (int64_t)1 << 62 : (int64_t)g;
 }
 
 void sx_profile_cross(sx_heap *h) {
+    int64_t step = (int64_t)(h->profile_step ? h->profile_step : sx_profile_rate);
     if (h->profile_rng == 0) { /* a new heap: its own generator, and a first gap */
         h->profile_rng = (sx_secret ^ ((uintptr_t)h * 0x9e3779b97f4a7c15ull)) | 1;
-        h->profile_left += gap(&h->profile_rng);
+        h->profile_left += gap(&h->profile_rng, (uint64_t)step);
+        h->profile_since = now_ns();
     }
-    int64_t rate = (int64_t)sx_profile_rate;
-    if (h->profile_left < -64 * rate) { /* a tiny rate: most points at once */
-        h->profile_due += (uint32_t)(-h->profile_left / rate);
-        h->profile_left %= rate;
+    if (h->profile_left < -64 * step) { /* a tiny rate: most points at once */
+        h->profile_due += (uint64_t)(-h->profile_left / step * step);
+        h->profile_left %= step;
     }
     while (h->profile_left < 0) {
-        h->profile_due++;
-        h->profile_left += gap(&h->profile_rng);
+        h->profile_due += (uint64_t)step;
+        h->profile_left += gap(&h->profile_rng, (uint64_t)step);
     }
+}
+
+/* profile_cost: what a heap's samples took, against that share of the time, over about the last
+ * second or two. Past it, the mean gap doubles (up to 1024 times profile_rate); well under it, it
+ * halves back. A point still stands for the mean gap it was drawn with, so the estimates stay
+ * unbiased; a thread that allocates gigabytes a second only gets fewer, heavier samples. */
+static void budget(sx_heap *h, uint64_t t0) {
+    uint64_t t1 = now_ns(), cost = (uint64_t)sx_opt.profile_cost;
+    if (!cost || h->profile_rng == 0) return;
+    h->profile_spent += t1 - t0;
+    if (t1 - h->profile_since > 2000000000u) { /* a window of one to two seconds */
+        h->profile_since = t1 - 1000000000u;
+        h->profile_spent /= 2;
+    }
+    uint64_t allowed = (t1 - h->profile_since + 1000000u) * cost; /* x 100; a ms to start with */
+    uint64_t base = sx_profile_rate, step = h->profile_step ? h->profile_step : base;
+    if (h->profile_spent * 100 > allowed && step < base << 10) step *= 2;
+    else if (step > base && h->profile_spent * 200 < allowed) step /= 2;
+    h->profile_step = step;
 }
 
 /* ---- the tables ---- */
@@ -232,13 +257,14 @@ sx_heap *sx_profile_begin(void **frames, int *depth) {
         tls_busy = false;
         return NULL;
     }
+    tls_t0 = now_ns();
     *depth = sx_unwind(frames, SX_PROFILE_DEPTH, 0);
     sx_lock(&sx_profile_lock);
     return sx_profile_heap;
 }
 
-void sx_profile_end(void *p, size_t size, double objects, const void *const *frames, int depth,
-                    uint32_t flags) {
+void sx_profile_end(sx_heap *h, void *p, size_t size, double objects, const void *const *frames,
+                    int depth, uint32_t flags) {
     if (p) {
         write_begin();
         area->samples++;
@@ -252,6 +278,7 @@ void sx_profile_end(void *p, size_t size, double objects, const void *const *fra
         write_end();
     }
     sx_unlock(&sx_profile_lock);
+    if (h) budget(h, tls_t0);
     tls_busy = false;
 }
 

@@ -28,6 +28,7 @@ sx_options sx_opt = {
     .guard_sample = 0,
     .guard_sample_cost = 1,
     .profile_rate = SX_PROFILE_RATE_DEFAULT,
+    .profile_cost = 1,
     .guard_align = 16,
     .quarantine = (size_t)256 << 20,
     .high_water = 90,
@@ -106,6 +107,9 @@ static const option_t options[] = {
     {.name = "profile_rate", .type = OPT_SIZE, .value = &sx_opt.profile_rate, .max = (size_t)1 << 40,
      .help = "the heap profile that strata profile PID reads: one allocation sampled, with its "
              "call stack, per this many bytes allocated on average (0: off)"},
+    {.name = "profile_cost", .type = OPT_INT, .value = &sx_opt.profile_cost, .max = 100,
+     .help = "percent of a thread's time the heap profile's samples may take: a thread past it "
+             "samples less often, each sample then standing for more bytes (0: no limit)"},
     {.name = "profile_dump", .type = OPT_STR, .value = sx_opt.profile_dump, .max = sizeof sx_opt.profile_dump,
      .help = "write the heap profile to this path when the process exits (strata profile -- CMD)"},
     {.name = "guard_align", .type = OPT_INT, .value = &sx_opt.guard_align, .max = 4096,

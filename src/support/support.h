@@ -84,6 +84,7 @@ typedef struct sx_options {
     bool sampled_guard;  /* guard_sample > 0 in the release build, not in secure mode (region/sampled.c) */
     int guard_sample_cost; /* percent of the time the sampled guard's samples may take (0: no limit) */
     size_t profile_rate;  /* the heap profile: mean bytes allocated between samples (0: off) */
+    int profile_cost;     /* percent of a thread's time its samples may take (0: no limit) */
     char profile_dump[256]; /* the heap profile goes to this path at exit (strata profile -- CMD) */
     int guard_align;     /* a guarded block's end is aligned to this (1: at its guard page) */
     bool guard_underflow;
