@@ -2,7 +2,8 @@
  * profile.c — `strata profile` (tools/profile.c) on tests/planted/profiled.c, whose three sites
  * hold known live bytes (8 MiB in 100-byte blocks, 16 MiB in 4 KiB blocks, 4.1 MiB in 300 KiB
  * huge blocks; a fourth allocates 32 MiB and frees it all), run on libstrata with
- * profile_rate=4096 so that the estimates are tight.
+ * profile_rate=4096 so that the estimates are tight, and profile_cost=0 so that they stay so
+ * (the time budget would make samples few and heavy here: 28 MiB at one in 4 KiB).
  *
  * Read from outside while it waits: the top table names the three sites, largest first, each
  * within 10% of its exact live bytes, with its file:line; --folded has a stack per site ending in
@@ -154,7 +155,7 @@ static bool table_ok(const char *out, const planted *p, char *why, size_t cap) {
 static void top_table_of_a_running_process(void) {
     planted p;
     int code;
-    result r = on_planted(&p, "profile_rate=4096", (const char *[]){"profile", NULL}, &code);
+    result r = on_planted(&p, "profile_rate=4096,profile_cost=0", (const char *[]){"profile", NULL}, &code);
     CHECKF(p.pid, "the planted program did not start");
     char why[4096], head[64];
     CHECKF(r.exited && r.code == 0 && r.err[0] == '\0', "code %d; stderr: %s", r.code, r.err);
@@ -174,7 +175,7 @@ static void top_table_of_a_running_process(void) {
 static void folded_stacks(void) {
     planted p;
     int code;
-    result r = on_planted(&p, "profile_rate=4096", (const char *[]){"profile", "--folded", NULL}, &code);
+    result r = on_planted(&p, "profile_rate=4096,profile_cost=0", (const char *[]){"profile", "--folded", NULL}, &code);
     CHECKF(p.pid, "the planted program did not start");
     CHECKF(r.exited && r.code == 0, "code %d; stderr: %s", r.code, r.err);
     for (int i = 0; i < NSITES; i++) {
@@ -200,7 +201,7 @@ static void pprof_file_read_by_go_tool_pprof(void) {
     const char *file = tmp_file("heap.pb.gz");
     planted p;
     int code;
-    result r = on_planted(&p, "profile_rate=4096", (const char *[]){"profile", "-o", file, NULL}, &code);
+    result r = on_planted(&p, "profile_rate=4096,profile_cost=0", (const char *[]){"profile", "-o", file, NULL}, &code);
     CHECKF(p.pid, "the planted program did not start");
     CHECKF(r.exited && r.code == 0 && r.out[0] == '\0', "code %d; stderr: %s; stdout %.300s", r.code, r.err, r.out);
     result go = run((char *[]){"go", "tool", "pprof", "-top", "-sample_index=inuse_space", (char *)file, NULL});
@@ -225,7 +226,7 @@ static void pprof_file_read_by_go_tool_pprof(void) {
 }
 
 static void watch_until_exit(void) {
-    planted p = planted_start("profile_rate=4096");
+    planted p = planted_start("profile_rate=4096,profile_cost=0");
     CHECKF(p.pid, "the planted program did not start");
     char pid[16];
     snprintf(pid, sizeof pid, "%d", (int)p.pid);
@@ -241,7 +242,7 @@ static void watch_until_exit(void) {
 }
 
 static void profile_of_a_command_at_exit(void) {
-    result r = run((char *[]){STRATA, "profile", "--rate", "4096", "--top", "5", "--", PLANTED, "exit", NULL});
+    result r = run((char *[]){STRATA, "profile", "--rate", "4096", "--options", "profile_cost=0", "--top", "5", "--", PLANTED, "exit", NULL});
     CHECKF(r.exited && r.code == 0, "code %d; stderr %s", r.code, r.err);
     planted p = {.exact = {16777216, 8388600, 4300800}};
     char why[4096];
@@ -259,7 +260,7 @@ static void profile_of_a_command_at_exit(void) {
 static void diff_of_saved_profiles(void) {
     char *before = (char *)tmp_file("before"), *after = (char *)tmp_file("after");
     result a = run((char *[]){STRATA, "profile", "--save", before, "--", "true", NULL});
-    result b = run((char *[]){STRATA, "profile", "--rate", "4096", "--save", after, "--", PLANTED, "exit", NULL});
+    result b = run((char *[]){STRATA, "profile", "--rate", "4096", "--options", "profile_cost=0", "--save", after, "--", PLANTED, "exit", NULL});
     result d = run((char *[]){STRATA, "profile", "--diff", before, after, NULL});
     result from = run((char *[]){STRATA, "profile", "--from", after, "--top", "3", NULL});
     CHECKF(a.exited && a.code == 0 && b.exited && b.code == 0, "codes %d %d: %s %s", a.code, b.code, a.err, b.err);
@@ -283,7 +284,7 @@ static void report_page_of_a_running_process(void) {
     const char *page = tmp_file("live.html");
     planted p;
     int code;
-    result r = on_planted(&p, "profile_rate=4096", (const char *[]){"report", "-O", page, NULL}, &code);
+    result r = on_planted(&p, "profile_rate=4096,profile_cost=0", (const char *[]){"report", "-O", page, NULL}, &code);
     CHECKF(p.pid, "the planted program did not start");
     CHECKF(r.exited && r.code == 0 && strstr(r.err, "report written to"), "code %d; stderr %s", r.code, r.err);
     FILE *f = fopen(page, "r");
