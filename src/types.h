@@ -34,6 +34,10 @@
  *               size and stack (diag/track.c), found by address with no lock.
  *   sampled guard guard_sample=N: a random one allocation in N served from a fixed pool of slots
  *               between inaccessible pages, in the release library (region/sampled.c).
+ *   heap profile profile_rate: one allocation in about that many bytes, with its call stack, kept
+ *               while live, in the statistics file for `strata profile PID` (heap/profile.c).
+ *   profile heap the heap, owned by no thread, that serves the heap profile's sampled blocks, so
+ *               that their frees are remote frees and are seen.
  *   reclaim     give back everything strata holds and does not use (core/reclaim.c).
  *   give back   return memory to the kernel (decommit or unmap); "purge" for caches.
  *   segment list every live normal segment, for statistics (region/segment.c).

@@ -23,8 +23,9 @@
  * Records. The stacks and the live samples are tables in a part of the statistics file (share.c,
  * format in support/statfile.h), made at the first sample: a process that never takes one pays
  * nothing. Writers hold the lock and make the generation odd while they write, so a reader in
- * another process takes a copy that was whole. The tables are bounded (1.7 MiB, touched as they
- * fill); a sample that finds one full is counted as dropped. A process with no statistics file
+ * another process takes a copy that was whole. The tables are bounded (1.8 MiB, touched as they
+ * fill: in proportion to the stacks and live samples); a sample that finds one full is counted as
+ * dropped. A process with no statistics file
  * keeps them in private memory, for profile_dump.
  *
  * profile_dump=PATH: at exit, the process that read the options (not its forked children) writes
@@ -136,67 +137,91 @@ static void write_end(void) {
     atomic_fetch_add(&area->generation, 1);
 }
 
+/* The tables' hash indexes: slot -> entry + 1 (0: empty), twice as many slots as entries, linear
+ * probing. The entries are filled from the first (the stacks) or from a free list (the live
+ * samples, linked through `stack`), so that the pages written are in proportion to what is used. */
+#define STACK_SLOTS (2 * SX_PROFILE_STACKS)
+#define LIVE_SLOTS (2 * SX_PROFILE_LIVE)
+static uint16_t *stack_index, *live_index;
+static uint32_t live_used, live_free = UINT32_MAX; /* entries ever used; the free list's head */
+
 /* The stack's entry, made if new; -1 when the table is full. */
 static int64_t stack_entry(const void *const *frames, int depth) {
     uint64_t hash = (uint64_t)depth;
     for (int i = 0; i < depth; i++) hash = mix(hash ^ (uintptr_t)frames[i]);
-    const uint32_t mask = SX_PROFILE_STACKS - 1;
-    for (uint32_t i = (uint32_t)hash & mask, n = 0; n < SX_PROFILE_STACKS; i = (i + 1) & mask, n++) {
-        sx_profile_stack *s = &stacks[i];
-        if (s->depth == 0) {
-            if (area->nstacks >= SX_PROFILE_STACKS / 8 * 7) return -1;
+    for (uint32_t i = (uint32_t)hash % STACK_SLOTS, n = 0; n < STACK_SLOTS; i = (i + 1) % STACK_SLOTS, n++) {
+        uint32_t e = stack_index[i];
+        if (e == 0) {
+            if (area->nstacks >= SX_PROFILE_STACKS) return -1;
+            uint32_t k = area->nstacks++;
+            sx_profile_stack *s = &stacks[k];
             s->hash = hash;
             for (int f = 0; f < depth; f++) s->pc[f] = (uintptr_t)frames[f];
             s->depth = (uint32_t)depth;
-            area->nstacks++;
-            return i;
+            stack_index[i] = (uint16_t)(k + 1);
+            return k;
         }
+        const sx_profile_stack *s = &stacks[e - 1];
         if (s->hash == hash && s->depth == (uint32_t)depth &&
             !memcmp(s->pc, frames, (size_t)depth * sizeof *s->pc))
-            return i;
+            return e - 1;
     }
     return -1;
 }
 
-static uint32_t live_home(uint64_t addr) { return (uint32_t)mix(addr) & (SX_PROFILE_LIVE - 1); }
+static uint32_t live_home(uint64_t addr) { return (uint32_t)mix(addr) % LIVE_SLOTS; }
 
-/* Bounded, as every walk of the tables: they lie in the program's address space, where a wild
- * write may have filled them. */
-static sx_profile_live *live_find(uint64_t addr) {
-    const uint32_t mask = SX_PROFILE_LIVE - 1;
-    for (uint32_t i = live_home(addr), n = 0; n < SX_PROFILE_LIVE; i = (i + 1) & mask, n++) {
-        if (live[i].addr == addr) return &live[i];
-        if (live[i].addr == 0) return NULL;
+/* The index slot of a live sample; -1 if there is none. Bounded, as every walk of the tables: they
+ * lie in the program's address space, where a wild write may have filled them. */
+static int64_t live_find(uint64_t addr) {
+    for (uint32_t i = live_home(addr), n = 0; n < LIVE_SLOTS; i = (i + 1) % LIVE_SLOTS, n++) {
+        uint32_t e = live_index[i];
+        if (e == 0 || e > SX_PROFILE_LIVE) return -1;
+        if (live[e - 1].addr == addr) return i;
     }
-    return NULL;
+    return -1;
 }
 
 static bool live_add(uint64_t addr, size_t size, double objects, uint32_t stack, uint32_t flags) {
-    if (area->nlive >= SX_PROFILE_LIVE / 8 * 7) return false;
-    const uint32_t mask = SX_PROFILE_LIVE - 1;
+    if (area->nlive >= SX_PROFILE_LIVE) return false;
     uint32_t i = live_home(addr), n = 0;
-    while (live[i].addr && n++ < SX_PROFILE_LIVE) i = (i + 1) & mask;
-    if (live[i].addr) return false;
-    live[i] = (sx_profile_live){.addr = addr, .size = size, .objects = objects, .stack = stack, .flags = flags};
+    while (live_index[i] && n++ < LIVE_SLOTS) i = (i + 1) % LIVE_SLOTS;
+    if (live_index[i]) return false;
+    uint32_t k;
+    if (live_free < SX_PROFILE_LIVE) {
+        k = live_free;
+        live_free = live[k].stack;
+    } else if (live_used < SX_PROFILE_LIVE) {
+        k = live_used++;
+    } else {
+        return false;
+    }
+    live[k] = (sx_profile_live){.addr = addr, .size = size, .objects = objects, .stack = stack, .flags = flags};
+    live_index[i] = (uint16_t)(k + 1);
     area->nlive++;
     return true;
 }
 
-/* Take entry e out, moving later entries of its cluster back so that no search stops short. */
-static void live_remove(sx_profile_live *e) {
-    const uint32_t mask = SX_PROFILE_LIVE - 1;
-    uint32_t i = (uint32_t)(e - live), j = i;
-    for (uint32_t n = 0; n < SX_PROFILE_LIVE; n++) {
-        j = (j + 1) & mask;
-        if (live[j].addr == 0) break;
-        uint32_t k = live_home(live[j].addr);
-        /* the entry at j stays when its home lies cyclically in (i, j] */
-        if (i <= j ? (i < k && k <= j) : (i < k || k <= j)) continue;
-        live[i] = live[j];
+/* Take the sample of index slot i out; later slots of its cluster move back so that no search
+ * stops short. */
+static void live_remove(uint32_t i) {
+    uint32_t k = live_index[i] - 1u;
+    live[k].addr = 0;
+    live[k].stack = live_free;
+    live_free = k;
+    area->nlive--;
+    uint32_t j = i;
+    for (uint32_t n = 0; n < LIVE_SLOTS; n++) {
+        j = (j + 1) % LIVE_SLOTS;
+        uint32_t e = live_index[j];
+        if (e == 0 || e > SX_PROFILE_LIVE) break;
+        uint32_t h = live_home(live[e - 1].addr);
+        /* the slot at j stays when its home lies cyclically in (i, j] */
+        if (i <= j ? (i < h && h <= j) : (i < h || h <= j)) continue;
+        live_index[i] = live_index[j];
         i = j;
     }
-    live[i].addr = 0;
-    area->nlive--;
+    live_index[i] = 0;
 }
 
 /* ---- the profile's memory and heap, at the first sample ---- */
@@ -230,6 +255,8 @@ static void make(void) {
     a->now_ns = now_ns();
     stacks = (sx_profile_stack *)(part + a->stacks_at);
     live = (sx_profile_live *)(part + a->live_at);
+    stack_index = (uint16_t *)(live + SX_PROFILE_LIVE);
+    live_index = stack_index + STACK_SLOTS;
     sx_profile_heap = h;
     area = a;
     __atomic_store_n(&a->magic, SX_PROFILE_MAGIC, __ATOMIC_RELEASE);
@@ -284,10 +311,10 @@ void sx_profile_end(sx_heap *h, void *p, size_t size, double objects, const void
 
 void sx_profile_free(sx_page *pg, sx_block *b) {
     sx_lock(&sx_profile_lock);
-    sx_profile_live *e = live_find((uintptr_t)b);
-    if (e) {
+    int64_t e = live_find((uintptr_t)b);
+    if (e >= 0) {
         write_begin();
-        live_remove(e);
+        live_remove((uint32_t)e);
         write_end();
     }
     sx_counts_of(sx_profile_heap)->n_free[pg->bin]++;
@@ -297,10 +324,10 @@ void sx_profile_free(sx_page *pg, sx_block *b) {
 
 void sx_profile_forget(const void *p) {
     sx_lock(&sx_profile_lock);
-    sx_profile_live *e = area ? live_find((uintptr_t)p) : NULL;
-    if (e) {
+    int64_t e = area ? live_find((uintptr_t)p) : -1;
+    if (e >= 0) {
         write_begin();
-        live_remove(e);
+        live_remove((uint32_t)e);
         write_end();
     }
     sx_unlock(&sx_profile_lock);
@@ -308,11 +335,11 @@ void sx_profile_forget(const void *p) {
 
 void sx_profile_moved(const void *from, const void *to, size_t size) {
     sx_lock(&sx_profile_lock);
-    sx_profile_live *e = area ? live_find((uintptr_t)from) : NULL;
-    if (e) {
-        sx_profile_live moved = *e;
+    int64_t e = area ? live_find((uintptr_t)from) : -1;
+    if (e >= 0) {
+        sx_profile_live moved = live[live_index[e] - 1];
         write_begin();
-        live_remove(e);
+        live_remove((uint32_t)e);
         live_add((uintptr_t)to, size, moved.objects, moved.stack, moved.flags);
         write_end();
     }

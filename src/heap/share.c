@@ -11,6 +11,10 @@
  * costs the first malloc three system calls more (memfd_create, ftruncate, mmap) and the move of
  * its descriptor. The command finds the file among /proc/PID/fd.
  *
+ * Past every region's part (at 256 MiB: the file is sparse) lies the heap profile's part, mapped
+ * anywhere, when the first sample makes it (heap/profile.c); the header says where
+ * (profile_at), and a fork child gets a copy of it as of its own regions.
+ *
  * A memfd rather than a name in /dev/shm: it goes when the process goes, however it ends (exit,
  * exec, a crash, kill -9), so no file is ever left behind and none can be mistaken for a live
  * process's. Its descriptor is close-on-exec and sits at 100 or above (os.c). If it cannot be made

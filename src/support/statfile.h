@@ -99,11 +99,12 @@ _Static_assert(sizeof(sx_share_header) <= SX_SHARE_HEADER, "the header fits befo
  * One allocation in about every profile_rate bytes allocated is sampled, with its call stack. The
  * profile is a part of the statistics file (at header.profile_at, profile_bytes long), of
  * three parts at the offsets its header gives: the header, the stacks (SX_PROFILE_STACKS entries,
- * open addressing by `hash`; an entry is used when its depth is not 0; never removed) and the live
- * samples (SX_PROFILE_LIVE entries, open addressing by address, linear probing with backward-shift
- * deletion; an entry is used when its addr is not 0). Writers hold a lock and make `generation` odd
+ * filled from the first; an entry is used when its depth is not 0; never removed) and the live
+ * samples (SX_PROFILE_LIVE entries; an entry is used when its addr is not 0). The writer's hash
+ * indexes follow, which readers need not look at. Writers hold a lock and make `generation` odd
  * while they write: a reader copies the whole part and takes the copy when the generation was even
- * and the same before and after.
+ * and the same before and after. Only the entries written are resident, so the part costs a
+ * process memory in proportion to its stacks and live samples.
  *
  * A sample stands for `objects` blocks (an estimate: the bytes the sampler counted between two
  * samples, over the block size), each of `size` bytes requested: inuse_space is objects * size.
@@ -146,7 +147,7 @@ typedef struct sx_profile_header {
 _Static_assert(sizeof(sx_profile_header) <= SX_PROFILE_HEADER, "the profile header fits");
 #define SX_PROFILE_BYTES                                                                           \
     (SX_PROFILE_HEADER + SX_PROFILE_STACKS * sizeof(sx_profile_stack) +                           \
-     SX_PROFILE_LIVE * sizeof(sx_profile_live))
+     SX_PROFILE_LIVE * sizeof(sx_profile_live) + 2 * (SX_PROFILE_STACKS + SX_PROFILE_LIVE) * sizeof(uint16_t))
 
 #pragma GCC visibility pop
 
