@@ -73,6 +73,7 @@ enum {
 #define SX_PAGE_FULL 0x1u /* in the heap's full queue: no free block at last look */
 #define SX_PAGE_KEPT 0x2u /* its class's only page, kept when empty: frees skip the slow path */
 #define SX_PAGE_GUARDED 0x4u /* secure mode: the span's last OS page is a guard (secure/secure.c) */
+#define SX_PAGE_PROFILED 0x8u /* a large block in the heap profile (heap/profile.c) */
 #define SX_SPAN_CLEAN 0x8u   /* a free span whose memory went back to the kernel (decommitted) */
 /* sx_page.trigger of a kept page: its `used` is the count + 0x4000, never 0 nor below it. */
 #define SX_TRIGGER_KEPT 0xC000u

@@ -65,22 +65,28 @@ done:
 }
 
 /* The request in hand is a sample of the heap profile (heap/profile.c): the refill that made
- * block p available passed points of the sampling that stand for h->profile_due bytes of
- * blocks of p's size. The profile heap serves the request instead, the
- * block is recorded with its stack, and p goes back. */
+ * block p available passed points of the sampling that stand for h->profile_due bytes of blocks
+ * of p's size. A block of a size class is served by the profile heap instead, recorded with its
+ * stack, and p goes back; a large block is recorded where it is, its page flagged. */
 sx_noinline void *sx_profile_swap(sx_heap *h, void *p, size_t size, size_t align, bool zero) {
     uint64_t due = h->profile_due;
     h->profile_due = 0;
-    if (!p) return NULL;
     void *frames[SX_PROFILE_DEPTH];
     int depth;
-    sx_heap *ph = sx_profile_begin(frames, &depth);
-    if (!ph) return p;
-    void *q = sx_heap_alloc(ph, size, align, zero);
-    size_t counted = sx_page_of(sx_segment_of(p), p)->block_size;
-    sx_profile_end(h, q, size, (double)due / (double)counted, (const void *const *)frames, depth, 0);
+    if (!p || !sx_profile_unwind(frames, &depth)) return p;
+    sx_page *pg = sx_page_of(sx_segment_of(p), p);
+    double objects = (double)due / (double)pg->block_size;
+    void *q = p;
+    if (pg->kind == SX_SPAN_LARGE) {
+        pg->flags |= SX_PAGE_PROFILED;
+    } else {
+        sx_lock(&sx_profile_lock);
+        q = sx_heap_alloc(sx_profile_heap, size, align, zero);
+        sx_unlock(&sx_profile_lock);
+    }
+    sx_profile_record(h, q, size, objects, (const void *const *)frames, depth, 0);
     if (!q) return p;
-    sx_free_core(p);
+    if (q != p) sx_free_core(p);
     return q;
 }
 
@@ -88,9 +94,9 @@ sx_noinline void *sx_profile_swap(sx_heap *h, void *p, size_t size, size_t align
 static sx_noinline void profile_huge(void *p, size_t size) {
     void *frames[SX_PROFILE_DEPTH];
     int depth;
-    if (!sx_profile_begin(frames, &depth)) return;
+    if (!sx_profile_unwind(frames, &depth)) return;
     sx_segment_of(p)->profiled = 1;
-    sx_profile_end(NULL, p, size, 1, (const void *const *)frames, depth, SX_PROFILE_HUGE);
+    sx_profile_record(NULL, p, size, 1, (const void *const *)frames, depth, SX_PROFILE_HUGE);
 }
 
 /* A thread that has exited borrows an orphan heap for the call. */
@@ -156,18 +162,14 @@ size_t sx_block_usable(void *p, const char *fn, sx_page **pgp) {
 
 static bool large_resize(sx_heap *h, sx_segment *seg, sx_page *pg, size_t size);
 
-/* Resize a large block in place; only the owning thread may touch its spans, and the profile
- * heap's under its lock (the block's record then has the new size). */
+/* Resize a large block in place; only the owning thread may touch its spans. A block in the heap
+ * profile keeps its record, with the new size. */
 bool sx_large_resize(sx_segment *seg, sx_page *pg, size_t size) {
-    sx_heap *owner = atomic_load_explicit(&seg->heap, memory_order_relaxed);
-    if (sx_unlikely(owner == sx_profile_heap && owner)) {
-        sx_lock(&sx_profile_lock);
-        bool ok = large_resize(owner, seg, pg, size);
-        sx_unlock(&sx_profile_lock);
-        if (ok) sx_profile_moved(pg->start, pg->start, size);
-        return ok;
-    }
-    return owner == sx_tls_heap && large_resize(owner, seg, pg, size);
+    sx_heap *h = sx_tls_heap;
+    if (atomic_load_explicit(&seg->heap, memory_order_relaxed) != h || !large_resize(h, seg, pg, size))
+        return false;
+    if (sx_unlikely(pg->flags & SX_PAGE_PROFILED)) sx_profile_moved(pg->start, pg->start, size);
+    return true;
 }
 
 static bool large_resize(sx_heap *h, sx_segment *seg, sx_page *pg, size_t size) {

@@ -149,6 +149,7 @@ static void page_retire(sx_heap *h, sx_page *pg, bool keep_last) {
 void sx_page_free_slow(sx_heap *h, sx_page *pg) {
     if (pg->kind == SX_SPAN_LARGE) {
         if (pg->used == 0) {
+            if (sx_unlikely(pg->flags & SX_PAGE_PROFILED)) sx_profile_forget(pg->start);
             sx_counts_of(h)->pages[SX_BIN_LARGE]--;
             sx_span_free(h, sx_segment_of_desc(pg), sx_slice_index(pg), pg->slice_count);
         }

@@ -85,16 +85,18 @@ extern sx_lock_t sx_profile_lock;
 void sx_profile_init(void);
 /* The heap's count passed the next point of the sampling: h->profile_due (and the next gap). */
 void sx_profile_cross(sx_heap *h);
-/* For a due sample: the stack of the caller and the profile heap, with sx_profile_lock held; NULL
- * (and no lock) if no sample can be taken now. */
-sx_heap *sx_profile_begin(void **frames, int *depth);
-/* Record block p (size bytes asked, standing for `objects` blocks) and let go of the lock; what
- * the sample took counts against h's profile_cost (h NULL: against nothing). */
-void sx_profile_end(sx_heap *h, void *p, size_t size, double objects, const void *const *frames,
-                    int depth, uint32_t flags);
+/* For a due sample: the caller's stack; false if no sample can be taken now. Then
+ * sx_profile_record, always: it records block p (size bytes asked, standing for `objects`
+ * blocks; NULL: none after all), and what the sample took counts against h's profile_cost (h
+ * NULL: against nothing). */
+bool sx_profile_unwind(void **frames, int *depth);
+void sx_profile_record(sx_heap *h, void *p, size_t size, double objects, const void *const *frames,
+                       int depth, uint32_t flags);
 void sx_profile_free(sx_page *pg, sx_block *b); /* a block of the profile heap is freed */
-void sx_profile_forget(const void *p);         /* a recorded huge block is freed */
-void sx_profile_moved(const void *from, const void *to, size_t size); /* a huge block moved */
+void sx_profile_forget(const void *p);         /* a recorded large or huge block is freed */
+void sx_profile_moved(const void *from, const void *to, size_t size); /* resized or moved */
+void sx_profile_fork_prepare(void); /* the tables' lock, innermost: fork takes it last */
+void sx_profile_fork_done(void);
 void sx_profile_dump(void); /* profile_dump=PATH, at exit */
 
 /* ---- hooks: what a layer above (secure mode, secure/secure.c) asks of pages and heaps ----

@@ -15,10 +15,12 @@
  * second would spend a few percent of its time there, so each heap keeps what its samples took
  * against profile_cost percent of its time (budget below) and draws longer gaps while past it.
  *
- * Knowing a sampled block at free, with nothing on the fast path: sampled blocks come from the
- * profile heap, a heap that no thread owns, used under sx_profile_lock. Any free of one is then a
- * free of another heap's block, which takes the remote path (remote.c); there the block leaves
- * the profile and goes back to its page. A recorded huge block carries a flag in its header.
+ * Knowing a sampled block at free, with nothing on the fast path: sampled blocks of the size
+ * classes come from the profile heap, a heap that no thread owns, used under sx_profile_lock. Any
+ * free of one is then a free of another heap's block, which takes the remote path (remote.c);
+ * there the block leaves the profile and goes back to its page. A large block's free always takes
+ * a slow path (its page's last block goes: heap.c), so a sampled one stays where it is and its page
+ * carries a flag; so does a recorded huge block's header.
  *
  * Records. The stacks and the live samples are tables in a part of the statistics file (share.c,
  * format in support/statfile.h), made at the first sample: a process that never takes one pays
@@ -275,24 +277,29 @@ static bool ready(void) {
     return sx_unwind_ready(sx_os_page);
 }
 
-/* ---- samples ---- */
+/* ---- samples ----
+ * Two locks: sx_profile_lock, held while the profile heap allocates or takes a block back (and
+ * taken before the others by fork), and the tables' lock, innermost: nothing else is taken while
+ * it is held, so that a block may leave the profile from anywhere (a large block's free, under a
+ * reclaiming thread's locks). */
+static sx_lock_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 
-sx_heap *sx_profile_begin(void **frames, int *depth) {
-    if (tls_busy) return NULL; /* the unwinder's loading, or the profile heap's own allocations */
+bool sx_profile_unwind(void **frames, int *depth) {
+    if (tls_busy) return false; /* the unwinder's loading, or the profile heap's own allocations */
     tls_busy = true;
     if (!ready()) {
         tls_busy = false;
-        return NULL;
+        return false;
     }
     tls_t0 = now_ns();
     *depth = sx_unwind(frames, SX_PROFILE_DEPTH, 0);
-    sx_lock(&sx_profile_lock);
-    return sx_profile_heap;
+    return true;
 }
 
-void sx_profile_end(sx_heap *h, void *p, size_t size, double objects, const void *const *frames,
-                    int depth, uint32_t flags) {
+void sx_profile_record(sx_heap *h, void *p, size_t size, double objects, const void *const *frames,
+                       int depth, uint32_t flags) {
     if (p) {
+        sx_lock(&table_lock);
         write_begin();
         area->samples++;
         int64_t s = depth > 0 ? stack_entry(frames, depth) : -1;
@@ -303,38 +310,33 @@ void sx_profile_end(sx_heap *h, void *p, size_t size, double objects, const void
             stacks[s].alloc_space += objects * (double)size;
         }
         write_end();
+        sx_unlock(&table_lock);
     }
-    sx_unlock(&sx_profile_lock);
     if (h) budget(h, tls_t0);
     tls_busy = false;
 }
 
-void sx_profile_free(sx_page *pg, sx_block *b) {
-    sx_lock(&sx_profile_lock);
-    int64_t e = live_find((uintptr_t)b);
-    if (e >= 0) {
-        write_begin();
-        live_remove((uint32_t)e);
-        write_end();
-    }
-    sx_counts_of(sx_profile_heap)->n_free[pg->bin]++;
-    sx_page_free_block(sx_profile_heap, pg, b);
-    sx_unlock(&sx_profile_lock);
-}
-
 void sx_profile_forget(const void *p) {
-    sx_lock(&sx_profile_lock);
+    sx_lock(&table_lock);
     int64_t e = area ? live_find((uintptr_t)p) : -1;
     if (e >= 0) {
         write_begin();
         live_remove((uint32_t)e);
         write_end();
     }
+    sx_unlock(&table_lock);
+}
+
+void sx_profile_free(sx_page *pg, sx_block *b) {
+    sx_lock(&sx_profile_lock);
+    sx_profile_forget(b);
+    sx_counts_of(sx_profile_heap)->n_free[pg->bin]++;
+    sx_page_free_block(sx_profile_heap, pg, b);
     sx_unlock(&sx_profile_lock);
 }
 
 void sx_profile_moved(const void *from, const void *to, size_t size) {
-    sx_lock(&sx_profile_lock);
+    sx_lock(&table_lock);
     int64_t e = area ? live_find((uintptr_t)from) : -1;
     if (e >= 0) {
         sx_profile_live moved = live[live_index[e] - 1];
@@ -343,8 +345,11 @@ void sx_profile_moved(const void *from, const void *to, size_t size) {
         live_add((uintptr_t)to, size, moved.objects, moved.stack, moved.flags);
         write_end();
     }
-    sx_unlock(&sx_profile_lock);
+    sx_unlock(&table_lock);
 }
+
+void sx_profile_fork_prepare(void) { sx_lock(&table_lock); }
+void sx_profile_fork_done(void) { sx_unlock(&table_lock); }
 
 /* ---- profile_dump ---- */
 
@@ -365,10 +370,10 @@ void sx_profile_dump(void) {
         sx_message("cannot write the heap profile to %s", sx_opt.profile_dump);
         return;
     }
-    sx_lock(&sx_profile_lock);
+    sx_lock(&table_lock);
     uint64_t n = area ? SX_PROFILE_BYTES : 0;
     bool ok = write_all(fd, "STRAPDMP", 8) && write_all(fd, &n, sizeof n) && (!n || write_all(fd, area, n));
-    sx_unlock(&sx_profile_lock);
+    sx_unlock(&table_lock);
     int maps = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     char buf[4096];
     ssize_t r;

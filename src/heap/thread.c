@@ -195,9 +195,11 @@ static void fork_prepare(void) {
     sx_lock(&sx_orphan_lock);
     sx_lock(&sx_region_lock);
     sx_lock(&sx_meta_lock);
+    sx_profile_fork_prepare();
 }
 
 static void fork_parent(void) {
+    sx_profile_fork_done();
     sx_unlock(&sx_meta_lock);
     sx_unlock(&sx_region_lock);
     sx_unlock(&sx_orphan_lock);
