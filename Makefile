@@ -78,7 +78,7 @@ $(eval $(call variant,build/unchecked,$$(CC),$$(LIBFLAGS) -DSTRATA_HARDEN=0))
 lib/libstrata.so: $(REL_OBJ) build/rel/api/override.o
 	@mkdir -p lib
 	@echo "  CC      $@"
-	@$(CC) -shared -Wl,-soname,libstrata.so -Wl,-z,now -o $@ $^ -lpthread
+	@$(CC) -shared -static-libgcc -Wl,--exclude-libs,ALL -Wl,-soname,libstrata.so -Wl,-z,now -o $@ $^ -lpthread
 lib/libstrata.a: $(REL_OBJ) build/rel/api/override.o
 	@mkdir -p lib
 	@echo "  AR      $@"
@@ -88,16 +88,16 @@ lib/libstrata.a: $(REL_OBJ) build/rel/api/override.o
 lib/libstrata-secure.so: $(SECURE_OBJ) build/secure/api/override.o
 	@mkdir -p lib
 	@echo "  CC      $@"
-	@$(CC) -shared -Wl,-soname,libstrata-secure.so -Wl,-z,now -o $@ $^ -lpthread
+	@$(CC) -shared -static-libgcc -Wl,--exclude-libs,ALL -Wl,-soname,libstrata-secure.so -Wl,-z,now -o $@ $^ -lpthread
 # libstrata-diag.so: the same core with the diagnostic layer in front (strata leaks, guard, report)
 lib/libstrata-diag.so: $(REL_OBJ) $(DIAG_OBJ)
 	@mkdir -p lib
 	@echo "  CC      $@"
-	@$(CC) -shared -Wl,-soname,libstrata-diag.so -Wl,-z,now -o $@ $^ -lpthread
+	@$(CC) -shared -static-libgcc -Wl,--exclude-libs,ALL -Wl,-soname,libstrata-diag.so -Wl,-z,now -o $@ $^ -lpthread
 lib/libstrata-api.so: $(REL_OBJ) build/rel/api/prefixed.o
 	@mkdir -p lib
 	@echo "  CC      $@"
-	@$(CC) -shared -Wl,-soname,libstrata-api.so -Wl,-z,now -o $@ $^ -lpthread
+	@$(CC) -shared -static-libgcc -Wl,--exclude-libs,ALL -Wl,-soname,libstrata-api.so -Wl,-z,now -o $@ $^ -lpthread
 lib/libstrata-api.a: $(REL_OBJ) build/rel/api/prefixed.o
 	@mkdir -p lib
 	@echo "  AR      $@"
@@ -108,13 +108,13 @@ lib/libstrata-api.a: $(REL_OBJ) build/rel/api/prefixed.o
 build/unchecked/lib/libstrata.so: $(UNCHECKED_OBJ) build/unchecked/api/override.o
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	@$(CC) -shared -Wl,-soname,libstrata.so -Wl,-z,now -o $@ $^ -lpthread
+	@$(CC) -shared -static-libgcc -Wl,--exclude-libs,ALL -Wl,-soname,libstrata.so -Wl,-z,now -o $@ $^ -lpthread
 
 debug: build/debug/lib/libstrata.so
 build/debug/lib/libstrata.so: $(DBG_OBJ) build/debug/api/override.o
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	@$(CC) -shared -fsanitize=undefined -Wl,-soname,libstrata.so -o $@ $^ -lpthread
+	@$(CC) -shared -fsanitize=undefined -static-libgcc -Wl,--exclude-libs,ALL -Wl,-soname,libstrata.so -o $@ $^ -lpthread
 
 # The command prints heap statistics with the library's own printer (strata stats PID).
 TOOLS_C   := $(wildcard tools/*.c)

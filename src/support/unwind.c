@@ -1,22 +1,25 @@
 /*
  * unwind.c — the caller's call stack, for the samplers (the sampled guard, the heap profile):
- * return addresses from glibc's backtrace (the DWARF unwinder in libgcc_s), with libstrata's own
- * frames left out.
+ * return addresses from the DWARF unwinder (_Unwind_Backtrace), with libstrata's own frames left
+ * out.
  *
- * The first backtrace loads libgcc_s, which allocates and takes the loader's lock. So the first
- * thread to need a stack loads it (sx_unwind_ready) while a thread that comes meanwhile does not
- * wait, since it may hold the loader's lock itself: it goes without a stack this time. The
- * allocations of the loading are the loading thread's own, made while it is in the middle of
- * it: a sampler must not sample them (its caller keeps a flag, see profile.c and sampled.c).
+ * The unwinder is libgcc's, linked into libstrata (-static-libgcc, its symbols kept local): glibc's
+ * backtrace() would dlopen libgcc_s at its first call, and a first sample can come from anywhere,
+ * the dynamic loader included — a malloc of ld.so in the middle of a dlopen, where loading
+ * another object crashes it. Linked in, nothing is ever loaded. It finds other objects' frame
+ * tables through glibc (_dl_find_object), without the loader's lock.
+ *
+ * The first caller also reads which addresses are libstrata's (/proc/self/maps, support/maps.c);
+ * a thread that comes meanwhile does not wait: it goes without a stack this time.
  */
 #define _GNU_SOURCE
-#include <execinfo.h>
 #include <string.h>
+#include <unwind.h>
 
 #include "support.h"
 
 static uintptr_t own_lo, own_hi; /* libstrata's code, whose frames stacks leave out */
-static _Atomic int state;       /* 0 not yet, 1 being loaded, 2 ready */
+static _Atomic int state;       /* 0 not yet, 1 being read, 2 ready */
 
 static void own_module(const sx_module *m, void *arg) {
     (void)arg;
@@ -30,16 +33,30 @@ bool sx_unwind_ready(size_t page) {
     int expected = 0;
     if (st != 0 || !atomic_compare_exchange_strong(&state, &expected, 1)) return false;
     sx_modules_each(page, own_module, NULL); /* linked in statically: none */
-    void *warm[4];
-    backtrace(warm, 4);
     atomic_store_explicit(&state, 2, memory_order_release);
     return true;
+}
+
+typedef struct {
+    void **frames;
+    int n, max;
+} walk;
+
+static _Unwind_Reason_Code one_frame(struct _Unwind_Context *ctx, void *arg) {
+    walk *w = arg;
+    if (w->n >= w->max) return _URC_END_OF_STACK;
+    uintptr_t ip = _Unwind_GetIP(ctx);
+    if (!ip) return _URC_END_OF_STACK;
+    w->frames[w->n++] = (void *)ip;
+    return _URC_NO_REASON;
 }
 
 int sx_unwind(void **frames, int max, uintptr_t from) {
     void *buf[SX_UNWIND_MAX + 16];
     if (max > SX_UNWIND_MAX) max = SX_UNWIND_MAX;
-    int n = backtrace(buf, max + 16), skip = 0;
+    walk w = {buf, 0, max + 16};
+    _Unwind_Backtrace(one_frame, &w);
+    int n = w.n, skip = 0;
     if (from) {
         while (skip < n && (uintptr_t)buf[skip] != from) skip++;
     } else {
