@@ -305,6 +305,19 @@ static void report_page_of_a_running_process(void) {
     done(&r);
 }
 
+/* The unwinder is linked in: taking samples loads nothing. glibc's backtrace() dlopens libgcc_s at
+ * its first call, and a first sample taken by ld.so's own malloc in the middle of a dlopen crashed
+ * the loader (ar loading its LLVM plugin). grep is not linked to libgcc_s. */
+static void sampling_loads_no_library(void) {
+    if (!on_path("grep")) SKIP("no grep");
+    result r = run((char *[]){STRATA, "profile", "--rate", "64", "--options", "profile_cost=0", "--top", "3", "--",
+                              "grep", "-c", "libgcc_s", "/proc/self/maps", NULL});
+    CHECKF(r.exited && (r.code == 0 || r.code == 1), "code %d: %s", r.code, r.err);
+    CHECKF(!strncmp(r.out, "0\n", 2), "grep found libgcc_s in its maps while sampled:\n%.600s", r.out);
+    CHECKF(strstr(r.out, "one sample per 64 bytes") && !strstr(r.out, " 0 samples"), "%.600s", r.out);
+    done(&r);
+}
+
 static void one_line_and_status_1(void) {
     result gone = run((char *[]){STRATA, "profile", "2147483647", NULL});
     CHECKF(gone.exited && gone.code == 1 && !strcmp(gone.err, "strata: 2147483647: no such process\n") &&
@@ -361,6 +374,7 @@ int main(void) {
     RUN(profile_of_a_command_at_exit);
     RUN(diff_of_saved_profiles);
     RUN(report_page_of_a_running_process);
+    RUN(sampling_loads_no_library);
     RUN(one_line_and_status_1);
     RUN(bad_command_lines_print_usage_and_exit_2);
     return 0;
