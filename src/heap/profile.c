@@ -117,7 +117,7 @@ static void budget(sx_heap *h, uint64_t t0) {
         h->profile_since = t1 - 1000000000u;
         h->profile_spent /= 2;
     }
-    uint64_t allowed = (t1 - h->profile_since + 1000000u) * cost; /* x 100; a ms to start with */
+    uint64_t allowed = (t1 - h->profile_since + 10000000u) * cost; /* x 100; 10 ms to start with */
     uint64_t base = sx_profile_rate, step = h->profile_step ? h->profile_step : base;
     if (h->profile_spent * 100 > allowed && step < base << 10) step *= 2;
     else if (step > base && h->profile_spent * 200 < allowed) step /= 2;

@@ -40,30 +40,31 @@ bool sx_unwind_ready(size_t page) {
 typedef struct {
     void **frames;
     int n, max;
+    uintptr_t from; /* 0: leave out libstrata's first frames; else the frame to start at */
+    bool started;
 } walk;
 
+/* One frame: kept once the walk has started (at `from`, or past libstrata's frames), up to max;
+ * the walk stops there, so that a deep stack costs no more than the frames kept. */
 static _Unwind_Reason_Code one_frame(struct _Unwind_Context *ctx, void *arg) {
     walk *w = arg;
-    if (w->n >= w->max) return _URC_END_OF_STACK;
     uintptr_t ip = _Unwind_GetIP(ctx);
-    if (!ip) return _URC_END_OF_STACK;
+    if (!ip || w->n >= w->max) return _URC_END_OF_STACK;
+    if (!w->started) {
+        if (w->from ? ip != w->from : ip - own_lo < own_hi - own_lo) return _URC_NO_REASON;
+        w->started = true;
+    }
     w->frames[w->n++] = (void *)ip;
     return _URC_NO_REASON;
 }
 
 int sx_unwind(void **frames, int max, uintptr_t from) {
-    void *buf[SX_UNWIND_MAX + 16];
     if (max > SX_UNWIND_MAX) max = SX_UNWIND_MAX;
-    walk w = {buf, 0, max + 16};
+    walk w = {frames, 0, max, from, false};
     _Unwind_Backtrace(one_frame, &w);
-    int n = w.n, skip = 0;
-    if (from) {
-        while (skip < n && (uintptr_t)buf[skip] != from) skip++;
-    } else {
-        while (skip < n && (uintptr_t)buf[skip] - own_lo < own_hi - own_lo) skip++;
+    if (!w.started) { /* `from` never came (or every frame was libstrata's): the whole stack */
+        w = (walk){frames, 0, max, 0, true};
+        _Unwind_Backtrace(one_frame, &w);
     }
-    if (skip == n) skip = 0;
-    int d = 0;
-    for (int i = skip; i < n && d < max; i++) frames[d++] = buf[i];
-    return d;
+    return w.n;
 }
