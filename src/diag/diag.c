@@ -2,7 +2,7 @@
  * diag.c — the entry points of libstrata-diag.so: each call goes to the core and, by the `diag`
  * option, is recorded (leaks, report) or served from guarded pages (guard).
  *
- * What the diagnostic layer does itself may allocate (backtrace loads libgcc_s, pthread_atfork
+ * What the diagnostic layer does itself may allocate (reading /proc/self/maps, pthread_atfork
  * grows a list): a thread-local flag marks the thread as busy inside the layer, and its
  * allocations go straight to the core, unrecorded.
  */

@@ -1,7 +1,7 @@
 /*
  * stack.c — the call stack of an allocation, stored once per distinct stack.
  *
- * Unwinding (glibc's backtrace, DWARF call frame information) costs about 200 ns a frame, too much
+ * Unwinding (libgcc's DWARF unwinder, support/unwind.c) costs about 200 ns a frame, too much
  * to pay on every malloc of a busy program. Most allocations come from a few call sites, so a
  * cache keyed by the program's call site and its stack pointer there answers almost all of them:
  * the same (site, sp) pair is, in practice, the same path through the program. Not always (the
@@ -16,7 +16,6 @@
  * no lock at all. All of it is memory the OS layer maps for the diagnostic layer alone.
  */
 #define _GNU_SOURCE
-#include <execinfo.h>
 #include <string.h>
 
 #include "diag.h"
@@ -52,9 +51,9 @@ void sx_stack_init(void) {
     slots = sx_diag_map(SLOTS * sizeof *slots);
     cache = sx_diag_map(CACHE * sizeof *cache);
     arena = sx_diag_map(ARENA);
-    /* The first backtrace loads libgcc_s (which allocates): do it now, untracked. */
-    void *warm[4];
-    backtrace(warm, 4);
+    /* libstrata's code, which the unwinder (support/unwind.c, linked in: nothing is loaded) leaves
+     * out of stacks, read from /proc/self/maps now */
+    sx_unwind_ready(sx_os_page);
 }
 
 static uint64_t mix(uint64_t h, uint64_t v) {
@@ -64,17 +63,14 @@ static uint64_t mix(uint64_t h, uint64_t v) {
 
 /* Return addresses from the program's call site outwards. */
 static uint32_t unwind(uintptr_t site, uintptr_t *out, int depth) {
-    void *buf[64 + 16];
-    int n = backtrace(buf, depth + 16);
-    int start = 0;
-    while (start < n && start < 16 && (uintptr_t)buf[start] != site) start++;
-    if (start == n || start == 16) { /* not found (should not happen): the site alone */
+    void *buf[SX_UNWIND_MAX];
+    int n = sx_unwind(buf, depth, site);
+    if (n == 0 || (uintptr_t)buf[0] != site) { /* not found (should not happen): the site alone */
         out[0] = site;
         return 1;
     }
-    uint32_t k = 0;
-    for (int i = start; i < n && (int)k < depth; i++) out[k++] = (uintptr_t)buf[i];
-    return k;
+    for (int i = 0; i < n; i++) out[i] = (uintptr_t)buf[i];
+    return (uint32_t)n;
 }
 
 static sx_stack *new_record(const uintptr_t *f, uint32_t n, uint64_t h) {
