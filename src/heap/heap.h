@@ -77,8 +77,9 @@ void sx_share_fork_child(void);        /* the child's own file, a copy of its pa
 void *sx_share_profile_map(size_t bytes);
 
 /* ---- profile.c: the heap profile (format: support/statfile.h) ----
- * Sampled blocks are served by the profile heap, which no thread owns (it is used under
- * sx_profile_lock), so that any free of one takes the remote path, where it leaves the profile. */
+ * Sampled blocks of the size classes are served by the profile heap, which no thread owns (it is
+ * used under sx_profile_lock), so that any free of one takes the remote path, where it leaves the
+ * profile; a sampled large block stays in its heap, its page flagged (SX_PAGE_PROFILED). */
 extern size_t sx_profile_rate; /* mean bytes between samples; 0: off */
 extern sx_heap *sx_profile_heap;
 extern sx_lock_t sx_profile_lock;

@@ -25,7 +25,7 @@
  * Records. The stacks and the live samples are tables in a part of the statistics file (share.c,
  * format in support/statfile.h), made at the first sample: a process that never takes one pays
  * nothing. Writers hold the lock and make the generation odd while they write, so a reader in
- * another process takes a copy that was whole. The tables are bounded (1.8 MiB, touched as they
+ * another process takes a copy that was whole. The tables are bounded (1.7 MiB, touched as they
  * fill: in proportion to the stacks and live samples); a sample that finds one full is counted as
  * dropped. A process with no statistics file
  * keeps them in private memory, for profile_dump.
@@ -36,7 +36,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "heap.h"
@@ -54,32 +53,19 @@ static uint64_t start_ns;
 static __thread bool tls_busy __attribute__((tls_model("initial-exec")));
 static __thread uint64_t tls_t0 __attribute__((tls_model("initial-exec"))); /* the sample's start */
 
-static uint64_t now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 void sx_profile_init(void) {
     sx_profile_rate = sx_opt.profile_rate;
     options_pid = getpid();
-    start_ns = now_ns();
+    start_ns = sx_now_ns();
 }
 
 /* ---- when a sample is due ---- */
-
-static uint64_t xorshift(uint64_t *x) {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
 
 /* An exponential gap of mean profile_rate: -ln(u) * rate for u uniform in (0, 1], with ln from
  * u = 2^k * m / 2^53, m in [1, 2), and ln m = 2 atanh((m - 1) / (m + 1)) by its series (within
  * 1e-5): no libm. */
 static int64_t gap(uint64_t *rng, uint64_t mean) {
-    uint64_t v = (xorshift(rng) >> 11) + 1; /* 1 .. 2^53 */
+    uint64_t v = (sx_xorshift(rng) >> 11) + 1; /* 1 .. 2^53 */
     int k = 63 - __builtin_clzll(v);
     double m = (double)v / (double)(1ull << k);
     double t = (m - 1) / (m + 1), t2 = t * t;
@@ -93,7 +79,7 @@ void sx_profile_cross(sx_heap *h) {
     if (h->profile_rng == 0) { /* a new heap: its own generator, and a first gap */
         h->profile_rng = (sx_secret ^ ((uintptr_t)h * 0x9e3779b97f4a7c15ull)) | 1;
         h->profile_left += gap(&h->profile_rng, (uint64_t)step);
-        h->profile_since = now_ns();
+        h->profile_since = sx_now_ns();
     }
     if (h->profile_left < -64 * step) { /* a tiny rate: most points at once */
         h->profile_due += (uint64_t)(-h->profile_left / step * step);
@@ -110,7 +96,7 @@ void sx_profile_cross(sx_heap *h) {
  * halves back. A point still stands for the mean gap it was drawn with, so the estimates stay
  * unbiased; a thread that allocates gigabytes a second only gets fewer, heavier samples. */
 static void budget(sx_heap *h, uint64_t t0) {
-    uint64_t t1 = now_ns(), cost = (uint64_t)sx_opt.profile_cost;
+    uint64_t t1 = sx_now_ns(), cost = (uint64_t)sx_opt.profile_cost;
     if (!cost || h->profile_rng == 0) return;
     h->profile_spent += t1 - t0;
     if (t1 - h->profile_since > 2000000000u) { /* a window of one to two seconds */
@@ -135,7 +121,7 @@ static uint64_t mix(uint64_t x) {
 
 static void write_begin(void) { atomic_fetch_add(&area->generation, 1); }
 static void write_end(void) {
-    area->now_ns = now_ns();
+    area->now_ns = sx_now_ns();
     atomic_fetch_add(&area->generation, 1);
 }
 
@@ -254,7 +240,7 @@ static void make(void) {
     a->stacks_at = SX_PROFILE_HEADER;
     a->live_at = SX_PROFILE_HEADER + SX_PROFILE_STACKS * sizeof(sx_profile_stack);
     a->start_ns = start_ns;
-    a->now_ns = now_ns();
+    a->now_ns = sx_now_ns();
     stacks = (sx_profile_stack *)(part + a->stacks_at);
     live = (sx_profile_live *)(part + a->live_at);
     stack_index = (uint16_t *)(live + SX_PROFILE_LIVE);
@@ -291,7 +277,7 @@ bool sx_profile_unwind(void **frames, int *depth) {
         tls_busy = false;
         return false;
     }
-    tls_t0 = now_ns();
+    tls_t0 = sx_now_ns();
     *depth = sx_unwind(frames, SX_PROFILE_DEPTH, 0);
     return true;
 }

@@ -22,7 +22,7 @@
  * merges them with a closed slot (sx_os_advise_nohuge sets a flag the slots lack), so each
  * mprotect changes one whole mapping: no split, no merge, and the page keeps its memory. With 64
  * slots the pool costs 129 mappings, 256 KiB of memory at most and its records (about 20 KiB).
- * The stacks are unwound (glibc's backtrace) only for sampled blocks.
+ * The stacks are unwound (support/unwind.c) only for sampled blocks.
  *
  * The report goes to stderr, frames as module+offset. With diag_file set (`strata run` sets it
  * when guard_sample is on), the same goes to diag_file.PID as a record (support/record.h), which
@@ -33,7 +33,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../support/record.h"
@@ -75,21 +74,10 @@ static void *sample(size_t size, size_t align, bool zero);
 static _Atomic uint64_t spent_ns;
 static uint64_t start_ns;
 
-static uint64_t now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-
 /* The one thread that reports a misuse (the others wait, for the process ends with it). */
 static bool report_claim(void) {
     static _Atomic int reporting;
     return !atomic_exchange(&reporting, 1);
-}
-
-static uint64_t xorshift(uint64_t *x) {
-    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
-    return *x;
 }
 
 /* A free slot to the back of the queue (lock held). Each slot is queued once at most. */
@@ -103,7 +91,7 @@ static uintptr_t slot_page(uint32_t i) { return sx_sampled_lo + (2 * (uintptr_t)
  * never takes one (a short command) pays nothing for it: no mapping, no unwinder loaded. */
 void sx_sampled_init(void) {
     if (!sx_opt.sampled_guard) return;
-    start_ns = now_ns();
+    start_ns = sx_now_ns();
     sx_sampled_every = sx_opt.guard_sample;
 }
 
@@ -165,7 +153,7 @@ static void pool_make(void) {
 /* The gap to the next sample: uniform in [1, 2N - 1], mean N. */
 int64_t sx_sampled_gap(uint64_t *rng, uintptr_t salt) {
     if (!*rng) *rng = (sx_secret ^ (salt * 0x9e3779b97f4a7c15ull)) | 1; /* each heap its own */
-    uint64_t x = xorshift(rng), n = (uint64_t)sx_sampled_every;
+    uint64_t x = sx_xorshift(rng), n = (uint64_t)sx_sampled_every;
     return n <= 1 ? 1 : (int64_t)(1 + x % (2 * n - 1));
 }
 
@@ -183,7 +171,7 @@ static bool within_budget(uint64_t now) {
 }
 
 static void spend(uint64_t since) {
-    if (since) atomic_fetch_add_explicit(&spent_ns, now_ns() - since, memory_order_relaxed);
+    if (since) atomic_fetch_add_explicit(&spent_ns, sx_now_ns() - since, memory_order_relaxed);
 }
 
 void *sx_sampled_alloc(size_t size, size_t align, bool zero) {
@@ -193,7 +181,7 @@ void *sx_sampled_alloc(size_t size, size_t align, bool zero) {
     bool ready = pool_ready();
     tls_sampling = false;
     if (!ready) return NULL;
-    uint64_t t0 = sx_opt.guard_sample_cost ? now_ns() : 0;
+    uint64_t t0 = sx_opt.guard_sample_cost ? sx_now_ns() : 0;
     if (t0 && !within_budget(t0)) return NULL;
     void *p = sample(size, align, zero);
     spend(t0);
@@ -213,7 +201,7 @@ static void *sample(size_t size, size_t align, bool zero) {
     uint32_t i = pool->queue[pool->head];
     pool->head = (pool->head + 1) % SLOTS;
     pool->count--;
-    bool at_start = xorshift(&pool->rng) & 1;
+    bool at_start = sx_xorshift(&pool->rng) & 1;
     slot_rec *r = &pool->slot[i];
     uint8_t *pg = (uint8_t *)slot_page(i);
     if (!sx_os_protect(pg, page, PROT_READ | PROT_WRITE)) { /* the map count: give it back */
@@ -282,7 +270,7 @@ size_t sx_sampled_size(const void *p, const char *fn) {
 }
 
 void sx_sampled_free(void *ptr, const char *fn) {
-    uint64_t t0 = sx_opt.guard_sample_cost ? now_ns() : 0;
+    uint64_t t0 = sx_opt.guard_sample_cost ? sx_now_ns() : 0;
     uintptr_t p = (uintptr_t)ptr;
     uint32_t i;
     slot_rec *r = slot_checked(ptr, fn, &i);

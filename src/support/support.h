@@ -7,6 +7,8 @@
 #ifndef STRATA_SUPPORT_H
 #define STRATA_SUPPORT_H
 
+#include <time.h>
+
 #include "../base.h"
 #include "statfile.h"
 
@@ -45,6 +47,19 @@ typedef struct {
     const char *path;
 } sx_module;
 void sx_modules_each(size_t page, void (*fn)(const sx_module *m, void *arg), void *arg);
+
+/* ---- for the samplers (region/sampled.c, heap/profile.c) ---- */
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t sx_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+/* The next of a xorshift sequence (*x not 0). */
+static inline uint64_t sx_xorshift(uint64_t *x) {
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+    return *x;
+}
 
 /* ---- unwind.c: the caller's call stack, for the samplers ---- */
 #define SX_UNWIND_MAX 64
