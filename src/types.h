@@ -115,7 +115,8 @@ typedef struct sx_page {
     uint32_t inv;            /* inverse of the odd part of block_size mod 2^32 (block-start test) */
     uint32_t block_size;     /* 0 for spans that hold no blocks */
     uint16_t capacity;       /* blocks made available so far (the page is extended lazily) */
-    uint16_t reserved;       /* blocks that fit in the page (at most 4096) */
+    uint16_t reserved;       /* blocks that fit in the page (at most 16384: 4 slices of 16 B,
+                                a guarded page where OS pages are 64 KiB) */
     uint8_t shift;           /* log2 of the power-of-two part of block_size */
     uint8_t kind;
     uint8_t bin;

@@ -104,6 +104,14 @@ static inline long th_rss_kb(void) {
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* The page size strata works with: the kernel's, or the one a test makes it believe in
+ * (STRATA_TEST_PAGE_SIZE, tests/pagesize.sh). */
+static inline size_t th_page_size(void) {
+    const char *t = getenv("STRATA_TEST_PAGE_SIZE");
+    size_t kernel = (size_t)sysconf(_SC_PAGESIZE), want = t ? strtoul(t, NULL, 10) : 0;
+    return want > kernel ? want : kernel;
+}
+
 /* Result of running something in a child process. */
 typedef struct {
     int exited, code, signaled, sig;

@@ -72,7 +72,7 @@ void sx_snapshot_take(sx_snapshot *s) {
     for (const sx_heap *h = sx_heaps_first(); h; h = h->all_next)
         sx_snapshot_add_heap(s, sx_counts_of_const(h), false);
     sx_snapshot_add_counters(s, sx_count);
-    s->resident = sx_resident_bytes("/proc/self/statm", sx_os_page);
+    s->resident = sx_resident_bytes("/proc/self/statm", sx_os_kernel_page);
     sx_lock(&sx_region_lock);
     for (const sx_segment *seg = sx_all_segments; seg; seg = seg->all_next) {
         if (seg->kind == SX_SEG_HUGE) {

@@ -256,20 +256,7 @@ static uint64_t now_ms(void) {
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static uint64_t rss_bytes(void) {
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    const char *p = buf;
-    while (*p && *p != ' ') p++; /* size, then resident */
-    uint64_t v = 0;
-    for (p++; *p >= '0' && *p <= '9'; p++) v = v * 10 + (uint64_t)(*p - '0');
-    return v * sx_os_page;
-}
+static uint64_t rss_bytes(void) { return sx_resident_bytes("/proc/self/statm", sx_os_kernel_page); }
 
 void sx_track_sample_now(void) {
     if (sx_diag_mode != SX_DIAG_REPORT) return;

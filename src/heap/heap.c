@@ -227,6 +227,9 @@ static sx_noinline sx_page *page_for_bin(sx_heap *h, unsigned bin) {
     SX_ASSERT(!pg || (pg->kind == SX_SPAN_PAGE && pg->bin == bin && !(pg->flags & SX_PAGE_FULL)));
     if (!pg) {
         size_t slices = sx_bin_slices(bin);
+        /* a guard page (secure mode) takes at most a quarter of the span, whatever the page size */
+        if (sx_unlikely(sx_heap_hook.guard != NULL) && slices * SX_SLICE_SIZE < 4 * sx_os_page)
+            slices = 4 * sx_os_page / SX_SLICE_SIZE;
         pg = span_get(h, slices);
         if (!pg) return NULL;
         sx_page_init(h, pg, bin, slices);

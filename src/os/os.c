@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -19,15 +20,28 @@
 #include "os.h"
 
 size_t sx_os_page = 4096;
+size_t sx_os_kernel_page = 4096;
 
+/* The page size is the kernel's (AT_PAGESZ: 4 KiB on x86-64, 4, 16 or 64 KiB on arm64). Tests can
+ * make strata believe in a larger one, STRATA_TEST_PAGE_SIZE=16384 or 65536, to show that nothing
+ * assumes 4 KiB: every mapping is then aligned to it and every length a multiple of it, as on such
+ * a kernel. Only what the kernel counts in its own pages (mincore, statm) uses sx_os_kernel_page. */
 void sx_os_init(void) {
     unsigned long ps = getauxval(AT_PAGESZ);
-    if (ps >= 4096 && ps <= SX_SLICE_SIZE && sx_is_pow2(ps)) sx_os_page = ps;
+    if (ps >= 4096 && ps <= SX_SLICE_SIZE && sx_is_pow2(ps)) sx_os_page = sx_os_kernel_page = ps;
+    const char *test = getauxval(AT_SECURE) ? NULL : sx_env_get("STRATA_TEST_PAGE_SIZE");
+    if (!test) return;
+    size_t want = 0;
+    for (; *test >= '0' && *test <= '9' && want <= SX_SLICE_SIZE; test++) want = want * 10 + (size_t)(*test - '0');
+    if (!*test && want >= sx_os_kernel_page && want <= SX_SLICE_SIZE && sx_is_pow2(want)) sx_os_page = want;
+    else sx_message("bad value for STRATA_TEST_PAGE_SIZE (a power of two from %zu to %zu; keeping %zu)",
+                    sx_os_kernel_page, SX_SLICE_SIZE, sx_os_page);
 }
 
-static void *map_hint(void *hint, size_t size);
+static void *map_raw(void *hint, size_t size, int prot);
+static void *map_page_aligned(size_t size, int prot);
 
-void *sx_os_map(size_t size) { return map_hint(NULL, size); }
+void *sx_os_map(size_t size) { return map_page_aligned(size, PROT_READ | PROT_WRITE); }
 
 /* munmap can fail: unmapping part of a mapping splits it in two, which needs a mapping more than
  * vm.max_map_count may allow. Callers keep what they could not unmap (decommitted). */
@@ -45,19 +59,34 @@ bool sx_os_unmap(void *p, size_t size) {
 bool sx_os_mapped(const void *p) {
     int saved = errno;
     unsigned char v;
-    uintptr_t page = (uintptr_t)p & ~(uintptr_t)(sx_os_page - 1);
+    uintptr_t page = (uintptr_t)p & ~(uintptr_t)(sx_os_kernel_page - 1);
     bool mapped = mincore((void *)page, 1, &v) == 0 || errno != ENOMEM;
     errno = saved;
     return mapped;
 }
 
-static void *map_hint(void *hint, size_t size) {
+static void *map_raw(void *hint, size_t size, int prot) {
     int saved = errno;
-    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = mmap(hint, size, prot, MAP_PRIVATE | MAP_ANONYMOUS | (prot ? 0 : MAP_NORESERVE), -1, 0);
     errno = saved;
     atomic_fetch_add_explicit(&sx_count->mmap_calls, 1, memory_order_relaxed);
     return p == MAP_FAILED ? NULL : p;
 }
+
+/* A mapping at an address aligned to sx_os_page: the kernel's choice when that is its own page
+ * size, else (STRATA_TEST_PAGE_SIZE) cut out of a larger mapping. */
+static void *map_page_aligned(size_t size, int prot) {
+    size_t extra = sx_os_page - sx_os_kernel_page;
+    if (!extra) return map_raw(NULL, size, prot);
+    if (size > SIZE_MAX - extra) return NULL;
+    uint8_t *p = map_raw(NULL, size + extra, prot);
+    if (!p) return NULL;
+    uint8_t *q = (uint8_t *)sx_align_up((uintptr_t)p, sx_os_page);
+    sx_os_unmap(p, (size_t)(q - p));
+    sx_os_unmap(q + size, (size_t)(p + extra - q));
+    return q;
+}
+
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -87,7 +116,7 @@ static uintptr_t aligned_base(uintptr_t p, size_t align, size_t offset) {
 static _Atomic uintptr_t last_aligned;
 
 static void *map_at(uintptr_t hint, size_t size) {
-    uint8_t *p = map_hint((void *)hint, size);
+    uint8_t *p = map_raw((void *)hint, size, PROT_READ | PROT_WRITE);
     if (p && (uintptr_t)p != hint) {
         sx_os_unmap(p, size);
         p = NULL;
@@ -107,13 +136,13 @@ void *sx_os_map_aligned(size_t size, size_t align, size_t offset) {
     if (last > size + align + offset) /* B + offset aligned, B + size <= last */
         p = map_at(sx_align_down(last - size + offset, align) - offset, size);
     if (p) goto done;
-    p = map_hint(NULL, size);
+    p = map_raw(NULL, size, PROT_READ | PROT_WRITE);
     if (!p) return NULL;
     if (((uintptr_t)p + offset) % align == 0) goto done;
     sx_os_unmap(p, size);
     p = map_at(aligned_base((uintptr_t)p, align, offset), size);
     if (p) goto done;
-    p = map_hint(NULL, size + align);
+    p = map_raw(NULL, size + align, PROT_READ | PROT_WRITE);
     if (!p) return NULL;
     uintptr_t base = (uintptr_t)p, want = aligned_base(base, align, offset);
     size_t head = want - base, tail = align - head;
@@ -174,12 +203,7 @@ bool sx_os_mark_guard(void *p, size_t size, bool on) {
 }
 
 /* Address space nobody may touch (secure mode's zero-size blocks): NULL if none is left. */
-void *sx_os_reserve(size_t size) {
-    int saved = errno;
-    void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    errno = saved;
-    return p == MAP_FAILED ? NULL : p;
-}
+void *sx_os_reserve(size_t size) { return map_page_aligned(size, PROT_NONE); }
 
 bool sx_os_protect(void *p, size_t size, int prot) {
     int saved = errno;
@@ -188,9 +212,23 @@ bool sx_os_protect(void *p, size_t size, int prot) {
     return r == 0;
 }
 
+/* mincore answers in the kernel's pages; vec is in strata's: a page counts as resident when any of
+ * its kernel pages is (they differ only under STRATA_TEST_PAGE_SIZE). */
 bool sx_os_resident(void *p, size_t size, unsigned char *vec) {
-    int saved = errno;
-    int r = mincore(p, size, vec);
+    int saved = errno, r = 0;
+    size_t per = sx_os_page / sx_os_kernel_page;
+    if (per == 1) r = mincore(p, size, vec);
+    else {
+        unsigned char k[256];
+        size_t pages = (size + sx_os_page - 1) / sx_os_page;
+        memset(vec, 0, pages);
+        for (size_t i = 0, kp = (size + sx_os_kernel_page - 1) / sx_os_kernel_page; r == 0 && i < kp;) {
+            size_t n = kp - i < sizeof k ? kp - i : sizeof k;
+            r = mincore((uint8_t *)p + i * sx_os_kernel_page, n * sx_os_kernel_page, k);
+            for (size_t j = 0; r == 0 && j < n; j++) vec[(i + j) / per] |= k[j] & 1;
+            i += n;
+        }
+    }
     errno = saved;
     return r == 0;
 }

@@ -10,7 +10,9 @@
 #pragma GCC visibility push(hidden)
 
 /* errno is preserved by every call here. */
+/* strata's page: what it maps, guards and decommits by (the kernel's, unless a test overrides it) */
 extern size_t sx_os_page;
+extern size_t sx_os_kernel_page; /* the kernel's: what mincore and statm count in */
 void sx_os_init(void);
 void *sx_os_map(size_t size);
 /* A mapping of `size` bytes at base B with B % SX_SEG_SIZE == 0 and (B + offset) % align == 0

@@ -246,7 +246,7 @@ static const char *env_from_proc(const char *name) {
     return NULL;
 }
 
-static const char *env_get(const char *name) {
+const char *sx_env_get(const char *name) {
     extern char **environ;
     if (!environ) return env_from_proc(name);
     size_t len = strlen(name);
@@ -257,7 +257,7 @@ static const char *env_get(const char *name) {
 
 static void options_parse(void) {
     if (getauxval(AT_SECURE)) return;
-    const char *s = env_get("STRATA_OPTIONS");
+    const char *s = sx_env_get("STRATA_OPTIONS");
     if (!s) return;
     while (*s) {
         const char *end = strchr(s, ',');

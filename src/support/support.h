@@ -109,6 +109,8 @@ typedef struct sx_options {
 extern sx_options sx_opt;
 extern bool sx_diag_linked; /* true in libstrata-diag.so */
 void sx_options_init(void);
+/* An environment variable's value, or NULL; works before libc has set up `environ`. */
+const char *sx_env_get(const char *name);
 
 /* ---- limit.c: the memory limit (cgroup, or memory_limit=) and the usage against it ---- */
 extern size_t sx_limit_bytes; /* 0: no limit */

@@ -28,7 +28,7 @@ static void pages_blocks_aligned_to_their_size(void) {
     strata_pages *pa = strata_pages_create(10, 0);
     CHECK(pa != NULL);
     size_t page = pstats(pa).page_size;
-    CHECK(page == (size_t)sysconf(_SC_PAGESIZE));
+    CHECK(page == th_page_size());
     char *blocks[11];
     for (unsigned o = 0; o <= 10; o++) {
         blocks[o] = strata_pages_alloc(pa, o);
@@ -223,7 +223,7 @@ static void from_malloc(void *arg) {
 static void inside(void *arg) {
     strata_pages *pa = strata_pages_create(6, 0);
     char *p = strata_pages_alloc(pa, 2);
-    strata_pages_free(pa, p + 2 * sysconf(_SC_PAGESIZE), 0);
+    strata_pages_free(pa, p + 2 * th_page_size(), 0);
 }
 static void destroy_live(void *arg) {
     strata_pages *pa = strata_pages_create(6, 0);
@@ -250,7 +250,7 @@ static void exhaust(void *arg) {
         if (!(b[n] = strata_pages_alloc(pa, 6))) break;
     if (n == 100000) _exit(10);
     if (errno != ENOMEM) _exit(11);
-    if (n < 64) _exit(12);
+    if (n * (th_page_size() << 6) < ((size_t)16 << 20)) _exit(12); /* at least 16 MiB */
     for (size_t i = 0; i < n; i++) strata_pages_free(pa, b[i], 6);
     if (pstats(pa).top_blocks != 0) _exit(13);
     if (!(b[0] = strata_pages_alloc(pa, 10))) _exit(14);
