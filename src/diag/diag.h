@@ -50,7 +50,7 @@ bool sx_diag_is_dead_stack(uintptr_t a, uintptr_t *end);
 typedef struct { _Atomic int v; } sx_spin;
 static inline void sx_spin_lock(sx_spin *l) {
     while (atomic_exchange_explicit(&l->v, 1, memory_order_acquire))
-        while (atomic_load_explicit(&l->v, memory_order_relaxed)) __builtin_ia32_pause();
+        while (atomic_load_explicit(&l->v, memory_order_relaxed)) sx_cpu_relax();
 }
 static inline bool sx_spin_trylock(sx_spin *l) {
     return !atomic_exchange_explicit(&l->v, 1, memory_order_acquire);
