@@ -15,6 +15,8 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 OPT     ?= -O2
 WERROR  ?=
+# strataConfig.cmake finds the installed files from where it lies: keep it at PREFIX/lib/cmake/strata
+CMAKEDIR = $(PREFIX)/lib/cmake/strata
 
 VERSION := $(shell sed -n 's/^\#define STRATA_VERSION_STRING "\(.*\)"/\1/p' include/strata.h)
 
@@ -138,12 +140,18 @@ install: all
 	for pc in strata strata-api; do \
 	  sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e "s|@LIB@|$$pc|g" \
 	      strata.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; done
+	install -d $(DESTDIR)$(CMAKEDIR)
+	for f in strataConfig strataConfigVersion; do \
+	  sed -e 's|@VERSION@|$(VERSION)|g' -e "s|@SIZEOF_VOID_P@|$$(echo __SIZEOF_POINTER__ | $(CC) -E -P -x c - | tail -n 1)|g" \
+	      cmake/$$f.cmake.in > $(DESTDIR)$(CMAKEDIR)/$$f.cmake; done
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libstrata.so $(DESTDIR)$(PREFIX)/lib/libstrata-api.so \
 	    $(DESTDIR)$(PREFIX)/lib/libstrata-diag.so $(DESTDIR)$(PREFIX)/lib/libstrata-secure.so \
 	    $(DESTDIR)$(PREFIX)/lib/libstrata.a $(DESTDIR)$(PREFIX)/lib/libstrata-api.a \
 	    $(DESTDIR)$(PREFIX)/include/strata.h $(DESTDIR)$(PREFIX)/bin/strata \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata-api.pc
+	rm -f $(DESTDIR)$(CMAKEDIR)/strataConfig.cmake $(DESTDIR)$(CMAKEDIR)/strataConfigVersion.cmake
+	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
 
 # ---- demo: a real program on strata ----
 # python3 is resolved to the interpreter itself first (version-manager shims would otherwise
