@@ -127,6 +127,9 @@ bin/strata: $(TOOLS_C) $(TOOLS_LIB) $(TOOLS_H) $(LIB_HDR)
 	    -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ $(TOOLS_C) $(TOOLS_LIB)
 
 # ---- install ----
+# The manual: strata(1), strata(3), strata-options(7) (man/; tests/man.sh checks them).
+MANDIR ?= $(PREFIX)/share/man
+MAN_PAGES := man/strata.1 man/strata.3 man/strata-options.7
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -138,12 +141,15 @@ install: all
 	for pc in strata strata-api; do \
 	  sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' -e "s|@LIB@|$$pc|g" \
 	      strata.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc; done
+	for page in $(MAN_PAGES); do \
+	  install -d $(DESTDIR)$(MANDIR)/man$${page##*.} && install -m 644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/; done
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libstrata.so $(DESTDIR)$(PREFIX)/lib/libstrata-api.so \
 	    $(DESTDIR)$(PREFIX)/lib/libstrata-diag.so $(DESTDIR)$(PREFIX)/lib/libstrata-secure.so \
 	    $(DESTDIR)$(PREFIX)/lib/libstrata.a $(DESTDIR)$(PREFIX)/lib/libstrata-api.a \
 	    $(DESTDIR)$(PREFIX)/include/strata.h $(DESTDIR)$(PREFIX)/bin/strata \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata-api.pc
+	for page in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page#man/}; done
 
 # ---- demo: a real program on strata ----
 # python3 is resolved to the interpreter itself first (version-manager shims would otherwise
