@@ -131,25 +131,19 @@ for page in man/strata.1 man/strata.3 man/strata-options.7; do
 done
 if [ -n "$bad" ]; then echo "not ok man_version: not marked \"strata $version\" in .TH:$bad"; else echo "ok man_version"; fi
 
-if ! command -v groff >/dev/null 2>&1; then
-  echo "skip man_render_groff: groff is not installed"
-else
+# groff with every warning on, and man as a reader would run it: no warning, and the whole page
+render() {
+  case "$1" in
+    groff) groff -man -ww -z "$2" > "$tmp/rendered" 2> "$tmp/warnings" ;;
+    man) MANWIDTH=80 MANPAGER=cat PAGER=cat man --warnings -l "$2" > "$tmp/rendered" 2> "$tmp/warnings" &&
+           grep -q '^NAME' "$tmp/rendered" && grep -q '^SEE ALSO' "$tmp/rendered" ;;
+  esac && [ ! -s "$tmp/warnings" ]
+}
+for tool in groff man; do
+  if ! command -v "$tool" >/dev/null 2>&1; then echo "skip man_render_$tool: $tool is not installed"; continue; fi
   bad=""
   for page in man/strata.1 man/strata.3 man/strata-options.7; do
-    out=$(groff -man -ww -z "$page" 2>&1) && [ -z "$out" ] || bad="$bad $page: $(printf '%s' "$out" | head -n 2 | tr '\n' ' ')"
+    render "$tool" "$page" || bad="$bad $page: $(head -n 2 "$tmp/warnings" | tr '\n' ' ')"
   done
-  if [ -n "$bad" ]; then echo "not ok man_render_groff:$bad"; else echo "ok man_render_groff"; fi
-fi
-if ! command -v man >/dev/null 2>&1; then
-  echo "skip man_render_man: man is not installed"
-else
-  bad=""
-  for page in man/strata.1 man/strata.3 man/strata-options.7; do
-    MANWIDTH=80 MANPAGER=cat PAGER=cat man --warnings -l "$page" > "$tmp/rendered" 2> "$tmp/warnings"
-    if [ -s "$tmp/warnings" ]; then bad="$bad $page: $(head -n 2 "$tmp/warnings" | tr '\n' ' ')"
-    elif ! grep -q '^NAME' "$tmp/rendered" || ! grep -q '^SEE ALSO' "$tmp/rendered"; then
-      bad="$bad $page: no NAME or SEE ALSO in what man printed"
-    fi
-  done
-  if [ -n "$bad" ]; then echo "not ok man_render_man:$bad"; else echo "ok man_render_man"; fi
-fi
+  if [ -n "$bad" ]; then echo "not ok man_render_$tool:$bad"; else echo "ok man_render_$tool"; fi
+done
