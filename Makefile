@@ -129,6 +129,9 @@ bin/strata: $(TOOLS_C) $(TOOLS_LIB) $(TOOLS_H) $(LIB_HDR)
 	    -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ $(TOOLS_C) $(TOOLS_LIB)
 
 # ---- install ----
+# The manual: strata(1), strata(3), strata-options(7) (man/; tests/man.sh checks them).
+MANDIR ?= $(PREFIX)/share/man
+MAN_PAGES := man/strata.1 man/strata.3 man/strata-options.7
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -144,6 +147,8 @@ install: all
 	for f in strataConfig strataConfigVersion; do \
 	  sed -e 's|@VERSION@|$(VERSION)|g' -e "s|@SIZEOF_VOID_P@|$$(echo __SIZEOF_POINTER__ | $(CC) -E -P -x c - | tail -n 1)|g" \
 	      cmake/$$f.cmake.in > $(DESTDIR)$(CMAKEDIR)/$$f.cmake; done
+	for page in $(MAN_PAGES); do \
+	  install -d $(DESTDIR)$(MANDIR)/man$${page##*.} && install -m 644 $$page $(DESTDIR)$(MANDIR)/man$${page##*.}/; done
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/libstrata.so $(DESTDIR)$(PREFIX)/lib/libstrata-api.so \
 	    $(DESTDIR)$(PREFIX)/lib/libstrata-diag.so $(DESTDIR)$(PREFIX)/lib/libstrata-secure.so \
@@ -152,6 +157,7 @@ uninstall:
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata-api.pc
 	rm -f $(DESTDIR)$(CMAKEDIR)/strataConfig.cmake $(DESTDIR)$(CMAKEDIR)/strataConfigVersion.cmake
 	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
+	for page in $(MAN_PAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${page##*.}/$${page#man/}; done
 
 # ---- demo: a real program on strata ----
 # python3 is resolved to the interpreter itself first (version-manager shims would otherwise

@@ -1,5 +1,6 @@
 /*
- * cli.c — shared by the subcommands: usage, finding libstrata.so, running a program on it.
+ * cli.c — shared by the subcommands: finding libstrata.so, running a program on it (their usage
+ * texts and usage errors are in usage.c).
  *
  * The library is found next to the command (../lib/libstrata.so), then in the installation
  * directory, or wherever STRATA_LIBRARY points; the same goes for libstrata-diag.so (leaks, guard,
@@ -20,68 +21,6 @@
 #ifndef STRATA_LIBDIR
 #define STRATA_LIBDIR "/usr/local/lib"
 #endif
-
-static const char usage_text[] =
-    "usage: strata run [-o OPTIONS] [--] CMD [ARGS...]   run CMD on strata (LD_PRELOAD)\n"
-    "       strata maps [-t] PID                         PID's memory regions, labelled, with RSS and totals\n"
-    "       strata maps [-t] [-o OPTIONS] [-O FILE] -- CMD [ARGS...]\n"
-    "                                                    the same for CMD on strata as it exits (on stderr)\n"
-    "       strata stats [-o OPTIONS] [--] CMD [ARGS...] run CMD on strata, heap statistics at exit\n"
-    "       strata stats PID [-w N]                      heap statistics of PID, running on strata, now\n"
-    "       strata leaks [-o OPTIONS] [-O FILE] [--depth N] [--sample BYTES] [--lost] [--] CMD [ARGS...]\n"
-    "                                                    run CMD, then list the blocks it never freed by the\n"
-    "                                                    stack that allocated them: lost, then reachable\n"
-    "       strata guard [-o OPTIONS] [-O FILE] [--depth N] [--sample N] [--align N] [--underflow]\n"
-    "                    [--quarantine SIZE] [--] CMD [ARGS...]\n"
-    "                                                    run CMD with a guard page at every block: stop it at\n"
-    "                                                    the first overflow or use after free, with the stacks\n"
-    "       strata report [-o OPTIONS] [-O FILE] [--depth N] [--] CMD [ARGS...]\n"
-    "                                                    run CMD recording every allocation's call stack;\n"
-    "                                                    an HTML report (heap over time, allocation sites,\n"
-    "                                                    leaks, sizes) in FILE (strata-report.html)\n"
-    "       strata report [-O FILE] PID                  the same page for PID, running on strata, from its\n"
-    "                                                    heap profile: live memory by call stack, statistics\n"
-    "       strata profile PID [--top N | --folded] [-o FILE.pb.gz] [--save FILE] [-w N]\n"
-    "                                                    what holds PID's memory, by function or by stack,\n"
-    "                                                    from its sampled heap profile; a pprof file\n"
-    "       strata profile [--rate BYTES] [--options OPTIONS] [...] -- CMD [ARGS...]\n"
-    "                                                    the same for CMD on strata, as it exits\n"
-    "       strata profile --from FILE [...] | --diff OLD NEW [--top N]\n"
-    "                                                    a profile saved with --save; what grew between two\n"
-    "       strata options                               list the STRATA_OPTIONS settings\n"
-    "       strata version                               print the version\n"
-    "       strata help                                  print this text\n"
-    "\n"
-    "  -o, --options OPTIONS   add OPTIONS (name=value,...) to STRATA_OPTIONS for CMD\n"
-    "  -v, --verbose           same as -o verbose=1: say that strata serves CMD, summary at exit\n"
-    "  -t, --totals            maps: only the totals per kind, the process and the system summary\n"
-    "  -O, --output FILE       maps: write to FILE instead of stdout (stderr with -- CMD); report: the page;\n"
-    "                          leaks, guard: their list (stderr otherwise)\n"
-    "      --depth N           leaks, guard, report: keep N frames of each call stack (1 to 64)\n"
-    "      --sample BYTES|N    leaks: a stack once per BYTES allocated; guard: one block in N guarded\n"
-    "      --lost              leaks: list only the lost blocks\n"
-    "      --align N           guard: a block's end aligned to N bytes against its page (1: exactly at it)\n"
-    "      --underflow         guard: the guard page before each block (catches underflows)\n"
-    "      --quarantine SIZE   guard: freed blocks' address space kept inaccessible (default 256m)\n"
-    "  -w, --watch N           stats PID, profile PID: again every N seconds, until PID exits\n"
-    "      --top N             profile: the N functions holding the most live bytes (default 20)\n"
-    "      --folded            profile: a line per stack, outermost frame first, and its live bytes\n"
-    "                          (for flame graph tools)\n"
-    "  -o, --output FILE       profile: a pprof profile (gzip-compressed profile.proto), for go tool pprof\n"
-    "      --save FILE         profile: the profile and the process's maps as read, for --from and --diff\n"
-    "      --rate BYTES        profile -- CMD: one sample per BYTES allocated (profile_rate=BYTES)\n";
-
-_Noreturn void cli_usage(const char *fmt, const char *arg) {
-    if (fmt) {
-        fprintf(stderr, "strata: ");
-        fprintf(stderr, fmt, arg);
-        fprintf(stderr, "\n");
-    }
-    fputs(usage_text, stderr);
-    exit(2);
-}
-
-void cli_help(FILE *out) { fputs(usage_text, out); }
 
 static int readable(const char *path) { return access(path, R_OK) == 0; }
 
@@ -219,9 +158,7 @@ int cli_command_start(int argc, char **argv, const char *sub) {
         } else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
             cli_add_options("verbose=1");
         } else if (a[0] == '-') {
-            char msg[64];
-            snprintf(msg, sizeof msg, "unknown option '%%s' for %s", sub);
-            cli_usage(msg, a);
+            cli_unknown_option(a);
         } else {
             break;
         }

@@ -9,9 +9,22 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-/* Print "strata: " fmt (with arg) and the usage text on stderr, exit 2. fmt may be NULL. */
+/* A subcommand: `strata NAME ARGS...` calls run(argc, argv) with argv[0] NAME (usage.c). */
+struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *synopsis; /* its "strata NAME ..." lines, with what each does */
+    const char *options;  /* its option lines, or NULL */
+};
+/* Run the subcommand argv[0] (strata's own argv + 1). */
+int cli_main(int argc, char **argv);
+
+/* Print "strata: " fmt (with arg) and the usage of the subcommand running (of them all before
+ * one is chosen) on stderr, exit 2. fmt may be NULL. */
 _Noreturn void cli_usage(const char *fmt, const char *arg);
-void cli_help(FILE *out);
+/* An option the subcommand's parser does not take: -h and --help print its usage and options on
+ * stdout and exit 0; anything else is a usage error naming it. */
+_Noreturn void cli_unknown_option(const char *arg);
 /* libstrata.so to preload, as an absolute path; exits with a message if there is none. */
 const char *cli_library(void);
 /* The same for another library of strata's: `file` (libstrata-diag.so) beside the command or in

@@ -64,7 +64,7 @@ int cmd_guard(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--underflow")) {
             diag_cmd_option(&c, "%s", "guard_underflow=1");
         } else {
-            cli_usage("unknown option '%s' for guard", argv[i]);
+            cli_unknown_option(argv[i]);
         }
     }
     diag_args_done(&c);

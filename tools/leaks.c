@@ -91,7 +91,7 @@ int cmd_leaks(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--lost")) {
             lost_only = true;
         } else {
-            cli_usage("unknown option '%s' for leaks", argv[i]);
+            cli_unknown_option(argv[i]);
         }
     }
     diag_args_done(&c);

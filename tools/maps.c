@@ -435,7 +435,7 @@ static void parse_args(int argc, char **argv, struct maps_args *a) {
         } else if (!strcmp(arg, "-t") || !strcmp(arg, "--totals")) {
             a->totals_only = true;
         } else if (arg[0] == '-' && arg[1]) {
-            cli_usage("unknown option '%s' for maps", arg);
+            cli_unknown_option(arg);
         } else if (pid_arg) {
             cli_usage("maps: one PID at a time ('%s' is one too many)", arg);
         } else {

@@ -702,7 +702,7 @@ static void parse_args(int argc, char **argv, struct profile_args *a) {
             a->diff_old = argv[++i];
             a->diff_new = argv[++i];
         } else if (arg[0] == '-' && arg[1]) {
-            cli_usage("unknown option '%s' for profile", arg);
+            cli_unknown_option(arg);
         } else if (!a->pid && stats_is_pid(arg)) {
             long pid = strtol(arg, NULL, 10);
             if (strlen(arg) > 10 || pid <= 0 || pid > INT_MAX) cli_usage("profile: '%s' is not a PID", arg);

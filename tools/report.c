@@ -11,7 +11,7 @@
  *   strata report PID [-O FILE]   the same page for a running process on strata, from its heap
  *                                 profile (profile.h): live bytes by call stack, and its statistics
  *
- * Debugging aids, left out of the usage text:
+ * Debugging aids, left out of the general usage (strata report --help lists them):
  *   strata report --from-dump DUMP [-O FILE]   draw an existing dump, running nothing
  *   strata report --from-dump DUMP --stacks    print its stacks, symbolized, on stdout
  *
@@ -97,7 +97,7 @@ static void parse_args(int argc, char **argv, struct report_args *a) {
         } else if (!strcmp(arg, "-v") || !strcmp(arg, "--verbose")) {
             add_option(a, "verbose=1");
         } else if (arg[0] == '-' && arg[1]) {
-            cli_usage("unknown option '%s' for report", arg);
+            cli_unknown_option(arg);
         } else if (stats_is_pid(arg) && !a->pid) {
             long pid = strtol(arg, NULL, 10);
             if (strlen(arg) > 10 || pid <= 0 || pid > INT_MAX) cli_usage("report: '%s' is not a PID", arg);

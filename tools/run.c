@@ -81,8 +81,8 @@ int cmd_run(int argc, char **argv) {
 }
 
 int cmd_options(int argc, char **argv) {
-    (void)argv;
-    if (argc > 1) cli_usage("options takes no arguments", NULL);
+    if (argc > 1 && argv[1][0] == '-') cli_unknown_option(argv[1]);
+    if (argc > 1) cli_usage("options takes no arguments ('%s')", argv[1]);
     cli_add_options("help");
     dup2(1, 2); /* the library prints the table on stderr */
     char *true_argv[] = {"true", NULL};

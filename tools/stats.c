@@ -316,6 +316,8 @@ static int stats_pid_command(int argc, char **argv) {
             watch_arg = a + 8;
         } else if (stats_is_pid(a) && !pid_arg) {
             pid_arg = a;
+        } else if (a[0] == '-' && a[1]) {
+            cli_unknown_option(a);
         } else {
             cli_usage("stats PID: unexpected '%s' (stats PID [--watch N])", a);
         }

@@ -2,11 +2,12 @@
  * command.c — the `strata` command line (tools/strata.c).
  *
  *   strata run [-o OPTIONS] [-v] [--] CMD ARGS...   exec CMD in place with libstrata preloaded
- *   strata options | version | help
+ *   strata options | version | help [SUB] | --version | --help | SUB --help
  *
  * Exit statuses and signals pass through (the command execs in place); -v and -o reach the
- * library and combine with STRATA_OPTIONS; a bad command line prints a usage message starting
- * "strata:" and exits 2; a command that cannot be found exits 127 with one "strata: cannot run"
+ * library and combine with STRATA_OPTIONS; a bad command line (an unknown option of any
+ * subcommand) prints a usage message starting "strata:" and exits 2, while `strata SUB --help` or
+ * `-h`, for every subcommand `strata --help` names, prints SUB's usage on stdout and exits 0; a command that cannot be found exits 127 with one "strata: cannot run"
  * line; an existing LD_PRELOAD is kept; STRATA_LIBRARY is honoured and checked.
  */
 #include "harness.h" /* first: it defines _GNU_SOURCE */
@@ -72,10 +73,13 @@ static int lines(const char *s) {
     return n;
 }
 
-/* The stderr of a bad command line: a "strata: " line, then the usage text; exit 2. */
-static int is_usage_error(const th_result *r) {
-    return r->exited && r->code == 2 && !strncmp(r->err, "strata: ", 8) && strstr(r->err, "usage") &&
-           strstr(r->err, "strata run") && r->out[0] == '\0';
+/* The stderr of a bad command line: a "strata: " line, then the usage text; exit 2. The usage of
+ * subcommand `sub`, or (sub NULL) the general one, which names every subcommand. */
+static int is_usage_error(const th_result *r, const char *sub) {
+    char usage[64];
+    snprintf(usage, sizeof usage, "\nusage: strata %s", sub ? sub : "");
+    return r->exited && r->code == 2 && !strncmp(r->err, "strata: ", 8) && strstr(r->err, usage) &&
+           (sub || (strstr(r->err, "strata run") && strstr(r->err, "strata options"))) && r->out[0] == '\0';
 }
 
 /* ---- exit status and signals ---- */
@@ -230,7 +234,8 @@ static void bad_command_lines_print_usage_and_exit_2(void) {
         th_result r = run(cases[c], NULL);
         char cmd[128] = "strata";
         for (int i = 1; cases[c][i]; i++) snprintf(cmd + strlen(cmd), sizeof cmd - strlen(cmd), " %s", cases[c][i]);
-        CHECKF(is_usage_error(&r), "'%s': exited %d code %d; stdout '%s'; stderr '%.120s'", cmd, r.exited,
+        const char *sub = cases[c][1] && strcmp(cases[c][1], "bogus") ? cases[c][1] : NULL;
+        CHECKF(is_usage_error(&r, sub), "'%s': exited %d code %d; stdout '%s'; stderr '%.200s'", cmd, r.exited,
                r.code, r.out, r.err);
     }
     /* the message names what was wrong */
@@ -249,6 +254,101 @@ static void help_prints_usage_on_stdout(void) {
                "strata %s: stdout '%s'", forms[i], r.out);
         CHECKF(r.err[0] == '\0', "strata %s: stderr '%s'", forms[i], r.err);
     }
+}
+
+/* The subcommands, as `strata --help` names them ("usage: strata NAME ..." and "       strata NAME
+ * ..." lines), each once, in order; how many. */
+static int subcommands(char names[][16], int cap) {
+    static th_result r;
+    r = run((char *[]){STRATA, "--help", NULL}, NULL);
+    int n = 0;
+    for (const char *line = r.out; *line; line += strcspn(line, "\n"), line += *line == '\n') {
+        char name[16];
+        if (sscanf(line, "usage: strata %15[a-z]", name) != 1 && sscanf(line, "       strata %15[a-z]", name) != 1)
+            continue;
+        bool seen = false;
+        for (int i = 0; i < n; i++) seen = seen || !strcmp(names[i], name);
+        if (!seen && n < cap) strcpy(names[n++], name);
+    }
+    return n;
+}
+
+/* `strata NAME --help` and `-h`: NAME's usage and options on stdout, exit 0, for every subcommand;
+ * `strata help NAME` prints the same. */
+static void every_subcommand_has_help(void) {
+    char names[32][16];
+    int n = subcommands(names, 32);
+    static const char *const known[] = {"run", "maps", "stats", "leaks", "guard", "report", "profile",
+                                        "options", "version", "help"};
+    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++) {
+        bool found = false;
+        for (int i = 0; i < n; i++) found = found || !strcmp(names[i], known[k]);
+        CHECKF(found, "'%s' is not among the %d subcommands strata --help names", known[k], n);
+    }
+    for (int i = 0; i < n; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "usage: strata %s", names[i]);
+        th_result byname = run((char *[]){STRATA, "help", names[i], NULL}, NULL);
+        CHECKF(byname.exited && byname.code == 0 && !strncmp(byname.out, want, strlen(want)),
+               "strata help %s: code %d stdout '%.200s' stderr '%.200s'", names[i], byname.code, byname.out,
+               byname.err);
+        static char *const forms[] = {"--help", "-h"};
+        for (int f = 0; f < 2; f++) {
+            th_result r = run((char *[]){STRATA, names[i], forms[f], NULL}, NULL);
+            CHECKF(r.exited && r.code == 0, "strata %s %s: exited %d code %d; stderr '%.200s'", names[i], forms[f],
+                   r.exited, r.code, r.err);
+            CHECKF(!strncmp(r.out, want, strlen(want)) && strstr(r.out, "-h, --help"),
+                   "strata %s %s: stdout '%.300s'", names[i], forms[f], r.out);
+            CHECKF(r.err[0] == '\0', "strata %s %s: stderr '%.200s'", names[i], forms[f], r.err);
+            CHECKF(!strcmp(r.out, byname.out), "strata %s %s and strata help %s differ", names[i], forms[f],
+                   names[i]);
+        }
+    }
+    /* after other options too; and one that belongs to CMD stays CMD's */
+    static char *const late[][7] = {
+        {STRATA, "leaks", "-o", "verbose=1", "--depth", "4", "--help"},
+        {STRATA, "stats", "1", "--help", NULL},
+        {STRATA, "maps", "-t", "-h", NULL},
+        {STRATA, "run", "-v", "--help", NULL},
+    };
+    for (size_t c = 0; c < sizeof late / sizeof late[0]; c++) {
+        char *argv[8] = {0};
+        memcpy(argv, late[c], sizeof late[c]);
+        th_result r = run(argv, NULL);
+        char want[64];
+        snprintf(want, sizeof want, "usage: strata %s", late[c][1]);
+        CHECKF(r.exited && r.code == 0 && !strncmp(r.out, want, strlen(want)) && !r.err[0],
+               "strata %s ... %s: code %d out '%.100s' err '%.200s'", late[c][1], late[c][3], r.code, r.out, r.err);
+    }
+    th_result r = run((char *[]){STRATA, "run", "echo", "-h", "--help", NULL}, NULL);
+    CHECKF(r.exited && r.code == 0 && !strcmp(r.out, "-h --help\n"), "run echo -h --help: out '%.200s'", r.out);
+    r = run((char *[]){STRATA, "run", "--", "sh", "-c", "echo \"$1\"", "sh", "--help", NULL}, NULL);
+    CHECKF(r.exited && r.code == 0 && !strcmp(r.out, "--help\n"), "run -- sh --help: out '%.200s'", r.out);
+}
+
+/* An option a subcommand does not take is still a usage error: a "strata:" line naming it, the
+ * subcommand's usage on stderr, nothing on stdout, exit 2; before the subcommand, the general usage. */
+static void unknown_options_exit_2(void) {
+    char names[32][16];
+    int n = subcommands(names, 32);
+    CHECKF(n >= 10, "strata --help names %d subcommands", n);
+    for (int i = 0; i < n; i++) {
+        th_result r = run((char *[]){STRATA, names[i], "--no-such-option", "true", NULL}, NULL);
+        CHECKF(is_usage_error(&r, names[i]), "strata %s --no-such-option: code %d out '%.100s' err '%.300s'",
+               names[i], r.code, r.out, r.err);
+        CHECKF(strstr(r.err, "'--no-such-option'") && strstr(r.err, "'--no-such-option'") < strchr(r.err, '\n'),
+               "strata %s: the first line does not name the option: '%.200s'", names[i], r.err);
+        r = run((char *[]){STRATA, names[i], "-Z", NULL}, NULL);
+        CHECKF(is_usage_error(&r, names[i]) && strstr(r.err, "'-Z'"), "strata %s -Z: code %d err '%.300s'", names[i],
+               r.code, r.err);
+    }
+    th_result r = run((char *[]){STRATA, "--no-such-option", NULL}, NULL);
+    CHECKF(is_usage_error(&r, NULL) && strstr(r.err, "'--no-such-option'"), "strata --no-such-option: code %d err '%.200s'",
+           r.code, r.err);
+    r = run((char *[]){STRATA, "help", "no-such-command", NULL}, NULL);
+    CHECKF(is_usage_error(&r, "help") && strstr(r.err, "no-such-command"), "strata help no-such-command: %.200s", r.err);
+    r = run((char *[]){STRATA, "version", "extra", NULL}, NULL);
+    CHECKF(is_usage_error(&r, "version"), "strata version extra: code %d err '%.200s'", r.code, r.err);
 }
 
 static void missing_command_exits_127(void) {
@@ -301,7 +401,8 @@ static void version_matches_the_header(void) {
     CHECKF(!strcmp(r.out, "strata " STRATA_VERSION_STRING "\n"), "stdout '%s', want 'strata %s'", r.out,
            STRATA_VERSION_STRING);
     r = run((char *[]){STRATA, "--version", NULL}, NULL);
-    CHECKF(r.exited && r.code == 0 && strstr(r.out, STRATA_VERSION_STRING), "--version: '%s'", r.out);
+    CHECKF(r.exited && r.code == 0 && !strcmp(r.out, "strata " STRATA_VERSION_STRING "\n") && !r.err[0],
+           "--version: code %d out '%s' err '%s'", r.code, r.out, r.err);
 }
 
 /* ---- the library ---- */
@@ -385,6 +486,8 @@ int main(void) {
     RUN(bad_option_value_is_reported_once);
     RUN(bad_command_lines_print_usage_and_exit_2);
     RUN(help_prints_usage_on_stdout);
+    RUN(every_subcommand_has_help);
+    RUN(unknown_options_exit_2);
     RUN(missing_command_exits_127);
     RUN(command_that_cannot_execute_exits_126);
     RUN(options_lists_every_option);

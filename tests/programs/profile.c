@@ -14,7 +14,7 @@
  * page with the sites, a flame graph and the statistics. --save and --diff: what grew from
  * a command that took no sample to the planted program is the three sites, in order. A missing
  * process, one not on strata, one with profile_rate=0: one "strata:" line and exit 1; a bad
- * command line: the usage and exit 2.
+ * command line: the usage and exit 2 (--help: the usage on stdout, exit 0).
  */
 #include "harness.h" /* first: it defines _GNU_SOURCE */
 #include "job.h"
@@ -344,7 +344,6 @@ static void one_line_and_status_1(void) {
 static void bad_command_lines_print_usage_and_exit_2(void) {
     static char *const bad[][6] = {
         {"profile", NULL},
-        {"profile", "--help", NULL},
         {"profile", "--top", "0", "1", NULL},
         {"profile", "--watch", "x", "1", NULL},
         {"profile", "1", "2", NULL},
@@ -363,6 +362,12 @@ static void bad_command_lines_print_usage_and_exit_2(void) {
                "case %zu: code %d; stderr '%.300s'", i, r.code, r.err);
         done(&r);
     }
+    /* --help is no error: the usage and options on stdout, exit 0 (command.c checks every command) */
+    result r = run((char *[]){STRATA, "profile", "1", "--help", NULL});
+    CHECKF(r.exited && r.code == 0 && !strncmp(r.out, "usage: strata profile PID", 25) && strstr(r.out, "--folded") &&
+               !r.err[0],
+           "profile 1 --help: code %d out '%.200s' err '%.200s'", r.code, r.out, r.err);
+    done(&r);
 }
 
 int main(void) {

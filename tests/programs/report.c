@@ -737,7 +737,7 @@ static void bad_command_lines_print_usage_and_exit_2(void) {
                "strata%s: code %d err '%.300s' out '%.100s'", words, r.code, r.err, r.out);
     }
     th_result r = th_exec((char *[]){STRATA, "help", NULL}, NULL);
-    CHECKF(r.exited && r.code == 0 && strstr(r.out, "strata report [-o OPTIONS] [-O FILE] [--depth N]"), "help: %.500s",
+    CHECKF(r.exited && r.code == 0 && strstr(r.out, "strata report [-o OPTIONS] [-v] [-O FILE] [--depth N]"), "help: %.500s",
            r.out);
 }
 
