@@ -192,6 +192,7 @@ check-warnings:
 
 include examples/examples.mk
 include tests/tests.mk
+include tests/arm64.mk
 include tests/fuzz/fuzz.mk
 include bench/bench.mk
 

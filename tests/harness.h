@@ -176,8 +176,11 @@ __attribute__((unused)) static th_argv th_args(const char *prog, const char *con
     return a;
 }
 
-/* Run argv with extra environment ("NAME=value" strings, NULL-terminated), collecting output. */
-__attribute__((unused)) static th_result th_exec(char *const argv[], char *const env[]) {
+static void th_exec_self(char **argv);
+
+/* Run argv (self: this test program, with argv[1...]) with extra environment ("NAME=value"
+ * strings, NULL-terminated), collecting output. */
+static th_result th_exec_in(char *const argv[], char *const env[], bool self) {
     th_result r;
     memset(&r, 0, sizeof r);
     int ofd[2], efd[2];
@@ -190,7 +193,8 @@ __attribute__((unused)) static th_result th_exec(char *const argv[], char *const
         close(ofd[0]);
         close(efd[0]);
         for (char *const *e = env; e && *e; e++) putenv(*e);
-        execvp(argv[0], argv);
+        if (self) th_exec_self((char **)argv);
+        else execvp(argv[0], argv);
         _exit(127);
     }
     close(ofd[1]);
@@ -204,6 +208,10 @@ __attribute__((unused)) static th_result th_exec(char *const argv[], char *const
     waitpid(pid, &st, 0);
     th_status(&r, st);
     return r;
+}
+
+__attribute__((unused)) static th_result th_exec(char *const argv[], char *const env[]) {
+    return th_exec_in(argv, env, false);
 }
 
 /* th_exec, where the argument TH_OUTFILE stands for a fresh temporary file, read into buf
@@ -228,6 +236,28 @@ __attribute__((unused)) static th_result th_exec_file(char *argv[], char *buf, s
     return r;
 }
 
+/* Execute this test program again with argv (argv[0] is replaced by the program's path). Under an
+ * emulator (make test-arm64 runs the arm64 tests with STRATA_TEST_EMULATOR="qemu-aarch64 -L
+ * /usr/aarch64-linux-gnu") through it: without binfmt_misc the kernel cannot run another
+ * architecture's program itself. Returns only if it could not. */
+__attribute__((unused)) static void th_exec_self(char **argv) {
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n < 0) return;
+    exe[n] = '\0';
+    const char *emu = getenv("STRATA_TEST_EMULATOR");
+    char words[512], *v[64];
+    int k = 0;
+    if (emu) {
+        snprintf(words, sizeof words, "%s", emu);
+        for (char *w = strtok(words, " "); w && k < 16; w = strtok(NULL, " ")) v[k++] = w;
+    }
+    v[k++] = exe;
+    for (int i = 1; argv[i] && k < 63; i++) v[k++] = argv[i];
+    v[k] = NULL;
+    execvp(v[0], v);
+}
+
 /* Tests that look at where a given block lies (which page, which segment, which block a malloc
  * takes back) run without the heap profile: a block it samples is served by the profile heap, in
  * a mapping of its own. Re-executes the program with profile_rate=0 added to STRATA_OPTIONS. */
@@ -237,22 +267,18 @@ __attribute__((unused)) static void th_without_profile(char **argv) {
     char env[1024];
     snprintf(env, sizeof env, "%s%sprofile_rate=0", opts ? opts : "", opts && *opts ? "," : "");
     setenv("STRATA_OPTIONS", env, 1);
-    execv("/proc/self/exe", argv);
-    perror("execv /proc/self/exe");
+    th_exec_self(argv);
+    perror("exec of the test program itself");
     exit(99);
 }
 
 /* Re-run this test program in a mode (argv[1]) with the given STRATA_OPTIONS. */
 __attribute__((unused)) static th_result th_self(const char *mode, const char *options) {
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n < 0) abort();
-    exe[n] = '\0';
     char opt[1024];
     snprintf(opt, sizeof opt, "STRATA_OPTIONS=%s", options ? options : "");
-    char *argv[] = {exe, (char *)mode, NULL};
+    char *argv[] = {(char *)"self", (char *)mode, NULL};
     char *env[] = {opt, NULL};
-    return th_exec(argv, env);
+    return th_exec_in(argv, env, true);
 }
 
 /* Count the lines of s that start with prefix. */

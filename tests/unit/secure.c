@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
     const char *opt = getenv("STRATA_OPTIONS");
     if (!opt || !strstr(opt, "secure=1")) {
         setenv("STRATA_OPTIONS", "secure=1", 1);
-        execv("/proc/self/exe", argv);
+        th_exec_self(argv);
         printf("not ok setup: cannot run again in secure mode: %s\n", strerror(errno));
         return 1;
     }
