@@ -11,6 +11,7 @@
 
 #include "../base.h"
 #include "statfile.h"
+#include "vgrind.h"
 
 /* Everything declared here is the library's own: the compiler may address its variables directly
  * instead of through the GOT (one load, not two, on every fast path). */
