@@ -168,6 +168,10 @@ void sx_registry_cache_remove(strata_cache *c); /* registry lock held */
 void sx_registry_pages_add(strata_pages *pa);
 void sx_registry_pages_remove(strata_pages *pa);
 
+/* ---- pool.c: under memcheck, memory pools give back waits inaccessible (the quarantine) ---- */
+extern sx_lock_t sx_pool_quarantine_lock;
+size_t sx_pool_quarantine_flush(void); /* all of it back to the core; bytes */
+
 /* ---- pooldebug.c: pool_debug=1 ---- */
 extern sx_lock_t sx_pool_debug_lock;
 void *sx_pool_debug_map(size_t size);            /* a chunk of its own mapping */

@@ -71,9 +71,11 @@ static inline void sx_vg_freelike(const void *p) {
     if (__builtin_expect(sx_vg_memcheck, 0)) VALGRIND_FREELIKE_BLOCK(p, 0);
 }
 
-/* A pool (memcheck's mempool): blocks described at their allocation, all freed at once. */
-static inline void sx_vg_pool_create(const void *pool) {
-    if (__builtin_expect(sx_vg_memcheck, 0)) VALGRIND_CREATE_MEMPOOL(pool, 0, 0);
+/* A pool (memcheck's mempool): blocks described at their allocation, all freed at once. The
+ * pool leaves redzone bytes free before and after each block: memcheck names an access there as
+ * one "N bytes after (or before) a block of size S". */
+static inline void sx_vg_pool_create(const void *pool, size_t redzone) {
+    if (__builtin_expect(sx_vg_memcheck, 0)) VALGRIND_CREATE_MEMPOOL(pool, redzone, 0);
 }
 static inline void sx_vg_pool_alloc(const void *pool, const void *p, size_t n) {
     if (__builtin_expect(sx_vg_memcheck, 0)) VALGRIND_MEMPOOL_ALLOC(pool, p, n);
