@@ -17,6 +17,11 @@
  * A top-level block that becomes wholly free is unmapped, unless the allocator keeps one
  * (STRATA_PAGES_KEEP) and has none. With STRATA_PAGES_DECOMMIT (the slab allocator's) a freed
  * block's pages after its first (which holds its list links) go back to the kernel at once.
+ *
+ * Under memcheck (support/vgrind.h) free blocks are inaccessible, their links opened around each
+ * read and write of them here; a block handed out is undefined (nothing promises zeros), and one of
+ * strata_pages_alloc is described as a block, freed at strata_pages_free (a slab's is the cache's
+ * to describe).
  */
 #include <string.h>
 
@@ -58,16 +63,36 @@ static strata_pages *checked(strata_pages *pa, const char *fn) {
     return pa;
 }
 
-/* ---- free lists ---- */
+/* ---- free lists ----
+ * Under memcheck the links of a free block are nobody's but between open and close here. */
+
+static void links_open(sx_pages_free_block *b) {
+    if (b) sx_vg_defined(b, sizeof *b);
+}
+static void links_close(sx_pages_free_block *b) {
+    if (b) sx_vg_noaccess(b, sizeof *b);
+}
 
 static void list_push(strata_pages *pa, unsigned o, sx_pages_free_block *b) {
+    sx_pages_free_block *head = pa->free[o];
+    links_open(b);
+    links_open(head);
     SX_LIST_PUSH(pa->free[o], b, next, prev);
+    links_close(head);
+    links_close(b);
     pa->nfree[o]++;
     pa->nonempty |= 1u << o;
 }
 
 static void list_remove(strata_pages *pa, unsigned o, sx_pages_free_block *b) {
+    links_open(b);
+    sx_pages_free_block *next = b->next, *prev = b->prev;
+    links_open(next);
+    links_open(prev);
     SX_LIST_REMOVE(pa->free[o], b, next, prev);
+    links_close(prev);
+    links_close(next);
+    links_close(b);
     if (--pa->nfree[o] == 0) pa->nonempty &= ~(1u << o);
 }
 
@@ -96,6 +121,7 @@ static bool top_new(strata_pages *pa) {
         return false;
     }
     if (pa == &sx_slab_pages) sx_slabmap_mark(t->base, true);
+    sx_vg_noaccess(base, size); /* under memcheck: free */
     SX_LIST_PUSH(pa->tops, t, next, prev);
     pa->ntops++;
     pa->maps++;
@@ -153,6 +179,10 @@ void *sx_pages_alloc(strata_pages *pa, unsigned order) {
     t->heads[idx] = (uint8_t)(SX_HEAD_USED | order);
     pa->in_use_pages += (size_t)1 << order;
     pa->allocs++;
+    /* under memcheck, before another thread may free it: a slab, or a block of the program's */
+    size_t bytes = (size_t)1 << (pa->page_shift + order);
+    if (pa == &sx_slab_pages) sx_vg_undefined(b, bytes);
+    else sx_vg_malloclike(b, bytes, false);
     sx_unlock(&pa->lock);
     return b;
 }
@@ -181,6 +211,8 @@ void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn) {
                     t->heads[(a - t->base) >> pa->page_shift] != (SX_HEAD_USED | order)))
         bad_free(pa, t, p, order, fn);
     size_t idx = (a - t->base) >> pa->page_shift;
+    if (pa == &sx_slab_pages) sx_vg_noaccess(p, (size_t)1 << (pa->page_shift + order));
+    else sx_vg_freelike(p);
     t->heads[idx] = 0;
     pa->in_use_pages -= (size_t)1 << order;
     pa->frees++;
