@@ -341,10 +341,11 @@ static sx_noinline void cache_free_unslotted(strata_cache *c, void *obj) {
 
 sx_public void strata_cache_free(strata_cache *c, void *obj) {
     if (sx_unlikely(obj == NULL)) return;
-    if (sx_likely(c->id < tls_nslots)) { /* never under memcheck */
+    unsigned id = c->id; /* read once: the key's store below might be to it, for all the compiler knows */
+    if (sx_likely(id < tls_nslots)) { /* never under memcheck */
         free_check(c, obj);
         free_key(c, obj, sx_cobj_of(c, obj));
-        sx_tslot *s = &tls_slots[c->id];
+        sx_tslot *s = &tls_slots[id];
         sx_mag *mag = s->loaded;
         if (sx_likely(s->cache == c && mag->count < c->mag_size)) {
             mag->objs[mag->count++] = obj;
