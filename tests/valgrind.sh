@@ -10,6 +10,9 @@ unset STRATA_OPTIONS LD_PRELOAD
 if ! command -v valgrind >/dev/null 2>&1; then echo "skip valgrind: valgrind is not installed"; exit 0; fi
 if ! command -v cc >/dev/null 2>&1; then echo "skip valgrind: no cc to build the planted program"; exit 0; fi
 if ! valgrind -q true >/dev/null 2>&1; then echo "skip valgrind: valgrind does not run here"; exit 0; fi
+if ! echo '#include <valgrind/memcheck.h>' | cc -E -x c - >/dev/null 2>&1; then
+  echo "skip valgrind: no valgrind/memcheck.h: the library was built without client requests"; exit 0
+fi
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
