@@ -14,8 +14,9 @@
  * (sx_vg_init), with a request only memcheck answers, so that under callgrind, cachegrind or
  * helgrind strata runs its ordinary paths and their instruction counts are the real ones. Each
  * helper tests it first: outside memcheck a helper costs a load and a branch not taken. The
- * hottest paths (a pool's bump, a magazine's alloc and free) do not even have that: under
- * memcheck their callers take the slow paths instead, which describe what they hand out.
+ * hottest paths do not even have that: under memcheck a pool's bump and a magazine's alloc and
+ * free are never taken (the slow paths serve every call, and describe what they hand out), and
+ * the page allocator's alloc and free are made twice, the variant chosen at their entry.
  */
 #ifndef STRATA_VGRIND_H
 #define STRATA_VGRIND_H
