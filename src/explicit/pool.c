@@ -346,7 +346,7 @@ static void pool_clear(strata_pool *p) {
         p->ncleanups--;
         c->fn(c->arg);
     }
-    sx_vg_pool_free_all(p); /* before the memory goes: what the cleanups read is blocks */
+    sx_vg_pool_free_all(p); /* after the cleanups (their records are blocks of the pool) */
     free_list(p, p->large);
     p->large = NULL;
     p->large_bytes = p->nlarge = 0;
