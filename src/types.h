@@ -43,6 +43,9 @@
  *   segment list every live normal segment, for statistics (region/segment.c).
  *   hook        a function pointer a lower layer calls and a higher one sets (sx_heap_hook,
  *               sx_huge_hook): the only way down-layer code reaches secure mode.
+ *   client request valgrind's way for a program to tell memcheck what its memory is (a block,
+ *               freed, inaccessible, undefined): a few instructions a real CPU runs as a no-op
+ *               (support/vgrind.h). The explicit allocators describe their blocks with them.
  */
 #ifndef STRATA_TYPES_H
 #define STRATA_TYPES_H

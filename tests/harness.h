@@ -296,6 +296,14 @@ static inline int th_aborted_with(const th_result *r, const char *what) {
            th_count_lines(r->err, "strata: ") == 1;
 }
 
+/* Is this process running under valgrind (its libraries in LD_PRELOAD)? Its memory and address
+ * space are valgrind's too then: a check of RSS or of running out under RLIMIT_AS measures the
+ * tool (memcheck's records of every block strata describes to it), not strata. */
+static inline int th_under_valgrind(void) {
+    const char *p = getenv("LD_PRELOAD");
+    return p && strstr(p, "/vgpreload_") != NULL;
+}
+
 /* Limit the address space (RLIMIT_AS) to what the process uses now plus `extra` bytes: how a
  * child runs out of memory. Exits 90 or 91 if it cannot. */
 __attribute__((unused)) static void th_limit_as(size_t extra) {

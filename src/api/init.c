@@ -26,6 +26,7 @@ void sx_process_init_slow(void) {
     if (tls_initialising || !sx_once_claim(&sx_init_state)) return;
     tls_initialising = true;
     sx_os_init();
+    sx_vg_init();
     sx_secret_init();
     sx_options_init();
     /* programs may close stderr before exit (sort does): keep a copy for the exit report */

@@ -16,6 +16,12 @@
  *
  * The depot holds magazines (magazine.c): full ones for threads whose magazines ran empty, empty
  * ones for threads whose magazines ran full. Everything here runs under the cache's lock.
+ *
+ * Under memcheck (support/vgrind.h) a slab's memory past its header is inaccessible but for the
+ * objects handed out, each described as a block of exactly the cache's object size (magazine.c):
+ * the bytes between an object's end and the next slot, a free object, its bookkeeping, are
+ * nobody's, and strata opens them only around its own use (sx_cobj_open, the constructor and
+ * destructor).
  */
 #include <string.h>
 
@@ -54,6 +60,7 @@ static sx_slab *slab_new(strata_cache *c) {
     s->cache = c;
     s->free = NULL;
     s->inuse = s->carved = 0;
+    sx_vg_noaccess(s + 1, slab_bytes(c) - sizeof *s); /* under memcheck: objects not yet out */
     slab_link(c, s, SX_SLABS_EMPTY);
     return s;
 }
@@ -67,14 +74,23 @@ unsigned sx_cache_take(strata_cache *c, void **out, unsigned n) {
         while (got < n && s->inuse < c->capacity) {
             void *obj;
             if (s->free) {
-                obj = sx_obj_of(c, s->free);
-                s->free = s->free->next;
+                sx_cobj *m = s->free;
+                sx_vg_defined(m, sizeof *m);
+                obj = sx_obj_of(c, m);
+                s->free = m->next;
+                sx_cobj_close(m);
             } else {
                 obj = (uint8_t *)s + c->first + s->carved * c->stride;
                 s->carved++;
-                if (c->ctor) c->ctor(obj);
+                if (c->ctor) {
+                    sx_vg_undefined(obj, c->size);
+                    c->ctor(obj);
+                    sx_vg_noaccess(obj, c->size);
+                }
                 c->constructed++;
-                sx_cobj_of(c, obj)->key = sx_secret ^ (uintptr_t)obj; /* free, until handed out */
+                sx_cobj *m = sx_cobj_open(c, obj);
+                m->key = sx_secret ^ (uintptr_t)obj; /* free, until handed out */
+                sx_cobj_close(m);
             }
             s->inuse++;
             out[got++] = obj;
@@ -86,8 +102,9 @@ unsigned sx_cache_take(strata_cache *c, void **out, unsigned n) {
 
 void sx_cache_put(strata_cache *c, void *obj) {
     sx_slab *s = (sx_slab *)((uintptr_t)obj & c->slab_mask);
-    sx_cobj *m = sx_cobj_of(c, obj);
+    sx_cobj *m = sx_cobj_open(c, obj);
     m->next = s->free;
+    sx_cobj_close(m);
     s->free = m;
     s->inuse--;
     slab_relist(c, s);
@@ -122,7 +139,11 @@ static void depot_drain(strata_cache *c) {
 /* Run the destructor on every object of a slab nobody uses, and give its pages back. */
 static void slab_release(strata_cache *c, sx_slab *s) {
     if (c->dtor)
-        for (unsigned i = 0; i < s->carved; i++) c->dtor((uint8_t *)s + c->first + i * c->stride);
+        for (unsigned i = 0; i < s->carved; i++) {
+            uint8_t *obj = (uint8_t *)s + c->first + i * c->stride;
+            sx_vg_defined(obj, c->size); /* free, constructed; nobody's again with its pages */
+            c->dtor(obj);
+        }
     c->destroyed += s->carved;
     c->slabs_released++;
     s->cache = NULL;
@@ -222,7 +243,10 @@ sx_public size_t strata_cache_shrink(strata_cache *cache) {
 static void *live_object(strata_cache *c, sx_slab *s) {
     for (unsigned i = 0; i < s->carved; i++) {
         uint8_t *obj = (uint8_t *)s + c->first + i * c->stride;
-        if (sx_cobj_of(c, obj)->key != (sx_secret ^ (uintptr_t)obj)) return obj;
+        sx_cobj *m = sx_cobj_open(c, obj);
+        bool live = m->key != (sx_secret ^ (uintptr_t)obj);
+        sx_cobj_close(m);
+        if (live) return obj;
     }
     return s;
 }

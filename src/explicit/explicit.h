@@ -150,6 +150,15 @@ static inline sx_cobj *sx_cobj_of(const strata_cache *c, void *obj) {
 static inline void *sx_obj_of(const strata_cache *c, sx_cobj *m) {
     return (uint8_t *)m - c->meta;
 }
+/* Under memcheck a free object, its bookkeeping included, is nobody's, and the bytes of a slot past
+ * its object always are: strata opens the bookkeeping around each of its own reads and writes of it
+ * (open before, closed after; nothing outside memcheck). */
+static inline sx_cobj *sx_cobj_open(const strata_cache *c, void *obj) {
+    sx_cobj *m = sx_cobj_of(c, obj);
+    sx_vg_defined(m, sizeof *m);
+    return m;
+}
+static inline void sx_cobj_close(sx_cobj *m) { sx_vg_noaccess(m, sizeof *m); }
 /* cache lock held: n objects from the slabs into out[] (marked free); fewer if memory ran out */
 unsigned sx_cache_take(strata_cache *c, void **out, unsigned n);
 void sx_cache_put(strata_cache *c, void *obj);          /* cache lock held: back to its slab */
@@ -167,6 +176,10 @@ void sx_registry_cache_add(strata_cache *c);    /* assigns c->id */
 void sx_registry_cache_remove(strata_cache *c); /* registry lock held */
 void sx_registry_pages_add(strata_pages *pa);
 void sx_registry_pages_remove(strata_pages *pa);
+
+/* ---- pool.c: under memcheck, memory pools give back waits inaccessible (the quarantine) ---- */
+extern sx_lock_t sx_pool_quarantine_lock;
+size_t sx_pool_quarantine_flush(void); /* all of it back to the core; bytes */
 
 /* ---- pooldebug.c: pool_debug=1 ---- */
 extern sx_lock_t sx_pool_debug_lock;

@@ -20,6 +20,12 @@
  * guards: destroying a cache takes back the magazines every thread holds for it, and a thread's
  * exit (a pthread key destructor) gives its objects back to their slabs. After that, the thread
  * works without magazines, through the cache's lock.
+ *
+ * Under memcheck (support/vgrind.h) tls_nslots stays 0, so that every alloc and free takes the
+ * slow path, which does what the fast path would with the same magazines, and describes the
+ * object to memcheck: a block of the cache's object size at alloc (defined when the cache has a
+ * constructor: the object keeps its constructed state), freed at free. The fast paths carry no
+ * test for it.
  */
 #include <string.h>
 
@@ -112,7 +118,7 @@ static bool tc_grow(sx_tcache *t, unsigned need) {
     t->nslots = n;
     sx_unlock(&sx_x_registry_lock);
     tls_slots = slots;
-    tls_nslots = n;
+    tls_nslots = sx_vg_memcheck ? 0 : n; /* under memcheck: the slow paths only */
     sx_explicit_free(old);
     return true;
 }
@@ -201,7 +207,9 @@ static sx_noinline void *cache_alloc_slow(strata_cache *c) {
     sx_tslot *s = slot_get(c);
     void *obj = NULL;
     if (s) {
-        if (s->loaded->count == 0 && s->prev->count != 0) {
+        if (s->loaded->count != 0) { /* the fast path's case: under memcheck, every alloc comes here */
+            BUMP(s->alloc_hits);
+        } else if (s->prev->count != 0) {
             sx_mag *m = s->loaded;
             s->loaded = s->prev;
             s->prev = m;
@@ -239,7 +247,11 @@ static sx_noinline void *cache_alloc_slow(strata_cache *c) {
             return NULL;
         }
     }
-    sx_cobj_of(c, obj)->key = 0;
+    sx_cobj *m = sx_cobj_open(c, obj);
+    m->key = 0;
+    sx_cobj_close(m);
+    sx_vg_malloclike(obj, c->size, false);
+    if (c->ctor) sx_vg_defined(obj, c->size);
     return obj;
 }
 
@@ -262,7 +274,9 @@ sx_public void *strata_cache_alloc(strata_cache *c) {
 static sx_noinline void cache_free_slow(strata_cache *c, void *obj) {
     sx_tslot *s = slot_get(c);
     if (s) {
-        if (s->loaded->count == c->mag_size && s->prev->count == 0) {
+        if (sx_vg_memcheck && s->loaded->count < c->mag_size) { /* the fast path's case */
+            BUMP(s->free_hits);
+        } else if (s->loaded->count == c->mag_size && s->prev->count == 0) {
             sx_mag *m = s->loaded;
             s->loaded = s->prev;
             s->prev = m;
@@ -298,25 +312,48 @@ static sx_noinline void cache_free_slow(strata_cache *c, void *obj) {
     sx_unlock(&c->lock);
 }
 
-sx_public void strata_cache_free(strata_cache *c, void *obj) {
-    if (sx_unlikely(obj == NULL)) return;
+/* What every free checks first: obj is the start of an object of this cache's slabs. */
+static inline __attribute__((always_inline)) void free_check(strata_cache *c, void *obj) {
     uintptr_t slab = (uintptr_t)obj & c->slab_mask;
     if (sx_unlikely(!sx_slabmap_contains(slab) || ((sx_slab *)slab)->cache != c ||
                     !sx_cache_index_ok(c, slab, obj)))
         sx_cache_bad_free(c, obj);
-    sx_cobj *m = sx_cobj_of(c, obj);
+}
+
+/* Then its free key: not set (a double free otherwise), and set. */
+static inline __attribute__((always_inline)) void free_key(strata_cache *c, void *obj, sx_cobj *m) {
     uintptr_t key = sx_secret ^ (uintptr_t)obj;
     if (sx_unlikely(m->key == key))
         sx_fatal("strata_cache_free(): double free of %p detected (cache '%s')", obj, c->name);
     m->key = key;
-    if (sx_likely(c->id < tls_nslots)) {
-        sx_tslot *s = &tls_slots[c->id];
+}
+
+/* A free without this thread's magazines at hand: all of them under memcheck, where the free key is
+ * opened around its check and the object then described as freed. */
+static sx_noinline void cache_free_unslotted(strata_cache *c, void *obj) {
+    free_check(c, obj);
+    sx_cobj *m = sx_cobj_open(c, obj);
+    free_key(c, obj, m);
+    sx_cobj_close(m);
+    sx_vg_freelike(obj);
+    cache_free_slow(c, obj);
+}
+
+sx_public void strata_cache_free(strata_cache *c, void *obj) {
+    if (sx_unlikely(obj == NULL)) return;
+    unsigned id = c->id; /* read once: the key's store below might be to it, for all the compiler knows */
+    if (sx_likely(id < tls_nslots)) { /* never under memcheck */
+        free_check(c, obj);
+        free_key(c, obj, sx_cobj_of(c, obj));
+        sx_tslot *s = &tls_slots[id];
         sx_mag *mag = s->loaded;
         if (sx_likely(s->cache == c && mag->count < c->mag_size)) {
             mag->objs[mag->count++] = obj;
             BUMP(s->free_hits);
             return;
         }
+        cache_free_slow(c, obj);
+        return;
     }
-    cache_free_slow(c, obj);
+    cache_free_unslotted(c, obj);
 }

@@ -17,6 +17,11 @@
  * A top-level block that becomes wholly free is unmapped, unless the allocator keeps one
  * (STRATA_PAGES_KEEP) and has none. With STRATA_PAGES_DECOMMIT (the slab allocator's) a freed
  * block's pages after its first (which holds its list links) go back to the kernel at once.
+ *
+ * Under memcheck (support/vgrind.h) free blocks are inaccessible, their links opened around each
+ * read and write of them here; a block handed out is undefined (nothing promises zeros), and one of
+ * strata_pages_alloc is described as a block, freed at strata_pages_free (a slab's is the cache's
+ * to describe).
  */
 #include <string.h>
 
@@ -58,17 +63,59 @@ static strata_pages *checked(strata_pages *pa, const char *fn) {
     return pa;
 }
 
-/* ---- free lists ---- */
+/* ---- free lists ----
+ * Under memcheck (vg) the links of a free block are nobody's but during a list operation here:
+ * the memcheck variants open them (and the neighbours' the operation writes), do the same, and
+ * close them again. */
 
-static void list_push(strata_pages *pa, unsigned o, sx_pages_free_block *b) {
+static inline __attribute__((always_inline)) void push(strata_pages *pa, unsigned o, sx_pages_free_block *b) {
     SX_LIST_PUSH(pa->free[o], b, next, prev);
     pa->nfree[o]++;
     pa->nonempty |= 1u << o;
 }
 
-static void list_remove(strata_pages *pa, unsigned o, sx_pages_free_block *b) {
+static inline __attribute__((always_inline)) void unlink_(strata_pages *pa, unsigned o, sx_pages_free_block *b) {
     SX_LIST_REMOVE(pa->free[o], b, next, prev);
     if (--pa->nfree[o] == 0) pa->nonempty &= ~(1u << o);
+}
+
+static void links_open(sx_pages_free_block *b) {
+    if (b) sx_vg_defined(b, sizeof *b);
+}
+static void links_close(sx_pages_free_block *b) {
+    if (b) sx_vg_noaccess(b, sizeof *b);
+}
+
+static sx_noinline void push_vg(strata_pages *pa, unsigned o, sx_pages_free_block *b) {
+    sx_pages_free_block *head = pa->free[o];
+    links_open(b);
+    links_open(head);
+    push(pa, o, b);
+    links_close(head);
+    links_close(b);
+}
+
+static sx_noinline void unlink_vg(strata_pages *pa, unsigned o, sx_pages_free_block *b) {
+    links_open(b);
+    sx_pages_free_block *next = b->next, *prev = b->prev;
+    links_open(next);
+    links_open(prev);
+    unlink_(pa, o, b);
+    links_close(prev);
+    links_close(next);
+    links_close(b);
+}
+
+static inline __attribute__((always_inline)) void list_push(strata_pages *pa, unsigned o,
+                                                            sx_pages_free_block *b, bool vg) {
+    if (vg) push_vg(pa, o, b);
+    else push(pa, o, b);
+}
+
+static inline __attribute__((always_inline)) void list_remove(strata_pages *pa, unsigned o,
+                                                              sx_pages_free_block *b, bool vg) {
+    if (vg) unlink_vg(pa, o, b);
+    else unlink_(pa, o, b);
 }
 
 static uint8_t *page_at(const strata_pages *pa, const sx_pages_top *t, size_t idx) {
@@ -96,11 +143,12 @@ static bool top_new(strata_pages *pa) {
         return false;
     }
     if (pa == &sx_slab_pages) sx_slabmap_mark(t->base, true);
+    sx_vg_noaccess(base, size); /* under memcheck: free */
     SX_LIST_PUSH(pa->tops, t, next, prev);
     pa->ntops++;
     pa->maps++;
     t->heads[0] = (uint8_t)(SX_HEAD_FREE | pa->max_order);
-    list_push(pa, pa->max_order, (sx_pages_free_block *)base);
+    list_push(pa, pa->max_order, (sx_pages_free_block *)base, sx_vg_memcheck);
     return true;
 }
 
@@ -115,9 +163,11 @@ static void top_release(strata_pages *pa, sx_pages_top *t) {
     sx_explicit_free(t);
 }
 
-/* ---- allocation and free ---- */
+/* ---- allocation and free ----
+ * Each made twice by the compiler: for vg false, and for vg true, under memcheck (the variant
+ * chosen at the entry: no other test of sx_vg_memcheck on the way). */
 
-void *sx_pages_alloc(strata_pages *pa, unsigned order) {
+static inline __attribute__((always_inline)) void *pages_alloc(strata_pages *pa, unsigned order, bool vg) {
     if (order > pa->max_order) {
         errno = EINVAL;
         return NULL;
@@ -140,21 +190,34 @@ void *sx_pages_alloc(strata_pages *pa, unsigned order) {
     }
     unsigned o = order + (unsigned)__builtin_ctz(avail);
     sx_pages_free_block *b = pa->free[o];
-    list_remove(pa, o, b);
+    list_remove(pa, o, b, vg);
     sx_pages_top *t = sx_pagemap_get((uintptr_t)b);
     size_t idx = ((uintptr_t)b - t->base) >> pa->page_shift;
     while (o > order) { /* keep the lower half, free the upper */
         o--;
         size_t half = idx + ((size_t)1 << o);
         t->heads[half] = (uint8_t)(SX_HEAD_FREE | o);
-        list_push(pa, o, (sx_pages_free_block *)page_at(pa, t, half));
+        list_push(pa, o, (sx_pages_free_block *)page_at(pa, t, half), vg);
         pa->splits++;
     }
     t->heads[idx] = (uint8_t)(SX_HEAD_USED | order);
     pa->in_use_pages += (size_t)1 << order;
     pa->allocs++;
+    if (vg) { /* before another thread may free it: a slab, or a block of the program's */
+        size_t bytes = (size_t)1 << (pa->page_shift + order);
+        if (pa == &sx_slab_pages) sx_vg_undefined(b, bytes);
+        else sx_vg_malloclike(b, bytes, false);
+    }
     sx_unlock(&pa->lock);
     return b;
+}
+
+static sx_noinline void *pages_alloc_vg(strata_pages *pa, unsigned order) {
+    return pages_alloc(pa, order, true);
+}
+
+void *sx_pages_alloc(strata_pages *pa, unsigned order) {
+    return sx_unlikely(sx_vg_memcheck) ? pages_alloc_vg(pa, order) : pages_alloc(pa, order, false);
 }
 
 static _Noreturn void bad_free(strata_pages *pa, sx_pages_top *t, void *p, unsigned order, const char *fn) {
@@ -172,7 +235,8 @@ static _Noreturn void bad_free(strata_pages *pa, sx_pages_top *t, void *p, unsig
              "inside a block)", fn, p);
 }
 
-void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn) {
+static inline __attribute__((always_inline)) void pages_free(strata_pages *pa, void *p, unsigned order,
+                                                             const char *fn, bool vg) {
     uintptr_t a = (uintptr_t)p;
     sx_lock(&pa->lock);
     sx_pages_top *t = sx_pagemap_get(a);
@@ -181,6 +245,10 @@ void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn) {
                     t->heads[(a - t->base) >> pa->page_shift] != (SX_HEAD_USED | order)))
         bad_free(pa, t, p, order, fn);
     size_t idx = (a - t->base) >> pa->page_shift;
+    if (vg) {
+        if (pa == &sx_slab_pages) sx_vg_noaccess(p, (size_t)1 << (pa->page_shift + order));
+        else sx_vg_freelike(p);
+    }
     t->heads[idx] = 0;
     pa->in_use_pages -= (size_t)1 << order;
     pa->frees++;
@@ -188,7 +256,7 @@ void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn) {
     for (; o < pa->max_order; o++) {
         size_t buddy = idx ^ ((size_t)1 << o);
         if (t->heads[buddy] != (SX_HEAD_FREE | o)) break;
-        list_remove(pa, o, (sx_pages_free_block *)page_at(pa, t, buddy));
+        list_remove(pa, o, (sx_pages_free_block *)page_at(pa, t, buddy), vg);
         t->heads[buddy] = 0;
         idx &= ~((size_t)1 << o);
         pa->merges++;
@@ -202,9 +270,18 @@ void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn) {
         /* under the lock: once on its list the block may be handed out and written */
         if ((pa->flags & STRATA_PAGES_DECOMMIT) && o > 0) sx_os_decommit(blk + page, (page << o) - page);
         t->heads[idx] = (uint8_t)(SX_HEAD_FREE | o);
-        list_push(pa, o, (sx_pages_free_block *)blk);
+        list_push(pa, o, (sx_pages_free_block *)blk, vg);
     }
     sx_unlock(&pa->lock);
+}
+
+static sx_noinline void pages_free_vg(strata_pages *pa, void *p, unsigned order, const char *fn) {
+    pages_free(pa, p, order, fn, true);
+}
+
+void sx_pages_free(strata_pages *pa, void *p, unsigned order, const char *fn) {
+    if (sx_unlikely(sx_vg_memcheck)) pages_free_vg(pa, p, order, fn);
+    else pages_free(pa, p, order, fn, false);
 }
 
 /* ---- the public interface ---- */
@@ -239,7 +316,7 @@ sx_public size_t strata_pages_trim(strata_pages *pages) {
     sx_lock(&pa->lock);
     while (pa->nfree[pa->max_order]) {
         sx_pages_free_block *b = pa->free[pa->max_order];
-        list_remove(pa, pa->max_order, b);
+        list_remove(pa, pa->max_order, b, sx_vg_memcheck);
         top_release(pa, sx_pagemap_get((uintptr_t)b));
         bytes += top_size(pa);
     }
@@ -264,7 +341,7 @@ sx_public void strata_pages_destroy(strata_pages *pages) {
     /* nothing allocated: every top-level block is one free block of the top order */
     while (pa->tops) {
         sx_pages_top *t = pa->tops;
-        list_remove(pa, pa->max_order, (sx_pages_free_block *)t->base);
+        list_remove(pa, pa->max_order, (sx_pages_free_block *)t->base, sx_vg_memcheck);
         top_release(pa, t);
     }
     pa->magic = 0;

@@ -15,6 +15,13 @@
  *
  * A destroyed pool's header goes back to the core, except with pool_debug=1: it is kept, marked
  * dead, with an empty chunk, so that any later call reaches the slow path and says so.
+ *
+ * Under memcheck (support/vgrind.h) a pool is one of memcheck's mempools: each block is described
+ * as it is handed out, a chunk's memory is inaccessible around the blocks, 16 bytes nobody may
+ * touch lie before and after each block (redzones: an overflow of one byte is reported even where
+ * the next block would start, as past the block), and reset and destroy free every block at once. cur and end stay 0 then, so
+ * that every allocation takes the slow path (the bump itself has no test for memcheck); the
+ * cursor lives in vg_cur and vg_end. Memory given back to the core waits in a quarantine first.
  */
 #include <string.h>
 
@@ -25,6 +32,8 @@
 #define POOL_CHUNK_MIN ((size_t)16 << 10)
 #define POOL_CHUNK_MAX ((size_t)1 << 20)
 #define POOL_LARGE (POOL_CHUNK_MIN / 4) /* larger requests get a block of their own */
+#define POOL_VG_REDZONE 16                    /* under memcheck: before and after every block */
+#define POOL_VG_QUARANTINE ((size_t)16 << 20) /* under memcheck: memory held before the core has it */
 
 /* A chunk, or a large block: this header at its start. */
 typedef struct sx_pchunk {
@@ -39,7 +48,7 @@ typedef struct sx_pcleanup {
 } sx_pcleanup;
 
 struct strata_pool {
-    uintptr_t cur, end;      /* the free part of the current chunk */
+    uintptr_t cur, end;      /* the free part of the current chunk (under memcheck: 0, 0) */
     uint64_t magic;
     sx_pchunk *chunk;        /* the current chunk; NULL before the first */
     sx_pchunk *chunks;       /* every chunk, oldest first */
@@ -50,6 +59,7 @@ struct strata_pool {
     size_t next_size;        /* of the next new chunk */
     size_t allocs, requested, chunk_bytes, nchunks, large_bytes, nlarge, nchildren, ncleanups;
     size_t resets;
+    uintptr_t vg_cur, vg_end; /* under memcheck: the free part of the current chunk */
     bool debug;
 };
 
@@ -58,6 +68,59 @@ static void check(strata_pool *p, const char *fn) {
     if (!p) sx_fatal("%s(): NULL pool", fn);
     if (p->magic == POOL_DEAD) sx_fatal("%s(): pool %p used after it was destroyed", fn, (void *)p);
     sx_fatal("%s(): %p is not a pool (destroyed?)", fn, (void *)p);
+}
+
+/* ---- under memcheck: the quarantine ----
+ * A reset pool's large blocks and a destroyed pool's chunks go back to strata's core, whose memory
+ * memcheck takes for accessible: a stale pointer into them would read it unreported. Under
+ * memcheck they wait here first, inaccessible, the oldest going on once they add up to more than
+ * POOL_VG_QUARANTINE (memcheck holds malloc's freed blocks back the same way, --freelist-vol);
+ * memcheck still knows their blocks as freed and names them in its reports. Their headers stay
+ * accessible: the list goes through them. */
+sx_lock_t sx_pool_quarantine_lock = SX_LOCK_INIT;
+static sx_pchunk *held_first, *held_last;
+static size_t held_bytes;
+
+/* Back to the core, accessible again: the core reads and writes a freed block's first words. */
+static size_t quarantine_leave(sx_pchunk *c) {
+    size_t bytes = 0;
+    while (c) {
+        sx_pchunk *next = c->next;
+        bytes += c->size;
+        sx_vg_defined(c, c->size);
+        sx_explicit_free(c);
+        c = next;
+    }
+    return bytes;
+}
+
+static void quarantine(sx_pchunk *c) {
+    sx_lock(&sx_pool_quarantine_lock);
+    c->next = NULL;
+    if (held_last) held_last->next = c;
+    else held_first = c;
+    held_last = c;
+    held_bytes += c->size;
+    sx_pchunk *out = NULL, *out_last = NULL;
+    while (held_bytes > POOL_VG_QUARANTINE) {
+        if (!out) out = held_first;
+        out_last = held_first;
+        held_bytes -= held_first->size;
+        held_first = held_first->next;
+    }
+    if (out_last) out_last->next = NULL;
+    if (!held_first) held_last = NULL;
+    sx_unlock(&sx_pool_quarantine_lock);
+    quarantine_leave(out);
+}
+
+size_t sx_pool_quarantine_flush(void) {
+    sx_lock(&sx_pool_quarantine_lock);
+    sx_pchunk *out = held_first;
+    held_first = held_last = NULL;
+    held_bytes = 0;
+    sx_unlock(&sx_pool_quarantine_lock);
+    return quarantine_leave(out);
 }
 
 /* ---- memory for chunks and large blocks ---- */
@@ -69,6 +132,7 @@ static void *block_get(strata_pool *p, size_t size, size_t align) {
 
 static void block_put(strata_pool *p, sx_pchunk *c) {
     if (p->debug) sx_pool_debug_retire(c, c->size);
+    else if (sx_vg_memcheck) quarantine(c);
     else sx_explicit_free(c);
 }
 
@@ -86,6 +150,7 @@ static bool chunk_new(strata_pool *p) {
     if (!c) return false;
     c->next = NULL;
     c->size = p->debug ? sx_align_up(size, sx_os_page) : size;
+    sx_vg_noaccess(c + 1, c->size - sizeof *c); /* under memcheck: blocks are described one by one */
     if (p->chunks_last) p->chunks_last->next = c;
     else p->chunks = c;
     p->chunks_last = c;
@@ -95,10 +160,11 @@ static bool chunk_new(strata_pool *p) {
     return true;
 }
 
-static void *large_alloc(strata_pool *p, size_t size, size_t align) {
+/* rz: bytes left before and after the block (redzones, under memcheck; a multiple of 16) */
+static void *large_alloc(strata_pool *p, size_t size, size_t align, size_t rz) {
     if (align < 16) align = 16;
-    /* the header, then the block at the first aligned address after it */
-    size_t room = p->debug && align > sx_os_page ? align + 16 : align > 16 ? align : 16;
+    /* the header (and a redzone), then the block at the first aligned address after it */
+    size_t room = (p->debug && align > sx_os_page ? align + 16 : align > 16 ? align : 16 + rz) + rz;
     if (size > SIZE_MAX - room - sx_os_page) {
         errno = ENOMEM;
         return NULL;
@@ -109,18 +175,20 @@ static void *large_alloc(strata_pool *p, size_t size, size_t align) {
         return NULL;
     }
     c->size = p->debug ? sx_align_up(size + room, sx_os_page) : size + room;
+    sx_vg_noaccess(c + 1, c->size - sizeof *c);
     c->next = p->large;
     p->large = c;
     p->large_bytes += size;
     p->nlarge++;
     p->allocs++;
     p->requested += size;
-    return (void *)sx_align_up((uintptr_t)c + 16, align);
+    return (void *)sx_align_up((uintptr_t)c + 16 + rz, align);
 }
 
-static sx_noinline void *alloc_slow(strata_pool *p, size_t size, size_t align, const char *fn) {
-    check(p, fn);
-    if (size > POOL_LARGE || align > POOL_LARGE) return large_alloc(p, size, align);
+/* What the bump does not: a large block, or the next chunk. rz: bytes left before and after the
+ * block (after the previous one's in a chunk). */
+static void *carve(strata_pool *p, size_t size, size_t align, size_t rz) {
+    if (size > POOL_LARGE || align > POOL_LARGE) return large_alloc(p, size, align, rz);
     for (;;) { /* the next chunk (kept, or new): a fresh chunk always has room for this */
         sx_pchunk *c = p->chunk ? p->chunk->next : p->chunks;
         if (!c) {
@@ -131,16 +199,45 @@ static sx_noinline void *alloc_slow(strata_pool *p, size_t size, size_t align, c
             c = p->chunks_last;
         }
         p->chunk = c;
-        p->cur = (uintptr_t)c + sizeof(sx_pchunk);
+        p->cur = (uintptr_t)c + sizeof(sx_pchunk) + rz;
         p->end = (uintptr_t)c + c->size;
         uintptr_t a = sx_align_up(p->cur, align);
-        if (a <= p->end && size <= p->end - a) {
-            p->cur = a + size;
+        if (a <= p->end && size + rz <= p->end - a) {
+            p->cur = a + size + rz;
             p->allocs++;
             p->requested += size;
             return (void *)a;
         }
     }
+}
+
+/* Under memcheck every allocation comes here: the bump on vg_cur and vg_end, a redzone after the
+ * block (the one before it is the previous block's, or left after the chunk's header), and the
+ * block described. */
+static void *vg_alloc(strata_pool *p, size_t size, size_t align) {
+    p->cur = p->vg_cur;
+    p->end = p->vg_end;
+    uintptr_t a = sx_align_up(p->cur, align);
+    void *q;
+    if (size <= POOL_LARGE && align <= POOL_LARGE && a <= p->end && size + POOL_VG_REDZONE <= p->end - a) {
+        p->cur = a + size + POOL_VG_REDZONE;
+        p->allocs++;
+        p->requested += size;
+        q = (void *)a;
+    } else {
+        q = carve(p, size, align, POOL_VG_REDZONE);
+    }
+    p->vg_cur = p->cur;
+    p->vg_end = p->end;
+    p->cur = p->end = 0;
+    if (q) sx_vg_pool_alloc(p, q, size);
+    return q;
+}
+
+static sx_noinline void *alloc_slow(strata_pool *p, size_t size, size_t align, const char *fn) {
+    check(p, fn);
+    if (sx_vg_memcheck) return vg_alloc(p, size, align);
+    return carve(p, size, align, 0);
 }
 
 /* The bump: what every allocation does when the current chunk has room. */
@@ -168,6 +265,7 @@ sx_public strata_pool *strata_pool_create(strata_pool *parent) {
     p->next_size = POOL_CHUNK_MIN;
     p->debug = sx_opt.pool_debug;
     p->parent = parent;
+    sx_vg_pool_create(p, POOL_VG_REDZONE);
     if (parent) {
         SX_LIST_PUSH(parent->children, p, sib_next, sib_prev);
         parent->nchildren++;
@@ -248,6 +346,7 @@ static void pool_clear(strata_pool *p) {
         p->ncleanups--;
         c->fn(c->arg);
     }
+    sx_vg_pool_free_all(p); /* after the cleanups (their records are blocks of the pool) */
     free_list(p, p->large);
     p->large = NULL;
     p->large_bytes = p->nlarge = 0;
@@ -257,6 +356,7 @@ static void pool_clear(strata_pool *p) {
 static void pool_free(strata_pool *p) {
     pool_clear(p);
     free_list(p, p->chunks);
+    sx_vg_pool_destroy(p);
     if (p->parent) {
         strata_pool *parent = p->parent;
         SX_LIST_REMOVE(parent->children, p, sib_next, sib_prev);
@@ -282,6 +382,7 @@ sx_public void strata_pool_reset(strata_pool *pool) {
     }
     pool->chunk = NULL;
     pool->cur = pool->end = 0;
+    pool->vg_cur = pool->vg_end = 0;
     pool->resets++;
 }
 

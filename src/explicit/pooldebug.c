@@ -46,6 +46,7 @@ size_t sx_explicit_reclaim(void) {
     sx_lock(&sx_pool_debug_lock);
     size_t released = unmap_oldest(0, 0);
     sx_unlock(&sx_pool_debug_lock);
+    released += sx_pool_quarantine_flush(); /* under memcheck: to the core, which gives it back */
     return released + sx_reclaim(0);
 }
 

@@ -4,10 +4,10 @@
  *
  * fork copies only the calling thread: a lock another thread held at that moment would stay held
  * in the child for good. The prepare handler takes every lock of this layer — the registry, each
- * cache's, the list of page allocators and each one's, pool_debug's — in the order they nest, and
- * both sides release them after. It is registered after the core's handlers, so it runs before
- * them (prepare handlers run in reverse): a thread inside a cache may be waiting for a core lock,
- * which is still free then.
+ * cache's, the list of page allocators and each one's, pool_debug's, the pools' quarantine — in
+ * the order they nest, and both sides release them after. It is registered after the core's
+ * handlers, so it runs before them (prepare handlers run in reverse): a thread inside a cache
+ * may be waiting for a core lock, which is still free then.
  */
 #include "explicit.h"
 
@@ -26,9 +26,11 @@ static void fork_prepare(void) {
     sx_lock(&pages_list_lock);
     for (strata_pages *pa = pages_list; pa; pa = pa->reg_next) sx_lock(&pa->lock);
     sx_lock(&sx_pool_debug_lock);
+    sx_lock(&sx_pool_quarantine_lock);
 }
 
 static void fork_release(void) {
+    sx_unlock(&sx_pool_quarantine_lock);
     sx_unlock(&sx_pool_debug_lock);
     for (strata_pages *pa = pages_list; pa; pa = pa->reg_next) sx_unlock(&pa->lock);
     sx_unlock(&pages_list_lock);

@@ -62,11 +62,15 @@ void sx_maps_each(void (*fn)(const sx_map_line *m, void *arg), void *arg) {
     close(fd);
 }
 
-/* ELF address = run-time address - bias, from the program headers of the object mapped at base. */
+/* ELF address = run-time address - bias, from the program headers of the object mapped at base.
+ * Under memcheck, valgrind's own tool is mapped too, and reading it is an error: skipped. */
 static bool elf_bias(uintptr_t base, size_t page, uintptr_t *bias) {
     const Elf64_Ehdr *e = (const Elf64_Ehdr *)base;
+    if (!sx_vg_addressable(e, sizeof *e)) return false;
     if (memcmp(e->e_ident, ELFMAG, SELFMAG) || e->e_ident[EI_CLASS] != ELFCLASS64) return false;
     if (e->e_phoff + (size_t)e->e_phnum * sizeof(Elf64_Phdr) > page) return false;
+    if (!sx_vg_addressable((const void *)(base + e->e_phoff), (size_t)e->e_phnum * sizeof(Elf64_Phdr)))
+        return false;
     const Elf64_Phdr *ph = (const Elf64_Phdr *)(base + e->e_phoff);
     for (int i = 0; i < e->e_phnum; i++)
         if (ph[i].p_type == PT_LOAD) {

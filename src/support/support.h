@@ -1,8 +1,9 @@
 /*
  * support.h — the support layer: messages and formatting without malloc (fmt.c), options
  * (options.c), the memory limit and the usage against it (limit.c), the process's counters
- * (counters.c), its secrets (secret.c), and the statistics report's printer (report.c, which the
- * strata command shares). Uses nothing of strata but base.h.
+ * (counters.c), its secrets (secret.c), the statistics report's printer (report.c, which the
+ * strata command shares), and valgrind's client requests (vgrind.h). Uses nothing of strata but
+ * base.h.
  */
 #ifndef STRATA_SUPPORT_H
 #define STRATA_SUPPORT_H
@@ -11,6 +12,7 @@
 
 #include "../base.h"
 #include "statfile.h"
+#include "vgrind.h"
 
 /* Everything declared here is the library's own: the compiler may address its variables directly
  * instead of through the GOT (one load, not two, on every fast path). */
