@@ -304,6 +304,21 @@ static inline int th_under_valgrind(void) {
     return p && strstr(p, "/vgpreload_") != NULL;
 }
 
+/* Under an emulator (make test-arm64 runs the arm64 tests in qemu-user, which says so in
+ * STRATA_TEST_EMULATOR) some of what a test measures is the emulator's, not strata's: the resident
+ * set holds its translated code, RLIMIT_AS is not passed on to the kernel, the program break is its
+ * own (no [heap] mapping), and a forked child of a threaded process cannot start threads (qemu 7.2
+ * asserts, with glibc's malloc too). Checks of those skip there, after running what they can. */
+static inline int th_emulated(void) { return getenv("STRATA_TEST_EMULATOR") != NULL; }
+#define TH_EMU_RSS "under qemu-user, whose translated code counts in the resident set"
+#define TH_EMU_AS "under qemu-user, which does not pass RLIMIT_AS on to the kernel"
+#define TH_EMU_BRK "under qemu-user, whose program break is its own (no [heap] mapping)"
+#define TH_EMU_FORK "under qemu-user 7.2, which asserts when a forked child of a threaded process starts a thread"
+#define SKIP_IF_EMULATED(why)                                                        \
+    do {                                                                             \
+        if (th_emulated()) SKIP("%s", why);                                          \
+    } while (0)
+
 /* Limit the address space (RLIMIT_AS) to what the process uses now plus `extra` bytes: how a
  * child runs out of memory. Exits 90 or 91 if it cannot. */
 __attribute__((unused)) static void th_limit_as(size_t extra) {

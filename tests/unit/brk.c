@@ -32,6 +32,7 @@ static int stats_heap_bytes_positive(void) {
 }
 
 static void small_blocks_live_in_heap(void) {
+    SKIP_IF_EMULATED(TH_EMU_BRK);
     char *p = malloc(100);
     CHECK(p != NULL);
     uintptr_t lo, hi;
@@ -122,6 +123,7 @@ static void mode_brk_off(void) {
     free(p);
 }
 static void option_brk_off_uses_mmap(void) {
+    SKIP_IF_EMULATED(TH_EMU_BRK);
     th_result r = th_self("brk-off", "brk=0");
     CHECKF(r.exited && r.code == 0, "exit %d: %s", r.code, r.err);
     CHECKF(strstr(r.out, "not-in-heap") != NULL, "with brk=0: %s", r.out);
@@ -207,6 +209,7 @@ static void punched_child(void *arg) {
     free(pin);
 }
 static void empty_segments_below_the_top_give_back_address_space(void) {
+    SKIP_IF_EMULATED(TH_EMU_BRK);
     CHECK_CHILD_OK(punched_child, NULL);
 }
 

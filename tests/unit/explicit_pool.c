@@ -226,6 +226,7 @@ static void exhaust(void *arg) {
 }
 
 static void pool_out_of_memory(void) {
+    SKIP_IF_EMULATED(TH_EMU_AS);
     if (th_under_valgrind()) SKIP("under valgrind, whose own memory counts against RLIMIT_AS");
     CHECK_CHILD_OK(exhaust, NULL);
 }

@@ -303,6 +303,7 @@ static int fork_once(uint64_t seed, char *why, size_t cap) {
 }
 
 static void fork_while_threads_allocate(void) {
+    SKIP_IF_EMULATED(TH_EMU_FORK);
     start_workers();
     char why[400] = "";
     int bad = -1;
@@ -396,6 +397,7 @@ static void *churner(void *unused) {
 }
 
 static void fork_while_threads_come_and_go(void) {
+    SKIP_IF_EMULATED(TH_EMU_FORK);
     start_workers();
     atomic_store(&churn_stop, 0);
     pthread_t c[2];

@@ -59,6 +59,7 @@ static int thp_available(void) {
 }
 
 static void thp_backs_the_heap(void) {
+    SKIP_IF_EMULATED(TH_EMU_BRK);
     if (!thp_available()) SKIP("transparent huge pages are off on this kernel");
     th_result off = th_self("fill", "huge_pages=off");
     th_result thp = th_self("fill", "huge_pages=thp");

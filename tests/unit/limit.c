@@ -156,7 +156,7 @@ static th_result run_in_cgroup(const char *dir, const char *options) {
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     exe[n > 0 ? n : 0] = '\0';
     snprintf(opt, sizeof opt, "STRATA_OPTIONS=%s", options);
-    char *argv[] = {"sh", "-c", "echo $$ > \"$0\" && exec \"$1\" hog", procs, exe, NULL};
+    char *argv[] = {"sh", "-c", "echo $$ > \"$0\" && exec $STRATA_TEST_EMULATOR \"$1\" hog", procs, exe, NULL};
     char *env[] = {opt, NULL};
     return th_exec(argv, env);
 }

@@ -136,6 +136,7 @@ static void exhaust_then_big(void *arg) {
 }
 
 static void oom_recovers_for_any_size(void) {
+    SKIP_IF_EMULATED(TH_EMU_AS);
     static const size_t sizes[] = {64 << 10, 1000, 3000, 20000, 300 << 10, 3 << 20};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         th_result r = th_child(exhaust_then_big, (void *)sizes[i]);
@@ -151,6 +152,7 @@ static void exhaust_brk_blocked(void *arg) {
     exhaust_then_big((void *)(64 << 10));
 }
 static void oom_recovers_when_brk_fails(void) {
+    SKIP_IF_EMULATED(TH_EMU_AS);
     th_result r = th_child(exhaust_brk_blocked, NULL);
     CHECKF(r.exited && r.code == 0 && r.err[0] == '\0', "exit %d signal %d: %s", r.code, r.sig, r.err);
 }
@@ -191,6 +193,7 @@ static void exhaust_in_threads(void *arg) {
     if (total < 100) _exit(32); /* they did take memory */
 }
 static void oom_recovers_from_idle_threads(void) {
+    SKIP_IF_EMULATED(TH_EMU_AS);
     th_result r = th_child(exhaust_in_threads, NULL);
     CHECKF(r.exited && r.code == 0 && r.err[0] == '\0', "exit %d signal %d: %s", r.code, r.sig, r.err);
 }
@@ -324,7 +327,9 @@ static void run_entries(exhaust_fn ex, exhaust_fn relieve, const char *how) {
         CHECKF(r.err[0] == '\0', "%s, %zu bytes: said: %s", how, sizes[i], r.err);
     }
 }
-static void oom_entry_points_address_space(void) { run_entries(limit_as, NULL, "RLIMIT_AS"); }
+static void oom_entry_points_address_space(void) {
+    SKIP_IF_EMULATED(TH_EMU_AS);
+    run_entries(limit_as, NULL, "RLIMIT_AS"); }
 static void oom_entry_points_map_count(void) { run_entries(limit_maps, unlimit_maps, "max_map_count"); }
 
 /* The explicit allocators: NULL with ENOMEM too, and working again after. */
@@ -371,6 +376,7 @@ static void explicit_fail_cleanly(void *arg) {
     strata_pages_destroy(pages);
 }
 static void oom_explicit_allocators(void) {
+    SKIP_IF_EMULATED(TH_EMU_AS);
     th_result r = th_child(explicit_fail_cleanly, (void *)limit_as);
     CHECKF(r.exited && r.code == 0 && r.err[0] == '\0', "RLIMIT_AS: exit %d signal %d: %s", r.code,
            r.sig, r.err);
@@ -380,6 +386,7 @@ static void oom_explicit_allocators(void) {
 }
 
 static void run_case(void (*fn)(void *), const char *name) {
+    SKIP_IF_EMULATED(TH_EMU_AS);
     th_result r = th_child(fn, NULL);
     CHECKF(r.exited && r.code == 0, "%s: exit %d signal %d: %s", name, r.code, r.sig, r.err);
     CHECKF(r.err[0] == '\0', "%s said: %s", name, r.err);

@@ -119,6 +119,7 @@ static void impossible_requests_fail_with_enomem(void) {
 
 /* The seeds' question: can a machine with less memory malloc 1.2 GiB? Yes: nothing is touched. */
 static void big_request_is_lazy(void) {
+    SKIP_IF_EMULATED(TH_EMU_RSS);
     long before = th_rss_kb();
     size_t n = (size_t)1229 << 20;
     char *p = malloc(n);
