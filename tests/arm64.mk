@@ -4,7 +4,7 @@
 # kernel's page size and again with strata believing in 64 KiB pages (arm64 kernels have 4, 16 or
 # 64 KiB ones). .ci/run installs the packages when they are missing.
 #
-#   build/arm64/...            the library's objects and lib/ for aarch64
+#   build/arm64/...            the library's objects, lib/ (all four libraries) and bin/strata
 #   build/arm64/tests/NAME     a test program for aarch64
 #   build/tests/arm64/NAME     a script that runs it under qemu (what the runner runs; the name
 #                              it reports is arm64/NAME, and arm64-64k/NAME at 64 KiB)
@@ -27,6 +27,27 @@ $(A64)/lib/libstrata-api.so: $(A64_OBJ) $(A64)/api/prefixed.o
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(ARM64_CC) $(A64_SO_FLAGS) -Wl,-soname,libstrata-api.so -o $@ $^ -lpthread
+
+# the rest of strata for aarch64, built to show it builds: the diagnostic and secure libraries
+# and the command (their tests need a machine that runs arm64 programs natively)
+A64_SECURE_OBJ := $(patsubst src/%.c,$(A64)/secure/%.o,$(LIB_SRC))
+A64_DIAG_OBJ   := $(patsubst src/%.c,$(A64)/%.o,$(DIAG_SRC))
+$(eval $(call variant,$(A64)/secure,$$(ARM64_CC),$$(LIBFLAGS) -DSTRATA_HARDEN=2,-DSTRATA_SECURE_DEFAULT))
+$(A64)/lib/libstrata-secure.so: $(A64_SECURE_OBJ) $(A64)/secure/api/override.o
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(ARM64_CC) $(A64_SO_FLAGS) -Wl,-soname,libstrata-secure.so -o $@ $^ -lpthread
+$(A64)/lib/libstrata-diag.so: $(A64_OBJ) $(A64_DIAG_OBJ)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(ARM64_CC) $(A64_SO_FLAGS) -Wl,-soname,libstrata-diag.so -o $@ $^ -lpthread
+$(A64)/bin/strata: $(TOOLS_C) $(TOOLS_LIB) $(TOOLS_H) $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(ARM64_CC) -std=gnu11 -g $(OPT) $(WARN) -Iinclude -Isrc -DSTRATA_LIBDIR='"$(PREFIX)/lib"' -o $@ \
+	    $(TOOLS_C) $(TOOLS_LIB)
+A64_ALL := $(A64)/lib/libstrata.so $(A64)/lib/libstrata-api.so $(A64)/lib/libstrata-secure.so \
+           $(A64)/lib/libstrata-diag.so $(A64)/bin/strata
 
 # the C++ test only where the cross C++ compiler is
 A64_HAVE_CXX := $(shell command -v $(ARM64_CXX) 2>/dev/null)
@@ -72,5 +93,5 @@ arm64-tools:
 	@[ -d $(ARM64_ROOT)/lib ] || { echo "make test-arm64 needs the arm64 C library in $(ARM64_ROOT): apt-get install libc6-dev-arm64-cross"; exit 1; }
 
 test-arm64: arm64-tools build/tests/runner
-	@$(MAKE) --no-print-directory $(A64_RUN)
+	@$(MAKE) --no-print-directory $(A64_ALL) $(A64_RUN)
 	@build/tests/runner $(A64_RUN)
