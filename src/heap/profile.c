@@ -41,7 +41,7 @@
 #include "heap.h"
 
 size_t sx_profile_rate;
-sx_heap *sx_profile_heap;
+_Atomic(sx_heap *) sx_profile_heap;
 sx_lock_t sx_profile_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static sx_profile_header *area;
@@ -245,8 +245,9 @@ static void make(void) {
     live = (sx_profile_live *)(part + a->live_at);
     stack_index = (uint16_t *)(live + SX_PROFILE_LIVE);
     live_index = stack_index + STACK_SLOTS;
-    sx_profile_heap = h;
     area = a;
+    /* last: a reclaiming thread that sees the heap gives back what it holds (core/reclaim.c) */
+    atomic_store_explicit(&sx_profile_heap, h, memory_order_release);
     __atomic_store_n(&a->magic, SX_PROFILE_MAGIC, __ATOMIC_RELEASE);
 }
 
@@ -316,8 +317,9 @@ void sx_profile_forget(const void *p) {
 void sx_profile_free(sx_page *pg, sx_block *b) {
     sx_lock(&sx_profile_lock);
     sx_profile_forget(b);
-    sx_counts_of(sx_profile_heap)->n_free[pg->bin]++;
-    sx_page_free_block(sx_profile_heap, pg, b);
+    sx_heap *h = atomic_load_explicit(&sx_profile_heap, memory_order_relaxed);
+    sx_counts_of(h)->n_free[pg->bin]++;
+    sx_page_free_block(h, pg, b);
     sx_unlock(&sx_profile_lock);
 }
 

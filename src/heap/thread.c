@@ -212,7 +212,7 @@ static void fork_child(void) {
     sx_share_fork_child(); /* the child's own statistics file */
     for (sx_heap *h = sx_all_heaps; h; h = h->all_next) {
         int st = atomic_load(&h->state);
-        if (h != sx_tls_heap && h != sx_profile_heap && (st == SX_HEAP_LIVE || st == SX_HEAP_CLAIMED))
+        if (h != sx_tls_heap && h != atomic_load_explicit(&sx_profile_heap, memory_order_relaxed) && (st == SX_HEAP_LIVE || st == SX_HEAP_CLAIMED))
             atomic_store(&h->state, SX_HEAP_ABANDONED);
     }
     fork_parent();
