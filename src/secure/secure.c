@@ -580,7 +580,7 @@ static void page_extend(sx_page *pg, uint8_t *first, uint32_t n) {
     sx_block *head = fresh(first, n, pg->block_size, skip, &tail);
     sx_block_link(tail, pg->free);
     pg->free = head;
-    __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELEASE);
+    __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELAXED); /* see types.h */
 }
 
 /* What secure mode asks of the layers below, through their hooks. */
