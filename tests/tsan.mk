@@ -11,7 +11,7 @@
 #                                     TSAN_CC has no working ThreadSanitizer (compiled and run once
 #                                     to see)
 #
-# About 25 s on two cores (each run about 6 s), the build a few more: part of `make test`.
+# About 30 s on two cores (each run about 7 s), the build a few more: part of `make test`.
 #
 # The release build's optimisation and orders: nothing is built with assertions, whose own atomic
 # loads would add happens-before edges that hide a missing one.
@@ -30,7 +30,7 @@ $(TS)/lib/libstrata-api.so: $(TS_OBJ) $(TS)/api/prefixed.o
 	@echo "  CC      $@"
 	@$(TSAN_CC) -shared -fsanitize=thread -static-libgcc -Wl,--exclude-libs,ALL -Wl,-soname,libstrata-api.so \
 	    -o $@ $^ -lpthread
-$(TS)/tests/cross_thread: tests/tsan/cross_thread.c tests/harness.h $(TS)/lib/libstrata-api.so
+$(TS)/tests/cross_thread: tests/tsan/cross_thread.c tests/harness.h tests/stress.h $(TS)/lib/libstrata-api.so
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
 	@$(TSAN_CC) -fsanitize=thread $(TEST_CFLAGS) $< -o $@ -L$(TS)/lib -lstrata-api \

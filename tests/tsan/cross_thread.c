@@ -22,7 +22,7 @@
  * mode); the option string is part of each test's name. A test fails when ThreadSanitizer reported
  * anything during it (the reports are on stderr). The deliberate races — statistics that read
  * counters and page fields their owners write without synchronization — are listed in
- * `suppressions` below, each with why.
+ * __tsan_default_suppressions below, each with why.
  */
 #include <malloc.h>
 #include <pthread.h>
@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #include "harness.h"
-#include "strata.h"
+#include "stress.h"
 
 /* ---- ThreadSanitizer's side ---- */
 
@@ -77,73 +77,36 @@ const char *__tsan_default_suppressions(void) {
 const char *__tsan_default_options(void);
 const char *__tsan_default_options(void) { return "history_size=7"; }
 
-/* ---- helpers ---- */
+/* ---- helpers (stress.h: fail, rnd, the blocks' pattern) ---- */
 
 static char options[256]; /* STRATA_OPTIONS, for the tests' names */
-static _Atomic int failed;
-static char failure[256];
-
-__attribute__((format(printf, 1, 2))) static void fail(const char *fmt, ...) {
-    if (atomic_exchange(&failed, 1)) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(failure, sizeof failure, fmt, ap);
-    va_end(ap);
-}
-
-static uint64_t rnd(uint64_t *s) {
-    uint64_t x = *s;
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    return *s = x;
-}
 
 /* Sizes: mostly small classes, some medium and large, a few huge (a mapping of their own). */
-static size_t rnd_size(uint64_t *s) {
-    unsigned r = (unsigned)(rnd(s) % 1000);
-    if (r < 700) return 1 + rnd(s) % 512;
-    if (r < 900) return 513 + rnd(s) % 8192;
-    if (r < 990) return 8193 + rnd(s) % 120000;
-    if (r < 998) return 128 * 1024 + rnd(s) % (512 * 1024);
-    return (4u << 20) + rnd(s) % (1u << 20);
-}
+static const size_band sizes[] = {{700, 8, 512}, {900, 513, 8704}, {990, 8705, 128000},
+                                  {998, 128 * 1024, 640 * 1024}, {1000, 4u << 20, 5u << 20}};
 
-/* A block's first 16 bytes hold its size and seed; bytes from 16 on (up to 256, and the last 64)
- * a pattern: whoever frees it checks what its maker wrote. */
-typedef struct {
-    size_t size;
-    uint64_t seed;
-} hdr;
-
+/* A block by malloc, calloc or posix_memalign, its size and seed in its first 8 bytes and the
+ * pattern after (stress.h's header blocks): whoever frees it checks what its maker wrote. */
 static void *make(uint64_t *s) {
-    size_t n = rnd_size(s);
-    if (n < sizeof(hdr)) n = sizeof(hdr);
+    size_t n = rnd_size_from(s, sizes);
     unsigned how = (unsigned)(rnd(s) % 10);
-    unsigned char *p = NULL;
+    void *p = NULL;
     if (how == 0) p = strata_calloc(1, n);
-    else if (how == 1 && strata_posix_memalign((void **)&p, 64, n) != 0) p = NULL;
+    else if (how == 1 && strata_posix_memalign(&p, 64, n) != 0) p = NULL;
     else if (how > 1) p = strata_malloc(n);
     if (!p) {
         fail("allocation of %zu bytes failed", n);
         return NULL;
     }
-    hdr h = {n, rnd(s)};
-    memcpy(p, &h, sizeof h);
-    size_t head = n < 256 ? n : 256;
-    for (size_t i = sizeof h; i < head; i++) p[i] = (unsigned char)(h.seed + i);
-    for (size_t i = n >= head + 64 ? n - 64 : head; i < n; i++) p[i] = (unsigned char)(h.seed + i);
+    blk_fill(p, n, (unsigned)rnd(s));
     return p;
 }
 
-static bool intact(const void *block) {
-    const unsigned char *p = block;
-    hdr h;
-    memcpy(&h, p, sizeof h);
-    size_t head = h.size < 256 ? h.size : 256;
-    for (size_t i = sizeof h; i < head; i++)
-        if (p[i] != (unsigned char)(h.seed + i)) return false;
-    for (size_t i = h.size >= head + 64 ? h.size - 64 : head; i < h.size; i++)
-        if (p[i] != (unsigned char)(h.seed + i)) return false;
-    return strata_malloc_usable_size((void *)block) >= h.size;
+/* stress.h's blk_ok, with strata's malloc_usable_size (glibc's is TSan's here) */
+static bool intact(void *b) {
+    blk_hdr h;
+    memcpy(&h, b, sizeof h);
+    return h.size >= sizeof h && h.size <= strata_malloc_usable_size(b) && blk_prefix_ok(b, h, h.size);
 }
 
 static void unmake(void *p) {
@@ -167,12 +130,12 @@ static void run(const char *name, void (*fn)(void)) {
     char full[512];
     snprintf(full, sizeof full, "%s%s%s%s", name, options[0] ? " [" : "", options, options[0] ? "]" : "");
     int before = atomic_load(&reports);
-    atomic_store(&failed, 0);
+    reset_failures();
     th_test = full;
     th_failed = th_skipped = 0;
     fn();
     int n = atomic_load(&reports) - before;
-    if (atomic_load(&failed)) printf("not ok %s: %s\n", full, failure);
+    if (atomic_load(&g_failed)) printf("not ok %s: %s\n", full, g_msg);
     else if (n) printf("not ok %s: %d ThreadSanitizer report%s (on stderr)\n", full, n, n == 1 ? "" : "s");
     else if (th_failed) printf("not ok %s: %s\n", full, th_why);
     else printf("ok %s\n", full);
@@ -237,7 +200,7 @@ static void *consumer(void *arg) {
         for (unsigned i = 0; i < n; i++) {
             void *p = batch[i];
             if (rnd(&s) % 8 == 0 && intact(p)) { /* grow it: the block moves or stays */
-                hdr h;
+                blk_hdr h;
                 memcpy(&h, p, sizeof h);
                 p = strata_realloc(p, h.size + 100);
                 if (!p) {
