@@ -4,6 +4,7 @@
 #   make demo            run a real program on strata and show that strata served it
 #   make test            every test (release and debug builds), ending "N passed, N failed"
 #   make test-security   the security corpus under strata, glibc and the peers (SECURITY.md)
+#   make test-tsan       the cross-thread protocols under ThreadSanitizer (tests/tsan.mk; in make test)
 #   make install         PREFIX=/usr/local DESTDIR=
 #   make debug           build/debug: assertions and -fsanitize=undefined
 #   make examples        build/examples/memlog (see examples/memlog/README.md)
@@ -193,6 +194,7 @@ check-warnings:
 include examples/examples.mk
 include tests/tests.mk
 include tests/arm64.mk
+include tests/tsan.mk
 include tests/fuzz/fuzz.mk
 include bench/bench.mk
 

@@ -117,7 +117,13 @@ typedef struct sx_page {
     _Alignas(64) uint8_t *start; /* address of block 0 */
     uint32_t inv;            /* inverse of the odd part of block_size mod 2^32 (block-start test) */
     uint32_t block_size;     /* 0 for spans that hold no blocks */
-    uint16_t capacity;       /* blocks made available so far (the page is extended lazily) */
+    uint16_t capacity;       /* blocks made available so far (the page is extended lazily). The
+                                owner stores it and every free loads it (sx_block_valid), both
+                                relaxed atomics: a thread freeing a block got it, through the
+                                program's own synchronization, after the owner made it available,
+                                so it reads a capacity that covers it (a later one is bigger:
+                                capacity only grows while the page has blocks out); no reader
+                                reads anything on the strength of it, so no release/acquire. */
     uint16_t reserved;       /* blocks that fit in the page (at most 16384: 4 slices of 16 B,
                                 a guarded page where OS pages are 64 KiB) */
     uint8_t shift;           /* log2 of the power-of-two part of block_size */

@@ -8,6 +8,8 @@
 #   tests/programs/*.c  real programs (python3, gcc, git, sort, ...) preloaded with libstrata
 #   tests/planted/*.c   programs with known leaks and heap bugs, for strata leaks, guard and report
 #   tests/*.sh          build checks
+#   tests/tsan/*.c      linked with libstrata-api built with -fsanitize=thread: the cross-thread
+#                       protocols against the C11 memory model (tests/tsan.mk, make test-tsan)
 
 TEST_CFLAGS   := -std=gnu11 -g -O1 -fno-builtin -Wall -Wextra -Wno-unused-parameter -Wno-alloc-size-larger-than -Iinclude -Itests -pthread
 TEST_CXXFLAGS := -std=gnu++17 -g -O1 -fno-builtin -Wall -Wextra -Iinclude -Itests -pthread
@@ -67,9 +69,10 @@ build/tests/runner: tests/runner.c
 	@echo "  CC      $@"
 	@$(CC) -std=gnu11 -O1 -Wall -Wextra $< -o $@
 
-TEST_PROGRAMS := $(REL_TESTS) $(DBG_TESTS) $(PRG_TESTS) $(wildcard tests/*.sh)
+TSAN_TESTS    := build/tests/tsan/cross_thread
+TEST_PROGRAMS := $(REL_TESTS) $(DBG_TESTS) $(PRG_TESTS) $(TSAN_TESTS) $(wildcard tests/*.sh)
 
-test: all build/tests/runner $(REL_TESTS) $(DBG_TESTS) $(PRG_TESTS) $(PLANTED)
+test: all build/tests/runner $(REL_TESTS) $(DBG_TESTS) $(PRG_TESTS) $(PLANTED) $(TSAN_TESTS)
 	@build/tests/runner $(TEST_PROGRAMS)
 
 # One test program, e.g. `make test-one T=rel/test_malloc`.

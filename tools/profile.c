@@ -96,7 +96,7 @@ static uint64_t generation(int fd, uint64_t at) {
  * (why). */
 static int copy_part(const struct stats_file *f, unsigned char **part, size_t *len, char *why, size_t cap) {
     sx_share_header hd;
-    if (pread(f->fd, &hd, sizeof hd, 0) != (ssize_t)sizeof hd) {
+    if (!stats_header(f->fd, &hd)) {
         snprintf(why, cap, "cannot read its statistics file: %s", strerror(errno));
         return -1;
     }
@@ -110,19 +110,28 @@ static int copy_part(const struct stats_file *f, unsigned char **part, size_t *l
     }
     *part = cli_alloc(n);
     *len = n;
+    /* The readers' half of the seqlock (heap/profile.c write_begin): the generation, then the copy,
+     * then the generation again, each read ordered before the next by an acquire fence (the reads
+     * are the kernel's, in pread; a fence orders them as it orders the thread's own). The copy is
+     * whole when both were even and the same: a write begun before the second read made the
+     * generation odd before any of its stores, and the writer's release fence with this one
+     * makes a copy that saw any of those stores see the odd generation too. */
     for (int i = 0; i < COPY_TRIES; i++) {
         uint64_t before = generation(f->fd, at);
         if (before & 1) {
             if (i > 10) usleep(100);
             continue;
         }
+        atomic_thread_fence(memory_order_acquire);
         if (pread(f->fd, *part, n, (off_t)at) != (ssize_t)n) {
             snprintf(why, cap, "cannot read its heap profile: %s", errno ? strerror(errno) : "cut short");
             return -1;
         }
         sx_profile_header copy;
         memcpy(&copy, *part, sizeof copy);
-        if (generation(f->fd, at) == before && atomic_load(&copy.generation) == before) return 0;
+        atomic_thread_fence(memory_order_acquire);
+        if (generation(f->fd, at) == before && atomic_load(&copy.generation) == before)
+            return copy.magic ? 0 : 1; /* no magic yet: the first sample is making it */
     }
     snprintf(why, cap, "its heap profile changed during each of %d reads; try again", COPY_TRIES);
     return -1;

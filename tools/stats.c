@@ -145,11 +145,31 @@ static bool maps_file(int pid, const char *prefix, char *range, size_t cap) {
 
 /* ---- its statistics file ---- */
 
+/* The header of a statistics file. The process stores magic, heaps and profile_at with release,
+ * each after what it publishes (heap/share.c): the header's other fields, the heaps' counters,
+ * profile_bytes. One read of the header may see one of them and not yet what it publishes (the
+ * kernel's copy, in pread, orders its loads no more than memcpy does, and arm64 reorders them),
+ * so the header is read twice with an acquire fence between: the second read sees at least what
+ * the first read's values publish, and the header returned has the first read's three values and
+ * the second read's fields. */
+bool stats_header(int fd, sx_share_header *hd) {
+    sx_share_header first;
+    if (pread(fd, &first, sizeof first, 0) != (ssize_t)sizeof first) return false;
+    atomic_thread_fence(memory_order_acquire);
+    if (pread(fd, hd, sizeof *hd, 0) != (ssize_t)sizeof *hd) return false;
+    hd->magic = first.magic;
+    atomic_store_explicit(&hd->heaps, atomic_load_explicit(&first.heaps, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(&hd->profile_at, atomic_load_explicit(&first.profile_at, memory_order_relaxed),
+                          memory_order_relaxed);
+    return true;
+}
+
 /* An open statistics file that is PID's and that this command can read; 0 if it is, else an
  * error message in why. */
 static int check_file(int fd, int pid, struct stats_file *out, char *why, size_t cap) {
     sx_share_header hd;
-    if (pread(fd, &hd, sizeof hd, 0) != (ssize_t)sizeof hd || hd.magic != SX_SHARE_MAGIC) {
+    if (!stats_header(fd, &hd) || hd.magic != SX_SHARE_MAGIC) {
         snprintf(why, cap, "its statistics file is not one strata wrote");
         return -1;
     }
@@ -245,7 +265,7 @@ bool stats_snapshot(const struct stats_file *f, int pid, sx_snapshot *s) {
     s->walked = false;
     s->stats_option = f->hd.stats_option != 0;
     sx_share_header hd;
-    if (pread(f->fd, &hd, sizeof hd, 0) != (ssize_t)sizeof hd) return false;
+    if (!stats_header(f->fd, &hd)) return false;
     struct stat st;
     if (fstat(f->fd, &st) != 0) return false;
     uint32_t heaps = atomic_load(&hd.heaps);

@@ -20,6 +20,10 @@ struct stats_file {
  * running on strata (no live statistics)", "cannot read /proc/PID/fd: ..."). */
 int stats_open(int pid, struct stats_file *out, char *why, size_t cap);
 
+/* Read the header of a statistics file, ordered against what it publishes (see stats.c); false on
+ * a read error (errno). */
+bool stats_header(int fd, sx_share_header *hd);
+
 /* Sum what an open statistics file holds into a snapshot for sx_report_print (what only the
  * process can know left out: s->walked is false). False on a read error (errno). */
 bool stats_snapshot(const struct stats_file *f, int pid, sx_snapshot *s);

@@ -81,7 +81,7 @@ sx_noinline void *sx_profile_swap(sx_heap *h, void *p, size_t size, size_t align
         pg->flags |= SX_PAGE_PROFILED;
     } else {
         sx_lock(&sx_profile_lock);
-        q = sx_heap_alloc(sx_profile_heap, size, align, zero);
+        q = sx_heap_alloc(atomic_load_explicit(&sx_profile_heap, memory_order_relaxed), size, align, zero);
         sx_unlock(&sx_profile_lock);
     }
     sx_profile_record(h, q, size, objects, (const void *const *)frames, depth, 0);

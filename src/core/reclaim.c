@@ -48,9 +48,11 @@ static size_t give_back_others(sx_heap *self) {
 
 size_t sx_reclaim(size_t pad) {
     size_t bytes = 0;
-    if (sx_profile_heap) { /* no thread runs it to be asked; before the reclaim lock, as fork */
+    /* acquire: the heap as the first sample made it (heap/profile.c) */
+    sx_heap *profile_heap = atomic_load_explicit(&sx_profile_heap, memory_order_acquire);
+    if (profile_heap) { /* no thread runs it to be asked; before the reclaim lock, as fork */
         sx_lock(&sx_profile_lock);
-        bytes += sx_heap_give_back(sx_profile_heap, 0);
+        bytes += sx_heap_give_back(profile_heap, 0);
         sx_unlock(&sx_profile_lock);
     }
     sx_lock(&sx_reclaim_lock);

@@ -27,7 +27,9 @@
 #define VERIFY_EVERY 256  /* a thread's first checks: one lookup in 256 */
 #define VERIFY_RARELY 4096 /* after checks that agreed, halving their rate each time */
 
-static sx_stack **by_id;            /* [1 .. MAX_STACKS - 1] */
+/* [1 .. MAX_STACKS - 1]: a record is published here with release, after it is filled in; the
+ * cache (below) holds ids, which another thread may read (relaxed) and look up here (acquire) */
+static _Atomic(sx_stack *) *by_id;
 static _Atomic(sx_stack *) *slots;  /* by hash of the frames */
 static _Atomic uint64_t *cache;     /* see cache_get */
 static uint8_t *arena;
@@ -95,7 +97,7 @@ static sx_stack *intern(const uintptr_t *f, uint32_t n) {
                 uint32_t id = atomic_fetch_add_explicit(&nstacks, 1, memory_order_relaxed) + 1;
                 if (id >= MAX_STACKS || !(mine = new_record(f, n, h))) return NULL;
                 mine->id = id;
-                by_id[id] = mine;
+                atomic_store_explicit(&by_id[id], mine, memory_order_release);
             }
             if (atomic_compare_exchange_strong_explicit(&slots[i], &s, mine, memory_order_release,
                                                         memory_order_acquire))
@@ -103,7 +105,8 @@ static sx_stack *intern(const uintptr_t *f, uint32_t n) {
             /* another thread took the slot: s is its record; compare it like any other */
         }
         if (s->hash == h && s->depth == n && !memcmp(s->frames, f, n * sizeof *f)) {
-            if (mine) by_id[mine->id] = NULL; /* lost the race: an id with no stack */
+            if (mine) /* lost the race: an id with no stack */
+                atomic_store_explicit(&by_id[mine->id], NULL, memory_order_relaxed);
             return s;
         }
     }
@@ -189,7 +192,7 @@ sx_stack *sx_stack_lookup(sx_site at) {
         uint32_t n = 0, off[MEMO_DEPTH];
         for (uint64_t k = key; cache_get(k, &v); k = deeper(k, at.sp, v & ~NODE)) {
             if (!(v & NODE)) {
-                sx_stack *s = v ? by_id[v] : NULL;
+                sx_stack *s = v ? atomic_load_explicit(&by_id[v], memory_order_acquire) : NULL;
                 if (s && n <= MEMO_DEPTH) {
                     *m = (memo){.pc = at.pc, .sp = at.sp, .gen = gen, .n = n, .st = s};
                     for (uint32_t i = 0; i < n; i++) m->off[i] = off[i], m->val[i] = w[off[i]];
@@ -215,7 +218,9 @@ sx_stack *sx_stack_lookup(sx_site at) {
     return s;
 }
 
-sx_stack *sx_stack_get(uint32_t id) { return id && id < MAX_STACKS ? by_id[id] : NULL; }
+sx_stack *sx_stack_get(uint32_t id) {
+    return id && id < MAX_STACKS ? atomic_load_explicit(&by_id[id], memory_order_acquire) : NULL;
+}
 
 uint32_t sx_stack_count(void) {
     uint32_t n = atomic_load(&nstacks);

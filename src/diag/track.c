@@ -83,7 +83,10 @@ typedef struct {
     memo memo[MEMO];
 } __attribute__((aligned(64))) counts;
 
-static counts *threads;           /* [MAX_THREADS], mapped at the first need */
+/* threads: [MAX_THREADS], mapped at the first need and set under threads_lock together with the
+ * first nthreads; without the lock it is read only once nthreads (seq_cst: acquire) said a record
+ * is there, which orders the read after the store. */
+static counts *threads;
 static _Atomic size_t nthreads;   /* records ever used: [0, nthreads) */
 static sx_spin threads_lock;      /* taking and giving back records, mapping the array */
 static counts retired;            /* exited threads, and threads without a record */
@@ -96,7 +99,7 @@ static __thread counts *tls_counts __attribute__((tls_model("initial-exec")));
 /* Memory is mapped with no lock of this file held: sx_diag_map takes the layer's own lock, which
  * the fork handlers take before these. */
 static counts *claim(void) {
-    counts *fresh = threads ? NULL : sx_diag_map(MAX_THREADS * sizeof *threads);
+    counts *fresh = atomic_load(&nthreads) ? NULL : sx_diag_map(MAX_THREADS * sizeof *threads);
     sx_spin_lock(&threads_lock);
     if (!threads) threads = fresh, fresh = NULL;
     counts *c = NULL;
@@ -190,7 +193,7 @@ void sx_track_thread_exit(void) {
 /* In a fork child: the other threads are gone, their counts stay. Locks: the fork handlers'. */
 void sx_track_fork_child(void) {
     size_t n = atomic_load(&nthreads);
-    for (size_t i = 0; threads && i < n; i++) {
+    for (size_t i = 0; i < n && threads; i++) {
         counts *c = &threads[i];
         if (c == tls_counts || !atomic_load(&c->in_use)) continue;
         report_live(c);
@@ -212,7 +215,7 @@ static uint64_t allocs_of(const counts *c) {
 static uint64_t live_now(void) {
     int64_t live = live_of(&retired);
     size_t n = atomic_load(&nthreads);
-    for (size_t i = 0; threads && i < n; i++) live += live_of(&threads[i]);
+    for (size_t i = 0; i < n && threads; i++) live += live_of(&threads[i]);
     return live > 0 ? (uint64_t)live : 0;
 }
 
@@ -243,7 +246,10 @@ static unsigned size_bucket(size_t size) {
 static sx_sample samples[NSAMPLES];
 static size_t nsamples;
 static sx_spin sample_lock;
-static uint64_t interval_ms = 10, last_ms, start_ms;
+static uint64_t start_ms;
+/* written under sample_lock; maybe_sample looks at them without it first (relaxed: the look is
+ * taken again under the lock) */
+static _Atomic uint64_t interval_ms = 10, last_ms;
 static _Atomic uint64_t total_allocs_approx;
 static __thread unsigned tls_since_look __attribute__((tls_model("initial-exec")));
 /* Allocations between two looks at the clock: a program that allocates a few thousand times a
@@ -267,10 +273,11 @@ void sx_track_sample_now(void) {
     if (nsamples == NSAMPLES) { /* keep every other one, sample half as often */
         for (size_t i = 0; i < NSAMPLES / 2; i++) samples[i] = samples[2 * i];
         nsamples = NSAMPLES / 2;
-        interval_ms *= 2;
+        atomic_store_explicit(&interval_ms, 2 * atomic_load_explicit(&interval_ms, memory_order_relaxed),
+                              memory_order_relaxed);
     }
     samples[nsamples++] = (sx_sample){t - start_ms, live, rss_bytes(), atomic_load(&total_allocs_approx)};
-    last_ms = t;
+    atomic_store_explicit(&last_ms, t, memory_order_relaxed);
     sx_spin_unlock(&sample_lock);
 }
 
@@ -278,10 +285,13 @@ static void maybe_sample(void) {
     if (sx_diag_mode != SX_DIAG_REPORT || ++tls_since_look % LOOK_EVERY) return; /* only report draws it */
     atomic_fetch_add_explicit(&total_allocs_approx, LOOK_EVERY, memory_order_relaxed);
     uint64_t t = now_ms();
-    if (t - __atomic_load_n(&last_ms, __ATOMIC_RELAXED) < interval_ms) return;
+    if (t - atomic_load_explicit(&last_ms, memory_order_relaxed) <
+        atomic_load_explicit(&interval_ms, memory_order_relaxed))
+        return;
     if (!sx_spin_trylock(&sample_lock)) return;
-    bool due = t - last_ms >= interval_ms;
-    if (due) last_ms = t; /* claim it */
+    bool due = t - atomic_load_explicit(&last_ms, memory_order_relaxed) >=
+               atomic_load_explicit(&interval_ms, memory_order_relaxed);
+    if (due) atomic_store_explicit(&last_ms, t, memory_order_relaxed); /* claim it */
     sx_spin_unlock(&sample_lock);
     if (due) sx_track_sample_now();
 }
@@ -314,7 +324,7 @@ typedef _Atomic(word *) shadow_ptr;
 static _Atomic(shadow_ptr *) l1[L1_SIZE];
 static sx_spin shadow_lock;
 static uint8_t *group; /* shadows mapped and not handed out yet */
-static size_t group_left;
+static _Atomic size_t group_left; /* written under shadow_lock; shadow_make looks first without it */
 static _Atomic size_t hashed; /* blocks in the stripes (not at a 16-byte boundary, or no shadow) */
 static _Atomic int gate;      /* lock_all: calls wait */
 
@@ -326,16 +336,19 @@ static sx_noinline word *shadow_make(uintptr_t a) {
     word *sh = NULL;
     for (int tries = 0; tries < 4 && !sh; tries++) { /* mapping with no lock held (see claim) */
         shadow_ptr *new_l2 = atomic_load(&l1[i1]) ? NULL : sx_diag_map(L2_SIZE * sizeof *new_l2);
-        uint8_t *new_group = __atomic_load_n(&group_left, __ATOMIC_RELAXED) ? NULL : sx_diag_map(SHADOW_GROUP * SHADOW_BYTES);
+        uint8_t *new_group = atomic_load_explicit(&group_left, memory_order_relaxed)
+                                 ? NULL
+                                 : sx_diag_map(SHADOW_GROUP * SHADOW_BYTES);
         sx_spin_lock(&shadow_lock);
         shadow_ptr *l2 = atomic_load_explicit(&l1[i1], memory_order_acquire);
         if (!l2 && new_l2) atomic_store_explicit(&l1[i1], l2 = new_l2, memory_order_release), new_l2 = NULL;
         if (l2 && !(sh = atomic_load_explicit(&l2[i2], memory_order_acquire))) {
-            if (!group_left && new_group) group = new_group, group_left = SHADOW_GROUP, new_group = NULL;
-            if (group_left) {
+            size_t left = atomic_load_explicit(&group_left, memory_order_relaxed);
+            if (!left && new_group) group = new_group, left = SHADOW_GROUP, new_group = NULL;
+            if (left) {
                 sh = (word *)group;
                 group += SHADOW_BYTES;
-                group_left--;
+                atomic_store_explicit(&group_left, left - 1, memory_order_relaxed);
                 atomic_store_explicit(&l2[i2], sh, memory_order_release);
             }
         }
@@ -513,7 +526,7 @@ void sx_track_unlock_all(void) {
 size_t sx_track_live_blocks(void) {
     int64_t n = (int64_t)(allocs_of(&retired) - retired.frees);
     size_t nt = atomic_load(&nthreads);
-    for (size_t i = 0; threads && i < nt; i++)
+    for (size_t i = 0; i < nt && threads; i++)
         if (atomic_load(&threads[i].in_use)) n += (int64_t)(allocs_of(&threads[i]) - threads[i].frees);
     for (int i = 0; i < STRIPES; i++) n += (int64_t)stripes[i].n;
     return n > 0 ? (size_t)n : 0;
@@ -580,7 +593,7 @@ static bool not_freed(uintptr_t a, size_t size, sx_stack *st, void *arg) {
 /* Every thread's stack counts into the stacks (before they are written). Locks held. */
 void sx_track_settle(void) {
     size_t n = atomic_load(&nthreads);
-    for (size_t i = 0; threads && i < n; i++)
+    for (size_t i = 0; i < n && threads; i++)
         if (atomic_load(&threads[i].in_use))
             for (int k = 0; k < MEMO; k++) memo_flush(&threads[i].memo[k]);
     fold(&retired);
@@ -612,7 +625,7 @@ void sx_track_totals_get(sx_track_totals *t) {
     add_counts(t, &retired);
     uint64_t seq = atomic_load(&live_seq), peak = atomic_load(&peak_live);
     size_t n = atomic_load(&nthreads);
-    for (size_t i = 0; threads && i < n; i++) {
+    for (size_t i = 0; i < n && threads; i++) {
         const counts *c = &threads[i];
         if (!atomic_load(&c->in_use)) continue;
         add_counts(t, c);

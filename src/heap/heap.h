@@ -81,7 +81,10 @@ void *sx_share_profile_map(size_t bytes);
  * used under sx_profile_lock), so that any free of one takes the remote path, where it leaves the
  * profile; a sampled large block stays in its heap, its page flagged (SX_PAGE_PROFILED). */
 extern size_t sx_profile_rate; /* mean bytes between samples; 0: off */
-extern sx_heap *sx_profile_heap;
+/* Set once, by the first sample (release: the heap is whole). Who uses it to allocate has seen the
+ * profile made (`made`, acquire); a free compares a block's owner with it (relaxed: a block of the
+ * profile heap came to the freeing thread after it was set); reclaim loads it with acquire. */
+extern _Atomic(sx_heap *) sx_profile_heap;
 extern sx_lock_t sx_profile_lock;
 void sx_profile_init(void);
 /* The heap's count passed the next point of the sampling: h->profile_due (and the next gap). */

@@ -74,8 +74,8 @@ void sx_page_extend(sx_page *pg) {
     for (uint32_t i = 1; i < n; i++, b += bsize) sx_block_link((sx_block *)b, (sx_block *)(b + bsize));
     sx_block_link((sx_block *)b, pg->free);
     pg->free = (sx_block *)first;
-    /* Other threads read capacity when they check a pointer they free. */
-    __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELEASE);
+    /* Other threads read capacity when they check a pointer they free (relaxed: see types.h). */
+    __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELAXED);
 }
 
 /* The fast path's pop when the link leaves the block's segment: the list's end, or a list of

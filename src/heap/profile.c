@@ -41,7 +41,7 @@
 #include "heap.h"
 
 size_t sx_profile_rate;
-sx_heap *sx_profile_heap;
+_Atomic(sx_heap *) sx_profile_heap;
 sx_lock_t sx_profile_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static sx_profile_header *area;
@@ -119,10 +119,22 @@ static uint64_t mix(uint64_t x) {
     return x;
 }
 
-static void write_begin(void) { atomic_fetch_add(&area->generation, 1); }
+/* The writers' half of the seqlock (Boehm, "Can seqlocks get along with programming language
+ * memory models?"); writers hold table_lock, one at a time. The odd generation must be visible
+ * before any of the stores that follow it: a reader that copies one of them must also see the
+ * generation odd, or changed, when it looks again after its copy. A release or seq_cst store (or
+ * read-modify-write) orders only what comes before it, so a release fence goes after it (arm64:
+ * dmb ish; x86: nothing). The even generation that ends the write is a release store: a reader
+ * that sees it sees the whole write. */
+static void write_begin(void) {
+    uint64_t g = atomic_load_explicit(&area->generation, memory_order_relaxed);
+    atomic_store_explicit(&area->generation, g + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+}
 static void write_end(void) {
     area->now_ns = sx_now_ns();
-    atomic_fetch_add(&area->generation, 1);
+    uint64_t g = atomic_load_explicit(&area->generation, memory_order_relaxed);
+    atomic_store_explicit(&area->generation, g + 1, memory_order_release);
 }
 
 /* The tables' hash indexes: slot -> entry + 1 (0: empty), twice as many slots as entries, linear
@@ -228,6 +240,10 @@ static void make(void) {
     h->retain = true;
     h->mmap_only = true;
     sx_profile_header *a = (sx_profile_header *)part;
+    /* The statistics file gives readers the part already (share.c): it is written as any write
+     * is, the generation odd meanwhile (write_begin), so that no reader takes half of it. */
+    atomic_store_explicit(&a->generation, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
     a->version = SX_PROFILE_VERSION;
     a->header_size = sizeof *a;
     a->stack_size = sizeof(sx_profile_stack);
@@ -245,9 +261,11 @@ static void make(void) {
     live = (sx_profile_live *)(part + a->live_at);
     stack_index = (uint16_t *)(live + SX_PROFILE_LIVE);
     live_index = stack_index + STACK_SLOTS;
-    sx_profile_heap = h;
+    a->magic = SX_PROFILE_MAGIC;
+    atomic_store_explicit(&a->generation, 2, memory_order_release);
     area = a;
-    __atomic_store_n(&a->magic, SX_PROFILE_MAGIC, __ATOMIC_RELEASE);
+    /* last: a reclaiming thread that sees the heap gives back what it holds (core/reclaim.c) */
+    atomic_store_explicit(&sx_profile_heap, h, memory_order_release);
 }
 
 /* Made by the first sampler; one that comes meanwhile does not wait (see support/unwind.c). */
@@ -316,8 +334,9 @@ void sx_profile_forget(const void *p) {
 void sx_profile_free(sx_page *pg, sx_block *b) {
     sx_lock(&sx_profile_lock);
     sx_profile_forget(b);
-    sx_counts_of(sx_profile_heap)->n_free[pg->bin]++;
-    sx_page_free_block(sx_profile_heap, pg, b);
+    sx_heap *h = atomic_load_explicit(&sx_profile_heap, memory_order_relaxed);
+    sx_counts_of(h)->n_free[pg->bin]++;
+    sx_page_free_block(h, pg, b);
     sx_unlock(&sx_profile_lock);
 }
 

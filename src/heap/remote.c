@@ -166,7 +166,7 @@ static sx_noinline void free_remote_slow(sx_segment *seg, sx_page *pg, sx_block 
     }
     sx_heap *dest = atomic_load_explicit(&seg->heap, memory_order_acquire);
     SX_ASSERT(dest != NULL);
-    if (sx_unlikely(dest == sx_profile_heap)) { /* never an outbox's destination: always here */
+    if (sx_unlikely(dest == atomic_load_explicit(&sx_profile_heap, memory_order_relaxed))) { /* never an outbox's destination: always here */
         sx_profile_free(pg, b);
         return;
     }

@@ -49,9 +49,11 @@ static size_t profile_bytes;
 
 static bool fd_is_ours(void) { return file_fd >= 0 && sx_os_fd_identity(file_fd) == file_id; }
 
-/* The file, with region 0 mapped at `at` and the header at its start. Only the thread making the
- * first heap counts anything before it exists (every other path to a counter needs a heap, and
- * waits for the meta lock), so copying sx_count over loses nothing. */
+/* The file, with region 0 mapped at `at` and the header at its start. The counts so far are copied
+ * over, then sx_count points there (release: a thread that sees the new pointer sees the mapping
+ * and the copy). Nearly every path to a counter needs a heap, and waits for the meta lock meanwhile;
+ * a thread that counts without one (stats=1: the bytes its first malloc requested) may add to the
+ * old counters after the copy, a count lost: statistics only. */
 static bool create(uint8_t *at) {
     int fd = sx_os_shm_create(SX_SHARE_NAME);
     if (fd < 0) return false;
@@ -78,7 +80,7 @@ static bool create(uint8_t *at) {
     file_fd = fd;
     file_id = sx_os_fd_identity(fd);
     mapped[0] = at;
-    __atomic_store_n(&sx_count, &hd->count, __ATOMIC_RELEASE);
+    atomic_store_explicit(&sx_count_at, &hd->count, memory_order_release);
     sx_thresholds_share(); /* again, in case mallopt changed them meanwhile */
     __atomic_store_n(&hd->magic, SX_SHARE_MAGIC, __ATOMIC_RELEASE);
     return true;

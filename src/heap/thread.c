@@ -60,7 +60,15 @@ static sx_heap *orphans_pop(void) {
 }
 
 /* New threads adopt from the front, so heaps that still hold memory go there; collection takes
- * from the front and returns to the back, visiting each orphan heap in turn. */
+ * from the front and returns to the back, visiting each orphan heap in turn.
+ *
+ * Blocks sent to the heap while it was not an orphan (its thread exiting, a borrower, a collector
+ * holding it) found it LIVE or CLAIMED, and their senders left them for whoever holds it; that
+ * holder took in what had arrived before it let go, but blocks pushed since then would wait for
+ * the next delivery or adoption. So, as in sx_orphan_collect: the state is stored (seq_cst), then
+ * remote_in looked at (seq_cst); a sender pushes (seq_cst), then looks at the state (deliver,
+ * remote.c). In the single order of seq_cst operations one of the two looks comes after the other
+ * side's store: the sender sees ORPHAN and collects, or this look sees the blocks. */
 static void orphans_push(sx_heap *h, bool front) {
     h->retain = false;
     sx_lock(&sx_orphan_lock);
@@ -69,6 +77,7 @@ static void orphans_push(sx_heap *h, bool front) {
     else SX_QUEUE_PUSH_BACK(orphans_first, orphans_last, h, orphan_next, orphan_prev);
     atomic_fetch_add(&orphans_count, 1);
     sx_unlock(&sx_orphan_lock);
+    sx_orphan_collect(h);
 }
 
 static sx_heap *heap_claim(void) {
@@ -212,7 +221,7 @@ static void fork_child(void) {
     sx_share_fork_child(); /* the child's own statistics file */
     for (sx_heap *h = sx_all_heaps; h; h = h->all_next) {
         int st = atomic_load(&h->state);
-        if (h != sx_tls_heap && h != sx_profile_heap && (st == SX_HEAP_LIVE || st == SX_HEAP_CLAIMED))
+        if (h != sx_tls_heap && h != atomic_load_explicit(&sx_profile_heap, memory_order_relaxed) && (st == SX_HEAP_LIVE || st == SX_HEAP_CLAIMED))
             atomic_store(&h->state, SX_HEAP_ABANDONED);
     }
     fork_parent();

@@ -22,6 +22,8 @@ static sx_segment *entries[SX_HUGECACHE_MAX];
 static uint64_t freed_at[SX_HUGECACHE_MAX]; /* ms, CLOCK_MONOTONIC_COARSE */
 static unsigned count;
 static size_t bytes;
+/* count, for sx_hugecache_take's look without the lock: an atomic (relaxed) copy, written under it */
+static _Atomic unsigned count_seen;
 
 static sx_segment *stuck[SX_HUGECACHE_MAX];
 static size_t stuck_size[SX_HUGECACHE_MAX];
@@ -63,6 +65,7 @@ static sx_segment *remove_at(unsigned i) {
     bytes -= seg->size;
     entries[i] = entries[--count];
     freed_at[i] = freed_at[count];
+    atomic_store_explicit(&count_seen, count, memory_order_relaxed);
     atomic_fetch_sub_explicit(&sx_count->huge_cached_bytes, seg->size, memory_order_relaxed);
     return seg;
 }
@@ -115,6 +118,7 @@ bool sx_hugecache_put(sx_segment *seg) {
     }
     entries[count] = seg;
     freed_at[count++] = now_ms();
+    atomic_store_explicit(&count_seen, count, memory_order_relaxed);
     bytes += seg->size;
     atomic_fetch_add_explicit(&sx_count->huge_cached_bytes, seg->size, memory_order_relaxed);
     sx_unlock(&sx_region_lock);
@@ -122,7 +126,8 @@ bool sx_hugecache_put(sx_segment *seg) {
 }
 
 sx_segment *sx_hugecache_take(size_t total) {
-    if (!count) return NULL; /* racy peek: a miss only costs a fresh mapping */
+    /* a look without the lock: a miss only costs a fresh mapping */
+    if (!atomic_load_explicit(&count_seen, memory_order_relaxed)) return NULL;
     sx_lock(&sx_region_lock);
     expire(SX_HUGECACHE_AGE_MS);
     int fit = -1, below = -1;

@@ -64,7 +64,7 @@ static inline sx_page *sx_page_of(sx_segment *seg, const void *p) {
 static inline void sx_page_init_block(sx_page *pg, uint8_t kind, uint8_t bin, uint8_t *start, size_t bsize) {
     pg->free = pg->local_free = NULL;
     pg->used = pg->reserved = 1;
-    __atomic_store_n(&pg->capacity, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&pg->capacity, 1, __ATOMIC_RELAXED); /* see types.h */
     pg->start = start;
     pg->block_size = (uint32_t)bsize;
     pg->inv = 1;

@@ -283,12 +283,23 @@ size_t sx_span_purge(sx_heap *h) {
     return purged;
 }
 
+/* Lower the break to the free tail of the heap's segment at the top of the brk heap, if it has
+ * one (span lock held). The free tail is looked for among the free spans, in the span bins, and
+ * not through the segment's last slice descriptor: a span the owner has just taken (span_take)
+ * is out of the bins but its descriptor still says SX_SPAN_FREE until the owner makes it a page
+ * or a large block, after the lock (sx_page_init), so that a reclaiming thread holding the lock
+ * meanwhile (sx_span_reclaim_other) would have lowered the break under it — and it would have
+ * read a field the owner writes without the lock. The bins change only under the lock. */
 static void trim_top(sx_heap *h, size_t pad) {
-    for (sx_segment *seg = h->segments; seg; seg = seg->next) {
-        if (seg->source != SX_SRC_BRK || !sx_brk_is_top(seg)) continue;
-        sx_page *s = &seg->slices[SX_SLICES - 1];
-        s = sx_slice_first(s);
-        if (s->kind == SX_SPAN_FREE) sx_brk_trim(seg, (uintptr_t)s->start, pad);
+    for (uint64_t m = h->span_mask; m; m &= m - 1) {
+        unsigned n = (unsigned)__builtin_ctzll(m);
+        for (sx_page *s = h->spans[n]; s; s = s->next) {
+            sx_segment *seg = sx_segment_of_desc(s);
+            if (sx_slice_index(s) + n != SX_SLICES || seg->source != SX_SRC_BRK || !sx_brk_is_top(seg))
+                continue;
+            sx_brk_trim(seg, (uintptr_t)s->start, pad);
+            return; /* one segment is the top */
+        }
     }
 }
 

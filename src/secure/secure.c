@@ -80,7 +80,14 @@ static uintptr_t tail_value(const void *p, uintptr_t t) {
         return BROKEN;
     return ((t >> 8) ^ canary(p)) & VALUE_MASK;
 }
+/* A block's tail: the last word of the block. Another thread reads it while this one may write it
+ * (check_before reads the tail of the block before the one being freed, which may be another
+ * thread's block being handed out or freed at that moment; every state it can be in is a whole
+ * word it accepts), so it is read and written as a relaxed atomic: the same loads and stores on
+ * x86 and arm64, and no data race under C11. */
 static uintptr_t *tail_of(void *p, size_t bsize) { return (uintptr_t *)((uint8_t *)p + bsize - 8); }
+static uintptr_t tail_load(void *p, size_t bsize) { return __atomic_load_n(tail_of(p, bsize), __ATOMIC_RELAXED); }
+static void tail_store(void *p, size_t bsize, uintptr_t v) { __atomic_store_n(tail_of(p, bsize), v, __ATOMIC_RELAXED); }
 
 static uint64_t load8(const uint8_t *p) {
     uint64_t x;
@@ -328,7 +335,7 @@ static sx_block *fresh(uint8_t *first, uint32_t n, size_t bsize, bool skip_first
     for (uint32_t i = 0; i < n; i++) {
         uint8_t *b = first + (size_t)i * bsize;
         memset(b, 0, bsize - 8);
-        *tail_of(b, bsize) = freed_word;
+        tail_store(b, bsize, freed_word);
     }
     if (skip_first) first += bsize, n--;
     for (uint32_t i = 0; i < n; i++) order[i] = (uint16_t)i;
@@ -347,9 +354,9 @@ static sx_block *fresh(uint8_t *first, uint32_t n, size_t bsize, bool skip_first
  * words zero: a write after free since the quarantine let it go is caught here); then the tail
  * takes the size, the slack the pattern, and the link and key go (no address leaks). */
 static inline void *hand_out(uint8_t *p, size_t bsize, size_t size, bool zero) {
-    uintptr_t *tail = tail_of(p, bsize);
+    uintptr_t tail = tail_load(p, bsize);
     /* (a 16-byte block's tail is its free key, which the pop has just cleared) */
-    if (sx_unlikely(*tail != freed_word) && !(bsize == 16 && *tail == 0))
+    if (sx_unlikely(tail != freed_word) && !(bsize == 16 && tail == 0))
         sx_fatal("malloc(): write after free at the end of the %zu-byte block at %p", bsize - 8, (void *)p);
     uint64_t any = 0; /* six loads inline: check_zero's general loop costs 7% more on malloc-simple */
     if (bsize >= 80)
@@ -360,7 +367,7 @@ static inline void *hand_out(uint8_t *p, size_t bsize, size_t size, bool zero) {
     store8(p, 0), store8(p + 8, 0); /* the link and the key (of a 16-byte block: the tail) */
     if (zero) memset(p, 0, size);
     fill_slack(p, size, bsize - 8);
-    *tail = tail_word(p, size);
+    tail_store(p, bsize, tail_word(p, size));
     return p;
 }
 
@@ -388,7 +395,7 @@ void *sx_secure_alloc(size_t size, size_t align, bool zero) {
     sx_page *pg = sx_page_of(seg, p);
     if (pg->kind == SX_SPAN_PAGE) return hand_out(p, pg->block_size, size, zero);
     size_t bsize = pg->kind == SX_SPAN_HUGE ? sx_huge_usable(seg, p) : pg->block_size;
-    *tail_of(p, bsize) = tail_word(p, size);
+    tail_store(p, bsize, tail_word(p, size));
     fill_slack(p, size, bsize - 8);
     /* a fresh huge mapping is zero already */
     bool fresh = pg->kind == SX_SPAN_HUGE && !seg->cached;
@@ -411,7 +418,7 @@ sx_cold _Noreturn static void bad_slack(void *p, size_t v, size_t bsize, const c
 /* The block's requested size, from its tail; aborts if the tail or the pattern after the request
  * is broken. */
 static inline size_t checked_size(void *p, size_t bsize, const char *fn) {
-    uintptr_t v = tail_value(p, *tail_of(p, bsize));
+    uintptr_t v = tail_value(p, tail_load(p, bsize));
     if (sx_unlikely(v > bsize - 8)) bad_tail(p, v, fn); /* freed, or overwritten */
     const uint8_t *b = p;
     /* a linear overflow breaks the bytes right after the request first: the pattern is checked
@@ -434,7 +441,7 @@ sx_cold _Noreturn static void wrong_size(void *p, const char *fn, size_t size, s
 static inline void check_before(void *p, const sx_page *pg, size_t bsize, const char *fn) {
     if ((uint8_t *)p == pg->start) return;
     uint8_t *q = (uint8_t *)p - bsize;
-    uintptr_t raw = *tail_of(q, bsize), v = tail_value(q, raw);
+    uintptr_t raw = tail_load(q, bsize), v = tail_value(q, raw);
     if (sx_likely(v <= bsize - 8 || v == FREED)) return;
     if ((bsize == 16 && raw == (sx_secret ^ (uintptr_t)q)) || raw == 0) /* 16 bytes: tail is the key */
         return;
@@ -467,7 +474,7 @@ static void release(uint8_t *q, const char *when) {
     sx_segment *seg = sx_segment_of(q);
     sx_page *pg = sx_page_of(seg, q);
     size_t bs = pg->block_size;
-    if (*tail_of(q, bs) != freed_word)
+    if (tail_load(q, bs) != freed_word)
         sx_fatal("%s: write after free at the end of the %zu-byte block at %p", when, bs - 8, (void *)q);
     check_zero(q, 0, bs - 8, bs, when);
     ((sx_block *)q)->key = sx_secret ^ (uintptr_t)q;
@@ -477,7 +484,7 @@ static void release(uint8_t *q, const char *when) {
 /* A block of a page, checked: zeroed, marked freed, and into the heap's quarantine, which lets
  * one at random go when it is full. */
 static void quarantine(uint8_t *p, size_t bsize) {
-    *tail_of(p, bsize) = freed_word;
+    tail_store(p, bsize, freed_word);
     memset(p, 0, bsize - 8);
     sx_heap *h = sx_tls_heap;
     if (h == &sx_heap_empty) { /* an exiting thread: no quarantine */
@@ -521,7 +528,7 @@ void sx_secure_free(void *p, const char *fn, size_t size, bool sized) {
     if (sized && size != had) wrong_size(p, fn, size, had);
     if (pg->kind == SX_SPAN_HUGE) check_before_huge(p, fn);
     else memset(p, 0, bsize - 8); /* a large block (huge ones are zeroed when held) */
-    *tail_of(p, bsize) = freed_word;
+    tail_store(p, bsize, freed_word);
     sx_free_core(p);
 }
 
@@ -543,7 +550,7 @@ void *sx_secure_realloc(void *p, size_t size, const char *fn) {
     if (size <= bsize - 8 && (pg->kind != SX_SPAN_PAGE || size >= (bsize - 8) / 2)) {
         /* in place: the canary moves with the end of the request */
         if (size < had) fill_slack(p, size, bsize - 8);
-        *tail_of(p, bsize) = tail_word(p, size);
+        tail_store(p, bsize, tail_word(p, size));
         return p;
     }
     void *q = sx_secure_alloc(size, 0, false); /* moves: the old block goes to quarantine */
@@ -573,7 +580,7 @@ static void page_extend(sx_page *pg, uint8_t *first, uint32_t n) {
     sx_block *head = fresh(first, n, pg->block_size, skip, &tail);
     sx_block_link(tail, pg->free);
     pg->free = head;
-    __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELEASE);
+    __atomic_store_n(&pg->capacity, (uint16_t)(pg->capacity + n), __ATOMIC_RELAXED); /* see types.h */
 }
 
 /* What secure mode asks of the layers below, through their hooks. */

@@ -6,4 +6,4 @@
 #include "support.h"
 
 static sx_counters boot_counts;
-sx_counters *sx_count = &boot_counts;
+_Atomic(sx_counters *) sx_count_at = &boot_counts;

@@ -135,8 +135,15 @@ static inline bool sx_under_pressure(void) {
 }
 
 /* ---- counters.c: the process's counters ---- */
-/* Private memory until the shared statistics file exists, then the file's (heap/share.c). */
-extern sx_counters *sx_count;
+/* Private memory until the shared statistics file exists, then the file's (heap/share.c), which
+ * publishes it with release once it is mapped and holds the counts so far. Any thread may count
+ * (a thread without a heap too), so sx_count loads it with acquire: a plain load on x86, ldar on
+ * arm64, on the slow paths that count (system calls, heaps made, frees of exiting threads). */
+extern _Atomic(sx_counters *) sx_count_at;
+static inline sx_counters *sx_counters_now(void) {
+    return atomic_load_explicit(&sx_count_at, memory_order_acquire);
+}
+#define sx_count (sx_counters_now())
 
 /* ---- secret.c: random per process ---- */
 extern uintptr_t sx_secret;   /* free keys (secret ^ address: the double-free check) */
