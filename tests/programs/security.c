@@ -80,10 +80,13 @@ static void expect_mode(const char *mode, sec_env env) {
            missed);
 }
 
+/* Without the heap profile: a block it samples is served by the profile heap, in a segment of its
+ * own, where a 1 MiB overflow of a medium block stays inside mapped memory (about 1 run in 40),
+ * while the expectations here are about where strata places blocks it does not sample. */
 static void default_mode_catches(void) {
     char lib[4200];
     snprintf(lib, sizeof lib, "%s/lib/libstrata.so", root);
-    expect_mode("default", (sec_env){lib, NULL});
+    expect_mode("default", (sec_env){lib, "profile_rate=0"});
 }
 
 static void secure_mode_catches(void) {
