@@ -86,7 +86,7 @@ static void expect_mode(const char *mode, sec_env env) {
 static void default_mode_catches(void) {
     char lib[4200];
     snprintf(lib, sizeof lib, "%s/lib/libstrata.so", root);
-    expect_mode("default", (sec_env){lib, "profile_rate=0"});
+    expect_mode("default", (sec_env){lib, "profile_rate=0", NULL});
 }
 
 static void secure_mode_catches(void) {
@@ -116,12 +116,12 @@ static void expectations_name_cases(void) {
 static void verdicts_tell_caught_from_missed(void) {
     const sec_category *df = sec_find("double free"), *zero = sec_find("zero-size access");
     CHECK(df && zero);
-    sec_outcome o = sec_run(bindir, df, "immediate", "small", (sec_env){NULL, NULL}, 20);
+    sec_outcome o = sec_run(bindir, df, "immediate", "small", (sec_env){NULL, NULL, NULL}, 20);
     CHECKF(o.verdict == SEC_CAUGHT, "glibc double free: %s %s", sec_verdict_names[o.verdict], o.how);
-    o = sec_run(bindir, zero, "read", "malloc", (sec_env){NULL, NULL}, 20);
+    o = sec_run(bindir, zero, "read", "malloc", (sec_env){NULL, NULL, NULL}, 20);
     CHECKF(o.verdict == SEC_MISSED && strstr(o.how, "NOT CAUGHT"), "glibc malloc(0) read: %s %s",
            sec_verdict_names[o.verdict], o.how);
-    o = sec_run("/nonexistent", df, "immediate", "small", (sec_env){NULL, NULL}, 20);
+    o = sec_run("/nonexistent", df, "immediate", "small", (sec_env){NULL, NULL, NULL}, 20);
     CHECK(o.verdict == SEC_BROKEN);
 }
 

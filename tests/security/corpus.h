@@ -10,6 +10,10 @@
  *            or any other non-zero exit without the marker (an allocator that exits on an error)
  *   missed   printed "NOT CAUGHT: ..." (the misuse went unnoticed), or exited 0 without it; in
  *            categories where nothing was misused (reuse, impossible request) also any crash
+ *   reported the allocator printed an error of its own about the misuse (a line of
+ *            sec_report_prefixes on stderr) and went on, and the program then printed "NOT
+ *            CAUGHT": not caught (the process did not stop; mimalloc's secure build drops a
+ *            double free it detects and goes on), counted apart so that the table can say so
  *   hung     still running after the time limit (counts as not caught)
  *   broken   the case could not be set up ("SETUP: ..." and exit 2, or it could not be started)
  */
@@ -62,27 +66,41 @@ static const sec_category sec_categories[] = {
 };
 enum { SEC_NCATEGORIES = sizeof sec_categories / sizeof sec_categories[0] };
 
-typedef enum { SEC_CAUGHT, SEC_MISSED, SEC_HUNG, SEC_BROKEN } sec_verdict;
-static const char *const sec_verdict_names[] = {"caught", "missed", "hung", "broken"};
+typedef enum { SEC_CAUGHT, SEC_MISSED, SEC_HUNG, SEC_BROKEN, SEC_REPORTED } sec_verdict;
+static const char *const sec_verdict_names[] = {"caught", "missed", "hung", "broken", "reported"};
+
+/* How the allocators under test begin an error message on stderr (the case programs write
+ * nothing there). Only one that goes on after its message makes a difference: the others abort,
+ * which is caught whatever they print. strata and glibc's own messages are not listed: both
+ * abort after them. */
+static const char *const sec_report_prefixes[] = {
+    "mimalloc: error:",      /* mimalloc (with MIMALLOC_SHOW_ERRORS=1; it goes on after most) */
+    "fatal allocator error", /* hardened_malloc (aborts) */
+    "Scudo ERROR",           /* scudo, either one (aborts, or the older one exits 1) */
+    "<jemalloc>:",           /* jemalloc */
+    NULL,
+};
 
 typedef struct {
     sec_verdict verdict;
     char how[200]; /* "SIGABRT: first line of stderr", "NOT CAUGHT: ...", ... */
 } sec_outcome;
 
-/* The environment of a column: LD_PRELOAD (NULL: none) and STRATA_OPTIONS (NULL: unset). */
+/* The environment of a column: LD_PRELOAD (NULL: none), STRATA_OPTIONS (NULL: unset) and one more
+ * variable as "NAME=VALUE" (NULL: none). */
 typedef struct {
     const char *preload;
     const char *options;
+    const char *extra;
 } sec_env;
 
 /* strata's secure mode: lib/libstrata-secure.so where it has been built, else secure=1 on
  * lib/libstrata.so. root: the repository (absolute); buf holds the library path. */
 __attribute__((unused)) static sec_env sec_secure_env(const char *root, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/lib/libstrata-secure.so", root);
-    if (access(buf, R_OK) == 0) return (sec_env){buf, NULL};
+    if (access(buf, R_OK) == 0) return (sec_env){buf, NULL, NULL};
     snprintf(buf, cap, "%s/lib/libstrata.so", root);
-    return (sec_env){buf, "secure=1"};
+    return (sec_env){buf, "secure=1", NULL};
 }
 
 static const char *sec_signal_name(int sig) {
@@ -101,6 +119,30 @@ static const char *sec_signal_name(int sig) {
 static void sec_first_line(char *dst, size_t cap, const char *prefix, const char *text) {
     size_t len = strcspn(text, "\n");
     snprintf(dst, cap, "%s%.*s", prefix, (int)(len > 150 ? 150 : len), text);
+}
+
+/* The first line of err that begins with one of sec_report_prefixes, or NULL. */
+static const char *sec_report_line(const char *err) {
+    for (const char *line = err; *line; line += strcspn(line, "\n"), line += *line == '\n')
+        for (const char *const *p = sec_report_prefixes; *p; p++)
+            if (!strncmp(line, *p, strlen(*p))) return line;
+    return NULL;
+}
+
+/* Unsets every variable of the environment whose name begins with prefix. */
+static void sec_unset_prefixed(const char *prefix) {
+    extern char **environ;
+    for (bool again = true; again;) {
+        again = false;
+        for (char **e = environ; e && *e; e++) {
+            if (strncmp(*e, prefix, strlen(prefix)) != 0) continue;
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)strcspn(*e, "="), *e);
+            unsetenv(name);
+            again = true;
+            break;
+        }
+    }
 }
 
 static void sec_collect(int ofd, int efd, char *out, size_t ocap, char *err, size_t ecap) {
@@ -166,10 +208,16 @@ __attribute__((unused)) static sec_outcome sec_run(const char *bindir, const sec
         /* nothing of the caller's allocator settings leaks into the column */
         static const char *const drop[] = {"LD_PRELOAD", "STRATA_OPTIONS", "MALLOC_CHECK_",
                                            "MALLOC_PERTURB_", "GLIBC_TUNABLES", "MALLOC_CONF",
-                                           "MIMALLOC_OPTIONS", NULL};
+                                           "SCUDO_OPTIONS", NULL};
         for (const char *const *d = drop; *d; d++) unsetenv(*d);
+        sec_unset_prefixed("MIMALLOC_");
         if (env.preload) setenv("LD_PRELOAD", env.preload, 1);
         if (env.options) setenv("STRATA_OPTIONS", env.options, 1);
+        if (env.extra) {
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)strcspn(env.extra, "="), env.extra);
+            if (strchr(env.extra, '=')) setenv(name, strchr(env.extra, '=') + 1, 1);
+        }
         signal(SIGALRM, SIG_DFL);
         alarm(timeout); /* survives exec: a case that hangs dies of SIGALRM */
         execl(prog, prog, variant, size, (char *)NULL);
@@ -203,8 +251,10 @@ __attribute__((unused)) static sec_outcome sec_run(const char *bindir, const sec
     }
     int code = WEXITSTATUS(st);
     if (marker) {
-        r.verdict = SEC_MISSED;
-        sec_first_line(r.how, sizeof r.how, "", marker);
+        const char *report = c->signal_catches ? sec_report_line(err) : NULL;
+        r.verdict = report ? SEC_REPORTED : SEC_MISSED;
+        if (report) sec_first_line(r.how, sizeof r.how, "went on after: ", report);
+        else sec_first_line(r.how, sizeof r.how, "", marker);
     } else if (code == 2 && setup) {
         r.verdict = SEC_BROKEN;
         sec_first_line(r.how, sizeof r.how, "", setup);
