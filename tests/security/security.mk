@@ -12,7 +12,7 @@
 #                         libclang_rt.scudo_standalone-x86_64.so under /usr/lib/llvm-*/lib/clang/*/lib/linux
 #                         or /usr/lib/clang/*/lib/linux, else the older libclang_rt.scudo-x86_64.so
 #                         there; the column is scudo-standalone or scudo after the one used
-# PEERS_DIR is /work/shared/peers (its README.md says how they were built). Any of
+# PEERS_DIR is ../shared/peers beside the project (its README.md says how they were built). Any of
 # them can be set on the command line, e.g. make test-security SEC_SCUDO=/path/to/libscudo.so;
 # an empty one skips its column.
 #
@@ -25,7 +25,7 @@ SEC_CFLAGS   := -std=gnu11 -g -O0 -fno-builtin -U_FORTIFY_SOURCE -fno-stack-prot
 SEC_CXXFLAGS := -std=gnu++17 -g -O0 -fno-builtin -U_FORTIFY_SOURCE -fno-stack-protector -Wall -Wextra \
                 -Wno-mismatched-new-delete
 
-PEERS_DIR           ?= /work/shared/peers
+PEERS_DIR           ?= $(abspath $(CURDIR)/../shared/peers)
 SEC_HARDENED_MALLOC ?= $(PEERS_DIR)/libhardened_malloc.so
 SEC_MIMALLOC_SECURE ?= $(PEERS_DIR)/libmimalloc3-secure.so
 SEC_SCUDO_DIRS      := /usr/lib/llvm-*/lib/clang/*/lib/linux /usr/lib/clang/*/lib/linux
