@@ -32,7 +32,7 @@ static inline size_t sx_align_up(size_t n, size_t a) { return (n + a - 1) & ~(a 
 static inline uintptr_t sx_align_down(uintptr_t n, size_t a) { return n & ~(uintptr_t)(a - 1); }
 static inline bool sx_is_pow2(size_t n) { return n != 0 && (n & (n - 1)) == 0; }
 
-/* Inside a spin loop: tell the core (x86 pause, arm64 yield) */
+/* Inside a spin loop: tell the core (x86 pause, arm64 yield). */
 static inline void sx_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();

@@ -32,16 +32,14 @@ void sx_os_init(void) {
     const char *test = getauxval(AT_SECURE) ? NULL : sx_env_get("STRATA_TEST_PAGE_SIZE");
     if (!test) return;
     size_t want = 0;
-    for (; *test >= '0' && *test <= '9' && want <= SX_SLICE_SIZE; test++) want = want * 10 + (size_t)(*test - '0');
-    if (!*test && want >= sx_os_kernel_page && want <= SX_SLICE_SIZE && sx_is_pow2(want)) sx_os_page = want;
-    else sx_message("bad value for STRATA_TEST_PAGE_SIZE (a power of two from %zu to %zu; keeping %zu)",
-                    sx_os_kernel_page, SX_SLICE_SIZE, sx_os_page);
+    for (; *test >= '0' && *test <= '9' && want <= SX_SLICE_SIZE; test++)
+        want = want * 10 + (size_t)(*test - '0');
+    if (!*test && want >= sx_os_kernel_page && want <= SX_SLICE_SIZE && sx_is_pow2(want))
+        sx_os_page = want;
+    else
+        sx_message("bad value for STRATA_TEST_PAGE_SIZE (a power of two from %zu to %zu; keeping %zu)",
+                   sx_os_kernel_page, SX_SLICE_SIZE, sx_os_page);
 }
-
-static void *map_raw(void *hint, size_t size, int prot);
-static void *map_page_aligned(size_t size, int prot);
-
-void *sx_os_map(size_t size) { return map_page_aligned(size, PROT_READ | PROT_WRITE); }
 
 /* munmap can fail: unmapping part of a mapping splits it in two, which needs a mapping more than
  * vm.max_map_count may allow. Callers keep what they could not unmap (decommitted). */
@@ -87,6 +85,7 @@ static void *map_page_aligned(size_t size, int prot) {
     return q;
 }
 
+void *sx_os_map(size_t size) { return map_page_aligned(size, PROT_READ | PROT_WRITE); }
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
