@@ -23,9 +23,9 @@ sx_noinline void *sx_malloc_slow(size_t size) {
     if (sx_unlikely(sx_load_relaxed(&sx_limit_due))) sx_limit_check();
     void *s = sx_sample_take(h, size, 0, false);
     if (sx_unlikely(s != NULL)) return s;
-    if (sx_likely(size <= SX_MEDIUM_MAX &&
+    if (sx_likely(size <= SX_MEDIUM_MAX - SX_PAD &&
                   size < atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed))) {
-        unsigned bin = sx_bin_of(size);
+        unsigned bin = sx_bin_for(size);
         /* Above 1 KiB, no direct table: pop the class's current page here. Up to 1 KiB, the fast
          * path found the direct table's page empty, which sx_heap_alloc_bin sets right. */
         if (size > SX_DIRECT_MAX) {

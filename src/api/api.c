@@ -10,11 +10,7 @@
 #define SX_MEMALIGN(out, align, size) sx_memalign(out, align, size)
 #define SX_USABLE(p) sx_usable_size(p)
 
-/* C23's free_sized: secure mode knows the size asked for, and it must match. */
-static inline void sx_free_sized(void *p, size_t size) {
-    if (sx_unlikely(sx_secure_on)) sx_secure_free(p, "free_sized", size, true);
-    else sx_free_inline(p);
-}
-#define SX_FREE_SIZED(p, size) sx_free_sized(p, size)
+/* C23's free_sized: the size must be one that gets the block (secure mode: the size asked for). */
+#define SX_FREE_SIZED(p, size) sx_free_sized_inline(p, size, "free_sized")
 
 #include "entry.h"

@@ -83,13 +83,31 @@ static inline __attribute__((always_inline)) void sx_free_inline(void *p) {
     sx_free_core(p);
 }
 
+/* A free that is given the size asked for (free_sized, C++'s sized delete). The size is checked
+ * against the block's class: a cheap test first, the exact one (core/misuse.c) only when the
+ * size is not between half the block and all of it. */
+static inline __attribute__((always_inline)) void sx_free_sized_inline(void *p, size_t size, const char *fn) {
+    if (sx_unlikely(sx_secure_on)) {
+        sx_secure_free(p, fn, size, true);
+        return;
+    }
+#if STRATA_HARDEN
+    sx_segment *seg = sx_segment_of(p);
+    if (sx_likely(sx_segmap_contains(seg))) {
+        size_t bs = sx_page_of(seg, p)->block_size; /* 0 for huge blocks: always the exact test */
+        if (sx_unlikely(size > bs || size * 2 < bs)) sx_size_check(p, size, fn);
+    }
+#endif
+    sx_free_core(p);
+}
+
 /* realloc that stays within its block's size class: the common case of a growing string. */
 static inline void *sx_realloc_inline(void *p, size_t size, const char *fn) {
     if (sx_likely(p != NULL && size != 0 && !sx_secure_on)) {
         sx_segment *seg = sx_segment_of(p);
         if (sx_likely(sx_segmap_contains(seg))) {
             sx_page *pg = sx_page_of(seg, p);
-            size_t bs = pg->block_size;
+            size_t bs = sx_page_usable(pg);
             if (sx_likely(pg->kind == SX_SPAN_PAGE && size <= bs && size >= bs / 2 &&
                           sx_block_valid(pg, p) &&
                           ((sx_block *)p)->key != (sx_secret ^ (uintptr_t)p)))

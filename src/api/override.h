@@ -135,14 +135,13 @@ static void cxx_delete(void *ptr) { SX_FREE(ptr); }
 static void cxx_delete_nothrow(void *ptr, const void *nt) { SX_FREE(ptr); }
 static void cxx_delete_aligned(void *ptr, size_t align) { SX_FREE(ptr); }
 static void cxx_delete_aligned_nothrow(void *ptr, size_t align, const void *nt) { SX_FREE(ptr); }
-static void cxx_delete_sized(void *ptr, size_t size) {
-    if (sx_unlikely(sx_secure_on)) {
-        sx_secure_free(ptr, "operator delete", size, true);
-        return;
-    }
-    SX_FREE(ptr);
+static void cxx_delete_sized(void *ptr, size_t size) { sx_free_sized_inline(ptr, size, "operator delete"); }
+/* An aligned block may have a class past its size's (core/alloc.c's aligned_bin): only secure
+ * mode, which knows the size asked for, checks it. */
+static void cxx_delete_sized_aligned(void *ptr, size_t size, size_t align) {
+    if (sx_unlikely(sx_secure_on)) sx_secure_free(ptr, "operator delete", size, true);
+    else SX_FREE(ptr);
 }
-static void cxx_delete_sized_aligned(void *ptr, size_t size, size_t align) { cxx_delete_sized(ptr, size); }
 
 SX_ALIAS(_Znwm, cxx_new)
 SX_ALIAS(_Znam, cxx_new_array)

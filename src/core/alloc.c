@@ -16,12 +16,12 @@
 #include "core.h"
 
 /* A class whose blocks are all aligned to `align` (<= 64 KiB) and at least `size` long. */
-static int aligned_bin(size_t size, size_t align) {
+int sx_aligned_bin(size_t size, size_t align) {
     size_t c = sx_align_up(size > align ? size : align, align);
     while (c <= SX_MEDIUM_MAX) {
         unsigned bin = sx_bin_of(c);
         size_t cs = sx_bin_size(bin);
-        if ((cs & (align - 1)) == 0) return (int)bin;
+        if ((cs & (align - 1)) == 0 && cs - sx_bin_pad(bin) >= size) return (int)bin;
         c = sx_align_up(cs + 1, align);
     }
     return -1;
@@ -36,12 +36,12 @@ void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero) {
     size_t threshold = atomic_load_explicit(&sx_mmap_threshold, memory_order_relaxed);
     void *p = NULL;
     if (size < threshold) {
-        if (align <= 16 && size <= SX_MEDIUM_MAX) {
+        if (align <= 16 && size <= SX_MEDIUM_MAX - SX_PAD) {
             p = sx_heap_alloc_small(h, size);
             goto done;
         }
         if (align > 16 && align <= SX_SLICE_SIZE) {
-            int bin = aligned_bin(size, align);
+            int bin = sx_aligned_bin(size, align);
             if (bin >= 0) {
                 p = sx_heap_alloc_bin(h, (unsigned)bin);
                 goto done;
@@ -151,7 +151,7 @@ sx_page *sx_block_checked(void *p, const char *fn, sx_segment **segp) {
 
 size_t sx_block_size(sx_segment *seg, sx_page *pg, const void *p) {
     if (pg->kind == SX_SPAN_HUGE) return sx_huge_usable(seg, p);
-    return pg->block_size;
+    return sx_page_usable(pg);
 }
 
 size_t sx_block_usable(void *p, const char *fn, sx_page **pgp) {

@@ -15,6 +15,7 @@
 
 /* ---- alloc.c ---- */
 void *sx_heap_alloc(sx_heap *h, size_t size, size_t align, bool zero);
+int sx_aligned_bin(size_t size, size_t align); /* the class of an aligned request; -1: none */
 /* A block of any size from the calling thread's heap (one of an orphan heap if it is exiting),
  * and once more after sx_reclaim if the kernel refuses memory; NULL with ENOMEM. */
 void *sx_core_alloc(size_t size, size_t align, bool zero);
@@ -41,6 +42,12 @@ bool sx_is_foreign(const sx_segment *seg, const sx_page *pg, const void *p);
 _Noreturn void sx_free_invalid(void *p, const char *fn, sx_segment *seg, sx_page *pg);
 void sx_free_bad(void *p, sx_segment *seg, sx_page *pg); /* free() of a pointer that is no block */
 _Noreturn void sx_double_free(void *p, const char *fn);
+/* A size given back with block p (C++'s sized delete, free_sized) that no request of that size
+ * could have got: the wrong type, or a new[] given to delete. Aborts then. */
+void sx_size_check(void *p, size_t size, const char *fn);
+/* The rest of free for a block of a padded class (or a large block: pg->bin >= SX_PAD_BIN): its
+ * canary must be whole (heap.h). */
+void sx_free_padded(sx_segment *seg, sx_page *pg, sx_block *b);
 void sx_free_foreign(void *p, const char *fn);
 void *sx_foreign_realloc(void *p, size_t size);
 size_t sx_foreign_usable_size(void *p);
@@ -75,6 +82,10 @@ static inline __attribute__((always_inline)) void sx_free_core(void *p) {
     uintptr_t key = sx_secret ^ (uintptr_t)p;
     if (sx_unlikely(b->key == key)) sx_double_free(p, "free");
     b->key = key;
+    if (sx_unlikely(pg->bin >= SX_PAD_BIN)) { /* a tail call: free stays a leaf */
+        sx_free_padded(seg, pg, b);
+        return;
+    }
 #endif
     sx_free_block(seg, pg, b);
 }

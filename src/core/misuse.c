@@ -58,6 +58,56 @@ _Noreturn void sx_double_free(void *p, const char *fn) {
     sx_fatal("%s(): double free of %p detected", fn, p);
 }
 
+/* Could a request of `size` bytes have got a block of class bin: unaligned, or aligned to a
+ * power of two that the class's size is a multiple of? (A sized free of an aligned block is
+ * allowed here: C++ classes with an aligned operator new of their own reach the global sized
+ * delete.) */
+static bool class_fits(size_t size, unsigned bin) {
+    if (sx_bin_for(size) == bin) return true;
+    size_t cs = sx_bin_size(bin);
+    for (size_t a = 32; a <= SX_SLICE_SIZE && cs % a == 0; a *= 2)
+        if (sx_aligned_bin(size, a) == (int)bin) return true;
+    return false;
+}
+
+sx_noinline void sx_size_check(void *p, size_t size, const char *fn) {
+    sx_segment *seg = sx_segment_of(p);
+    if (!sx_segmap_contains(seg)) return;
+    sx_page *pg = sx_page_of(seg, p);
+    /* a pointer that is no live block: free says what it is */
+    if (!sx_block_valid(pg, p) || ((sx_block *)p)->key == (sx_secret ^ (uintptr_t)p)) return;
+    size_t usable = sx_block_size(seg, pg, p), low;
+    bool bad;
+    switch (pg->kind) {
+    case SX_SPAN_PAGE: /* its class, or one realloc stayed in: at least half of it */
+        bad = size > usable || (size < usable / 2 && !class_fits(size, pg->bin));
+        break;
+    case SX_SPAN_LARGE: /* aligned requests of any size get one too */
+        bad = size > usable;
+        break;
+    case SX_SPAN_HUGE: /* unaligned (bin: log2 of 16): at the mmap threshold of its time, or
+                        * past the classes */
+        low = atomic_load_explicit(&sx_mmap_threshold_low, memory_order_relaxed);
+        bad = size > usable ||
+              (pg->bin <= 4 && size < (low < SX_MEDIUM_MAX - SX_PAD ? low : SX_MEDIUM_MAX - SX_PAD));
+        break;
+    default:
+        return;
+    }
+    if (bad)
+        sx_fatal("%s(): size %zu given for the %zu-byte block at %p, which no request of that size gets "
+                 "(delete of a new[] array, or of another type)", fn, size, usable, p);
+}
+
+/* Secure mode keeps its own canaries in the pad (secure/secure.c), and large blocks have none. */
+sx_noinline void sx_free_padded(sx_segment *seg, sx_page *pg, sx_block *b) {
+    if (pg->kind == SX_SPAN_PAGE && !sx_opt.secure && !sx_pad_intact(pg, b))
+        sx_fatal("free(): heap overflow at the %zu-byte block %p: the bytes past its end were "
+                 "overwritten (or, if it is freed first, an underflow of the block after it at %p)",
+                 sx_page_usable(pg), (void *)b, (void *)((uint8_t *)b + pg->block_size));
+    sx_free_block(seg, pg, b);
+}
+
 /* Is sym in this library (a definition of strata's own, which would call back here)? */
 static bool ours(void *sym) {
     Dl_info at, self;

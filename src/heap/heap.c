@@ -264,7 +264,15 @@ static inline void refill_count(sx_heap *h, const sx_page *pg) {
     }
 }
 
+static void *alloc_bin(sx_heap *h, unsigned bin);
+
 void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
+    void *b = alloc_bin(h, bin);
+    if (b) sx_pad_arm(b, bin);
+    return b;
+}
+
+static void *alloc_bin(sx_heap *h, unsigned bin) {
     SX_ASSERT(h != &sx_heap_empty && atomic_load(&h->state) != SX_HEAP_ORPHAN);
     if (bin < SX_STASH_BINS && h->stash[bin].free) {
         if (sx_unlikely(sx_sampled_every)) h->sample_left--;
@@ -294,7 +302,7 @@ void *sx_heap_alloc_bin(sx_heap *h, unsigned bin) {
     return b;
 }
 
-void *sx_heap_alloc_small(sx_heap *h, size_t size) { return sx_heap_alloc_bin(h, sx_bin_of(size)); }
+void *sx_heap_alloc_small(sx_heap *h, size_t size) { return sx_heap_alloc_bin(h, sx_bin_for(size)); }
 
 void *sx_heap_alloc_large(sx_heap *h, size_t size, size_t align) {
     if (sx_unlikely(sx_load_relaxed(&h->trim_asked))) trim_asked(h);

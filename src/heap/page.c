@@ -25,6 +25,14 @@ sx_block *sx_block_next_far(const sx_page *pg, const sx_block *b, sx_block *next
              "overflow from the block before it)", (unsigned)pg->block_size, (const void *)b);
 }
 
+sx_noinline void sx_page_free_far(sx_heap *h, sx_page *pg, sx_block *b) {
+    sx_block *last = pg->local_free;
+    (void)sx_block_next_far(pg, last, sx_block_next(last));
+    sx_block_link(b, last);
+    pg->local_free = b;
+    if (sx_unlikely(--pg->used == 0)) sx_page_free_slow(h, pg);
+}
+
 void sx_page_set_block_size(sx_page *pg, size_t bsize) {
     unsigned s = (unsigned)__builtin_ctzl(bsize);
     uint32_t odd = (uint32_t)(bsize >> s), inv = odd; /* odd * odd == 1 mod 8: 3 bits right */

@@ -157,6 +157,7 @@ static bool stash_keep(sx_heap *me, const sx_page *pg, sx_block *b) {
 /* Everything but a block that continues the open run of its destination's slot. */
 static sx_noinline void free_remote_slow(sx_segment *seg, sx_page *pg, sx_block *b) {
     if (seg->kind == SX_SEG_HUGE) {
+        sx_huge_check_below(b, "free");
         if (sx_unlikely(seg->profiled)) {
             seg->profiled = 0;
             sx_profile_forget(b);

@@ -43,7 +43,11 @@ static void update_fast_limit(size_t threshold) {
         atomic_fetch_add_explicit(&sx_direct_epoch, 1, memory_order_release);
 }
 
+_Atomic size_t sx_mmap_threshold_low = SX_MMAP_THRESHOLD_DEFAULT;
+
 void sx_threshold_set_mmap(size_t v) {
+    size_t low = atomic_load(&sx_mmap_threshold_low);
+    while (v < low && !atomic_compare_exchange_weak(&sx_mmap_threshold_low, &low, v)) {}
     atomic_store(&sx_mmap_threshold, v);
     update_fast_limit(v);
 }
@@ -195,6 +199,19 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero) {
 
 size_t sx_huge_usable(sx_segment *seg, const void *p) {
     return (uintptr_t)seg + seg->size - guard_bytes() - (uintptr_t)p;
+}
+
+/* A block at the default offset lies right after its segment's last descriptor, which only ever
+ * holds its slice_back: 128 bytes that an underflow of 1 to 128 bytes rewrites. */
+void sx_huge_check_below(const void *p, const char *fn) {
+    const sx_page *last = &sx_segment_of(p)->slices[SX_SLICES];
+    if ((const uint8_t *)(last + 1) != (const uint8_t *)p) return;
+    sx_page want;
+    memset(&want, 0, sizeof want);
+    want.slice_back = last->slice_back;
+    if (memcmp(last, &want, sizeof want))
+        sx_fatal("%s(): heap underflow before the block at %p: the bytes before it were overwritten",
+                 fn, p);
 }
 
 void sx_huge_free(sx_segment *seg) {

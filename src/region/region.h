@@ -143,6 +143,7 @@ size_t sx_span_reclaim_other(struct sx_heap *h);
 
 /* ---- huge.c: blocks with a mapping of their own ---- */
 extern _Atomic size_t sx_mmap_threshold;
+extern _Atomic size_t sx_mmap_threshold_low; /* the lowest it has been: no huge block is smaller */
 extern _Atomic size_t sx_trim_threshold;
 extern _Atomic size_t sx_top_pad;
 extern _Atomic bool sx_threshold_fixed;
@@ -153,6 +154,9 @@ void sx_threshold_set_mmap(size_t v);
 void sx_thresholds_share(void); /* after any change: copy them into sx_count */
 void *sx_huge_alloc(size_t size, size_t align, bool zero);
 void sx_huge_free(sx_segment *seg);
+/* Aborts if the bytes right below huge block p (its segment's last, unused descriptor) were
+ * written: an underflow. fn names the call. */
+void sx_huge_check_below(const void *p, const char *fn);
 void *sx_huge_realloc(sx_segment *seg, void *p, size_t size);
 size_t sx_huge_usable(sx_segment *seg, const void *p);
 /* Was p a huge block that has been freed (and not since mapped by someone else)? */

@@ -450,16 +450,6 @@ static inline void check_before(void *p, const sx_page *pg, size_t bsize, const 
 }
 
 /* The slice descriptor just below a huge block holds nothing but its slice_back. */
-static void check_before_huge(void *p, const char *fn) {
-    const sx_page *last = &sx_segment_of(p)->slices[SX_SLICES];
-    sx_page want;
-    memset(&want, 0, sizeof want);
-    want.slice_back = last->slice_back;
-    if ((uint8_t *)(last + 1) == (uint8_t *)p && memcmp(last, &want, sizeof want))
-        sx_fatal("%s(): heap underflow before the block at %p: the bytes before it were overwritten",
-                 fn, p);
-}
-
 /* The page of p if p is a block of a page (the common case); NULL for anything else. */
 static inline sx_page *page_block(void *p) {
     sx_segment *seg = sx_segment_of(p);
@@ -526,7 +516,7 @@ void sx_secure_free(void *p, const char *fn, size_t size, bool sized) {
     }
     size_t had = checked_size(p, bsize, fn);
     if (sized && size != had) wrong_size(p, fn, size, had);
-    if (pg->kind == SX_SPAN_HUGE) check_before_huge(p, fn);
+    if (pg->kind == SX_SPAN_HUGE) sx_huge_check_below(p, fn);
     else memset(p, 0, bsize - 8); /* a large block (huge ones are zeroed when held) */
     tail_store(p, bsize, freed_word);
     sx_free_core(p);

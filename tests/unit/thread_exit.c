@@ -53,6 +53,16 @@ static void threads_that_never_allocate(void) {
 /* A thread that only frees gets a heap at its first free of another heap's block (its frees are
  * batched like anyone's, and sent when it exits); the owner takes them back on its next slow-path
  * allocation. */
+/* What block p adds to the bytes in use (its class's whole block, the pad past its usable bytes
+ * included): a second block of its size, measured while nothing else is pending. */
+static size_t footprint(void *p) {
+    size_t before = in_use_now();
+    void *q = malloc(malloc_usable_size(p));
+    size_t grown = in_use_now() - before;
+    free(q);
+    return grown;
+}
+
 static void thread_that_only_frees(void) {
     reset_failures();
     enum { N = 200, SIZE = 80 };
@@ -73,7 +83,7 @@ static void thread_that_only_frees(void) {
     /* a size this thread has never asked for: the slow path, which collects remote frees */
     void *fresh = malloc(23456);
     CHECK(fresh != NULL);
-    size_t after = in_use_now() - malloc_usable_size(fresh);
+    size_t after = in_use_now() - footprint(fresh);
     free(fresh);
     CHECKF(with >= after && with - after >= (size_t)N * SIZE,
            "in use went from %zu to %zu: the %d blocks freed by another thread were not taken "
@@ -108,7 +118,7 @@ static void exit_sends_pending_remote_frees(void) {
     size_t with = in_use_now();
     void *fresh = malloc(34567); /* slow path: collects what the exited thread sent */
     CHECK(fresh != NULL);
-    size_t after = in_use_now() - malloc_usable_size(fresh);
+    size_t after = in_use_now() - footprint(fresh);
     free(fresh);
     CHECKF(with >= after && with - after >= (size_t)N * SIZE,
            "in use went from %zu to %zu: the %d blocks an exiting thread freed were not sent",
