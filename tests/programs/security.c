@@ -36,6 +36,20 @@ static const struct {
     {"default", "immediate reuse/immediate/small"}, /* free list before local_free */
     {"default", "immediate reuse/immediate/large"},
     {"default", "exec from heap/ret/*"},
+    /* the pad of the classes above 1 KiB: its canary, checked at free */
+    {"default", "overflow/over-1-*/medium"},
+    {"default", "overflow/over-32-*/medium"},
+    {"default", "underflow/under-1-*/medium"},
+    {"default", "underflow/under-32-*/medium"},
+    /* the last descriptor below a huge block, checked at free */
+    {"default", "underflow/under-1-*/large"},
+    {"default", "underflow/under-32-*/large"},
+    /* the last block freed in a page has its link checked at the next free there */
+    {"default", "write after free/write/small"},
+    {"default", "write after free/write-reuse/small"},
+    /* sized delete: the size must be one that gets the block's class */
+    {"default", "delete mismatch/trivial/medium"},
+    {"default", "delete mismatch/trivial/large"},
     /* Caught today but not asserted, as the crash depends on what the wild write hit: the
      * 1 MiB underflows, the 32-byte overflows of the small block, double free/reused/medium. */
 

@@ -1,0 +1,179 @@
+/*
+ * overrun.c — what default mode sees around blocks without a header beside each: the canary in
+ * the pad of the classes above 1 KiB (an overflow past a block, an underflow of the block after
+ * it), the bytes below a huge block, the link of the block freed last in a page (a write after
+ * free), and the size a sized free gives. Each misuse aborts with one "strata: " line naming the
+ * block; the program's own bytes, up to malloc_usable_size, are never taken for one.
+ */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <stdint.h>
+
+#include "harness.h"
+#include "strata.h"
+
+void free_sized(void *ptr, size_t size); /* C23; glibc 2.36's headers do not declare it yet */
+
+/* fn(arg) in a child must abort saying `what`, and name arg unless named is false */
+static void expect_abort_in(void (*fn)(void *), void *arg, const char *what, bool named) {
+    th_result r = th_child(fn, arg);
+    char addr[64] = "";
+    if (named) snprintf(addr, sizeof addr, "%p", arg);
+    CHECKF(th_aborted_with(&r, what), "expected an abort saying '%s'; got exit %d signal %d: %s",
+           what, r.code, r.sig, r.err);
+    CHECKF(!named || strstr(r.err, addr), "message does not name %s: %s", addr, r.err);
+}
+static void expect_abort(void (*fn)(void *), void *arg, const char *what) { expect_abort_in(fn, arg, what, true); }
+
+static const size_t padded_sizes[] = {1025, 1200, 2000, 4096, 5000, 8192, 20000, 65536, 100000};
+enum { NPADDED = sizeof padded_sizes / sizeof padded_sizes[0] };
+
+/* ---- the pad: overflows ---- */
+
+static void write_past_usable(void *p) {
+    char *c = p;
+    c[malloc_usable_size(p)] = 'A'; /* one byte */
+    free(p);
+}
+static void write_32_past_usable(void *p) {
+    char *c = p;
+    memset(c + malloc_usable_size(p), 'A', 32);
+    free(p);
+}
+static void overflow_by_one_byte(void) {
+    for (int i = 0; i < NPADDED; i++) {
+        void *p = malloc(padded_sizes[i]);
+        CHECK(p != NULL);
+        expect_abort(write_past_usable, p, "free(): heap overflow at the ");
+        if (th_failed) return;
+        free(p);
+    }
+}
+static void overflow_by_32_bytes(void) {
+    void *p = malloc(4096);
+    expect_abort(write_32_past_usable, p, "free(): heap overflow at the ");
+    free(p);
+}
+
+/* An underflow of a block writes the end of the block before it: the pad's canary, checked when
+ * that block is freed. Blocks of a fresh page come in address order. */
+static void write_before_next(void *p) {
+    char *a = p;
+    char *b = malloc(4096);
+    size_t stride = (size_t)(b - a);
+    if (stride < 4096 || stride > 4096 + 1024) _exit(3); /* not neighbours: nothing to test */
+    b[-1] = 'A';
+    free(b); /* b itself is whole */
+    free(a);
+}
+static void underflow_of_the_next_block(void) {
+    void *a = malloc(4096);
+    expect_abort(write_before_next, a, "free(): heap overflow at the ");
+    free(a);
+}
+
+/* Everything malloc_usable_size promises is the program's: no false alarm at free or realloc. */
+static void usable_bytes_are_the_programs(void) {
+    for (size_t n = 1; n <= 200000; n += n < 2048 ? 1 : 997) {
+        char *p = malloc(n);
+        CHECK(p != NULL);
+        size_t u = malloc_usable_size(p);
+        CHECKF(u >= n, "malloc(%zu): usable %zu", n, u);
+        memset(p, 0xff, u);
+        p = realloc(p, u); /* in place, or moved: either way intact */
+        CHECK(p != NULL);
+        memset(p, 0xee, malloc_usable_size(p));
+        free(p);
+    }
+    for (int i = 0; i < NPADDED; i++) { /* calloc and the aligned kinds too */
+        char *c = calloc(1, padded_sizes[i]), *m = NULL;
+        CHECK(c != NULL && posix_memalign((void **)&m, 64, padded_sizes[i]) == 0);
+        memset(c, 1, malloc_usable_size(c));
+        memset(m, 1, malloc_usable_size(m));
+        free(c);
+        free(m);
+    }
+}
+
+/* ---- below a huge block ---- */
+
+static void write_before_huge(void *p) {
+    ((char *)p)[-1] = 'A';
+    free(p);
+}
+static void write_32_before_huge(void *p) {
+    memset((char *)p - 32, 'A', 32);
+    free(p);
+}
+static void underflow_of_a_huge_block(void) {
+    void *p = malloc(1 << 20);
+    expect_abort(write_before_huge, p, "free(): heap underflow before the block at ");
+    expect_abort(write_32_before_huge, p, "free(): heap underflow before the block at ");
+    free(p);
+}
+
+/* ---- a write after free, seen at the next free in the page ---- */
+
+static void write_after_free_then_free(void *size) {
+    size_t n = (size_t)(uintptr_t)size;
+    char *a = malloc(n), *b = malloc(n), *c = malloc(n);
+    th_use(c);
+    free(a);
+    memset(a, 'A', 8); /* the stale pointer's first field */
+    free(b);
+    _exit(0);
+}
+static void write_after_free_is_seen_at_the_next_free(void) {
+    static const size_t sizes[] = {8, 64, 700, 4096};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        expect_abort_in(write_after_free_then_free, (void *)(uintptr_t)sizes[i], "free list corrupted at the", false);
+        if (th_failed) return;
+    }
+}
+
+/* ---- sized frees ---- */
+
+static void free_sized_wrong(void *p) { free_sized(p, 1); }
+static void free_sized_larger(void *p) { free_sized(p, 2 * malloc_usable_size(p) + 1); }
+static void sized_free_of_the_wrong_size(void) {
+    void *p = malloc(4096);
+    expect_abort(free_sized_wrong, p, "free_sized(): size 1 given for the ");
+    expect_abort(free_sized_larger, p, "free_sized(): size ");
+    free(p);
+    mallopt(M_MMAP_THRESHOLD, 128 << 10); /* freed huge blocks raised it: 1 MiB is huge again */
+    p = malloc(1 << 20);
+    expect_abort(free_sized_wrong, p, "free_sized(): size 1 given for the ");
+    free(p);
+    p = malloc(24);
+    expect_abort(free_sized_larger, p, "free_sized(): size ");
+    free(p);
+}
+static void sized_free_of_the_right_size(void) {
+    static const size_t sizes[] = {0, 1, 8, 16, 17, 100, 1024, 1025, 4096, 70000, 131072, 1 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char *p = malloc(sizes[i]);
+        CHECK(p != NULL);
+        free_sized(p, sizes[i]);
+    }
+    char *p = malloc(4000), *q = realloc(p, 2400); /* in place: the class of 4000 holds 2400 */
+    CHECK(q != NULL);
+    free_sized(q, 2400);
+    mallopt(M_MMAP_THRESHOLD, 4096); /* huge blocks for small sizes, once */
+    p = malloc(5000);
+    free_sized(p, 5000);
+    mallopt(M_MMAP_THRESHOLD, 128 << 10);
+    p = malloc(5000);
+    free_sized(p, 5000);
+}
+
+int main(void) {
+    RUN(overflow_by_one_byte);
+    RUN(overflow_by_32_bytes);
+    RUN(underflow_of_the_next_block);
+    RUN(usable_bytes_are_the_programs);
+    RUN(underflow_of_a_huge_block);
+    RUN(write_after_free_is_seen_at_the_next_free);
+    RUN(sized_free_of_the_wrong_size);
+    RUN(sized_free_of_the_right_size);
+    return 0;
+}
