@@ -6,10 +6,16 @@
 #   FUZZ_MINIMIZE=1   rebuild each corpus as the smallest set covering what corpus and new inputs do
 #   FUZZ_NICE=N       niceness of the fuzzers (default 10: a long CPU job)
 #   FUZZ_ARGS=...     more libFuzzer flags
+#   FUZZ_SECURE=1     fuzz strata in secure mode (STRATA_OPTIONS=secure=1 for the fuzzers)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 out=build/fuzz
+mode=default
+if [ -n "${FUZZ_SECURE:-}" ]; then
+  export STRATA_OPTIONS=secure=1 # read at strata's start in each fuzzer
+  mode=secure
+fi
 
 # clang and its libFuzzer runtime: install them if a tiny fuzz target does not link.
 has_libfuzzer() {
@@ -47,7 +53,7 @@ fuzz_one() {
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
   read -r user sys <<<"$cpu"
   {
-    echo "fuzz: $v: ${execs:-?} executions, ${speed:-?}/s, $(sed -n 's/.*\(cov: [0-9]*\) \(ft: [0-9]*\) \(corp: [^ ]*\).*/\1 \2 \3/p' <<<"$done_line"), CPU ${user}s user ${sys}s system"
+    echo "fuzz: $v ($mode mode): ${execs:-?} executions, ${speed:-?}/s, $(sed -n 's/.*\(cov: [0-9]*\) \(ft: [0-9]*\) \(corp: [^ ]*\).*/\1 \2 \3/p' <<<"$done_line"), CPU ${user}s user ${sys}s system"
     [ $rc -ne 0 ] && { echo "fuzz: $v FAILED (exit $rc): see $log and $out/crashes/"; grep -m3 -E 'strata|ERROR|SUMMARY' "$log"; }
   } >"$out/$v.summary"
   return $rc
@@ -56,7 +62,7 @@ fuzz_one() {
 status=0
 mkdir -p "$out/crashes" "$out/work/single" "$out/work/threads"
 if [ "$seconds" -gt 0 ]; then
-  echo "fuzz: single and threads side by side for ${seconds}s (logs in $out/single.log, $out/threads.log)"
+  echo "fuzz: single and threads side by side for ${seconds}s in $mode mode (logs in $out/single.log, $out/threads.log)"
   fuzz_one single & p1=$!
   fuzz_one threads & p2=$!
   wait $p1 || status=1
