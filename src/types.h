@@ -121,6 +121,8 @@ typedef struct sx_page {
     _Alignas(64) uint8_t *start; /* address of block 0 */
     uint32_t inv;            /* inverse of the odd part of block_size mod 2^32 (block-start test) */
     uint32_t block_size;     /* 0 for spans that hold no blocks */
+    uint32_t usable;         /* what a block holds for the program: block_size less the pad (the
+                                classes above 1 KiB, heap.h), 0 where block_size is */
     uint16_t capacity;       /* blocks made available so far (the page is extended lazily). The
                                 owner stores it and every free loads it (sx_block_valid), both
                                 relaxed atomics: a thread freeing a block got it, through the

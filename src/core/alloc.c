@@ -182,6 +182,6 @@ static bool large_resize(sx_heap *h, sx_segment *seg, sx_page *pg, size_t size) 
     } else if (n < pg->slice_count) {
         sx_span_shrink(h, pg, n);
     }
-    pg->block_size = (uint32_t)(base + pg->slice_count * SX_SLICE_SIZE - pg->start);
+    pg->block_size = pg->usable = (uint32_t)(base + pg->slice_count * SX_SLICE_SIZE - pg->start);
     return true;
 }

@@ -100,9 +100,7 @@ static inline bool sx_pad_intact(const sx_page *pg, const void *b) {
     return ((w[0] ^ c) | (w[1] ^ c)) == 0;
 }
 /* What a block of page pg (a page of blocks or a large block) holds for the program. */
-static inline size_t sx_page_usable(const sx_page *pg) {
-    return pg->block_size - (pg->kind == SX_SPAN_PAGE ? sx_bin_pad(pg->bin) : 0);
-}
+static inline size_t sx_page_usable(const sx_page *pg) { return pg->usable; }
 /* ---- meta.c: memory for thread heaps and their counters; never freed ---- */
 extern sx_lock_t sx_meta_lock;
 sx_heap *sx_meta_heap(void); /* a zeroed heap with its counters above it; NULL if none */

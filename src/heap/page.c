@@ -51,6 +51,7 @@ void sx_page_init(sx_heap *h, sx_page *pg, unsigned bin, size_t slices) {
     __atomic_store_n(&pg->capacity, 0, __ATOMIC_RELAXED);
     pg->start = sx_slice_addr(seg, sx_slice_index(pg));
     sx_page_set_block_size(pg, bsize);
+    pg->usable = (uint32_t)(bsize - sx_bin_pad(bin));
     pg->flags = 0;
     pg->trigger = 0;
     pg->kind = SX_SPAN_PAGE;

@@ -130,7 +130,7 @@ void sx_stash_init(sx_heap *h) {
         size_t bs = sx_bin_size(bin), cap = SX_STASH_BYTES / bs;
         f->kind = SX_SPAN_STASH;
         f->bin = (uint8_t)bin;
-        f->block_size = (uint32_t)bs;
+        f->block_size = f->usable = (uint32_t)bs;
         f->used = 0;
         f->reserved = (uint16_t)(cap < 4 ? 4 : cap > 64 ? 64 : cap); /* the most it keeps */
     }

@@ -66,7 +66,7 @@ static inline void sx_page_init_block(sx_page *pg, uint8_t kind, uint8_t bin, ui
     pg->used = pg->reserved = 1;
     __atomic_store_n(&pg->capacity, 1, __ATOMIC_RELAXED); /* see types.h */
     pg->start = start;
-    pg->block_size = (uint32_t)bsize;
+    pg->block_size = pg->usable = (uint32_t)bsize;
     pg->inv = 1;
     pg->shift = 0;
     pg->flags = 0;

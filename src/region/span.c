@@ -26,7 +26,7 @@ void sx_span_mark(sx_segment *seg, size_t idx, size_t n, uint8_t kind) {
     sx_page *s = &seg->slices[idx];
     s->free = s->local_free = NULL;
     s->used = s->capacity = s->reserved = 0;
-    s->block_size = 0;
+    s->block_size = s->usable = 0;
     s->start = sx_slice_addr(seg, idx);
     s->inv = 1;
     s->shift = 0;
