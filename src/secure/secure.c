@@ -449,7 +449,6 @@ static inline void check_before(void *p, const sx_page *pg, size_t bsize, const 
              "at %p): a canary was overwritten", fn, p, (void *)q);
 }
 
-/* The slice descriptor just below a huge block holds nothing but its slice_back. */
 /* The page of p if p is a block of a page (the common case); NULL for anything else. */
 static inline sx_page *page_block(void *p) {
     sx_segment *seg = sx_segment_of(p);
