@@ -50,17 +50,11 @@ void *__mempcpy(void *restrict dst, const void *restrict src, size_t n);
 /* Secure mode's path, out of line: the other path is a test and a jump to the C library's, with
  * nothing saved on the stack first. */
 sx_noinline static void *memcpy_checked(void *dst, const void *src, size_t n, const char *fn) {
-    if (n) {
-        sx_secure_check_range(dst, n, true, fn);
-        sx_secure_check_range(src, n, false, fn);
-    }
+    if (n) sx_secure_check_copy(dst, src, n, fn);
     return OPAQUE(sx_libc_memcpy)(dst, src, n, NO_BOUND);
 }
 sx_noinline static void *memmove_checked(void *dst, const void *src, size_t n) {
-    if (n) {
-        sx_secure_check_range(dst, n, true, "memmove");
-        sx_secure_check_range(src, n, false, "memmove");
-    }
+    if (n) sx_secure_check_copy(dst, src, n, "memmove");
     return OPAQUE(sx_libc_memmove)(dst, src, n, NO_BOUND);
 }
 sx_noinline static void *memset_checked(void *dst, int c, size_t n) {
@@ -68,10 +62,7 @@ sx_noinline static void *memset_checked(void *dst, int c, size_t n) {
     return OPAQUE(sx_libc_memset)(dst, c, n, NO_BOUND);
 }
 sx_noinline static void *mempcpy_checked(void *dst, const void *src, size_t n, const char *fn) {
-    if (n) {
-        sx_secure_check_range(dst, n, true, fn);
-        sx_secure_check_range(src, n, false, fn);
-    }
+    if (n) sx_secure_check_copy(dst, src, n, fn);
     return OPAQUE(sx_libc_mempcpy)(dst, src, n, NO_BOUND);
 }
 

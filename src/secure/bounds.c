@@ -109,10 +109,34 @@ sx_cold _Noreturn static void out_of_bounds(const uint8_t *a, size_t n, bool wri
     }
 }
 
-void sx_secure_check_range(const void *p, size_t n, bool write, const char *fn) {
-    const uint8_t *a = p;
+/* The whole check, for any address (out of line: the common case is below). */
+sx_noinline static void check_any(const uint8_t *a, size_t n, bool write, const char *fn) {
     place s = locate(a);
-    if (sx_likely(s.kind == LIVE && a < s.block + s.size && n <= (size_t)(s.block + s.size - a))) return;
+    if (s.kind == LIVE && a < s.block + s.size && n <= (size_t)(s.block + s.size - a)) return;
     if (s.kind == NOT_OURS) return;
     out_of_bounds(a, n, write, fn, s);
+}
+
+/* The common case, inline: is [a, a + n) outside strata's segments, or within a live block of a
+ * page? (Under callgrind a third of locate's work: no place to build, no switch.) False: ask
+ * check_any. */
+static inline bool quick_ok(const uint8_t *a, size_t n) {
+    sx_segment *seg = (sx_segment *)((uintptr_t)a & ~(uintptr_t)SX_SEG_MASK);
+    if (!sx_segmap_contains(seg)) return true;
+    const sx_page *pg = sx_page_of(seg, a);
+    if (sx_unlikely(pg->kind != SX_SPAN_PAGE)) return false;
+    size_t bsize = pg->block_size, i = block_index(pg, (size_t)(a - pg->start));
+    if (sx_unlikely(i >= __atomic_load_n(&pg->capacity, __ATOMIC_RELAXED))) return false;
+    const uint8_t *b = pg->start + i * bsize;
+    size_t v = sx_secure_requested((void *)b, bsize), off = (size_t)(a - b);
+    return v <= bsize - 8 && n <= v && off <= v - n;
+}
+
+void sx_secure_check_range(const void *p, size_t n, bool write, const char *fn) {
+    if (sx_unlikely(!quick_ok(p, n))) check_any(p, n, write, fn);
+}
+
+void sx_secure_check_copy(void *dst, const void *src, size_t n, const char *fn) {
+    if (sx_unlikely(!quick_ok(dst, n))) check_any(dst, n, true, fn);
+    if (sx_unlikely(!quick_ok(src, n))) check_any(src, n, false, fn);
 }

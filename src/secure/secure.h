@@ -30,6 +30,7 @@ size_t sx_secure_requested(void *p, size_t bsize);
  * bytes of the block it starts in (or lies before the one it ends in); write: a store, else a
  * load. Addresses outside strata's memory pass. */
 void sx_secure_check_range(const void *p, size_t n, bool write, const char *fn);
+void sx_secure_check_copy(void *dst, const void *src, size_t n, const char *fn); /* both ends of a copy */
 
 #pragma GCC visibility pop
 
