@@ -191,7 +191,7 @@ check-warnings:
 	    $$cc $(EXAMPLES_CFLAGS) -Werror -Iexamples/memlog -c $$f -o /dev/null || exit 1; done; \
 	  for f in $(FUZZ_C); do \
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c $$f -o /dev/null || exit 1; done; \
-	  for f in bench/driver.c bench/diag.c $(wildcard bench/workloads/*.c); do \
+	  for f in bench/driver.c bench/diag.c bench/memcopy.c $(wildcard bench/workloads/*.c); do \
 	    $$cc $(BENCH_CFLAGS) $(WARN) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done
