@@ -64,8 +64,8 @@ static place locate(const uint8_t *a) {
             return (place){i < pg->reserved ? FREE : NO_BLOCK, start + i * bsize, bsize};
         return block_place(start + i * bsize, bsize);
     }
-    case SX_SPAN_LARGE:
-        if (a < start + pg->block_size) return block_place(start, pg->block_size);
+    case SX_SPAN_LARGE: /* an aligned one starts past its span's start */
+        if (a >= start && a < start + pg->block_size) return block_place(start, pg->block_size);
         break;
     case SX_SPAN_HUGE: { /* a below the block: its header (the whole 4 MiB, if segment-aligned) */
         size_t bsize = sx_huge_usable(seg, start);
@@ -112,7 +112,7 @@ sx_cold _Noreturn static void out_of_bounds(const uint8_t *a, size_t n, bool wri
 /* The whole check, for any address (out of line: the common case is below). */
 sx_noinline static void check_any(const uint8_t *a, size_t n, bool write, const char *fn) {
     place s = locate(a);
-    if (s.kind == LIVE && a < s.block + s.size && n <= (size_t)(s.block + s.size - a)) return;
+    if (s.kind == LIVE && a >= s.block && a < s.block + s.size && n <= (size_t)(s.block + s.size - a)) return;
     if (s.kind == NOT_OURS) return;
     out_of_bounds(a, n, write, fn, s);
 }

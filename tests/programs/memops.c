@@ -82,10 +82,11 @@ static void copies_that_work(size_t n) {
     char *r = realloc(q, n + 100);
     if (!r) _exit(97);
     memset(r, 'z', n + 100);
-    char *c = calloc(n, 1), *a = aligned_alloc(64, n);
-    if (!c || !a) _exit(98);
+    char *c = calloc(n, 1), *a = aligned_alloc(64, n), *big = aligned_alloc(262144, n);
+    if (!c || !a || !big) _exit(98);
     memcpy(c, r, n);
     memcpy(a, c, n);
+    memcpy(big, a, n);
     _exit(0);
 }
 
@@ -105,6 +106,11 @@ static void misuse(const char *what, size_t n) {
     } else if (!strcmp(what, "memset-over")) memset(p, 0, n + 1);
     else if (!strcmp(what, "memmove-under")) memmove(p - 1, p, n);
     else if (!strcmp(what, "mempcpy-over")) mempcpy(p, src, n + 1);
+    else if (!strcmp(what, "aligned-under")) { /* a large block starts past its span's start */
+        char *a = aligned_alloc(262144, n);
+        if (!a) _exit(90);
+        memcpy(a - 1, src, 1);
+    }
     else _exit(89);
     _exit(0); /* no free: the block is never checked again */
 }
@@ -165,6 +171,11 @@ static void reads_and_other_functions_abort(void) {
         snprintf(head, sizeof head, "strata: memmove(): write of %zu bytes at ", n);
         snprintf(want, sizeof want, "underflows the %zu-byte block at ", n);
         expect_abort("memmove-under", sizes[s], head, want);
+    }
+    for (int s = 0; s < 3; s++) {
+        char want[64];
+        snprintf(want, sizeof want, "underflows the %zu-byte block at ", bytes_of(sizes[s]));
+        expect_abort("aligned-under", sizes[s], "strata: memcpy(): write of 1 bytes at ", want);
     }
     /* (not the large block: a freed huge block's mapping is inaccessible, and strata's no more) */
     for (int s = 0; s < 2; s++)
