@@ -12,8 +12,8 @@
  * the checks cost"); secure=1 on libstrata.so therefore leaves copies unchecked.
  *
  * The C library's own code is reached through its fortified entry points, __memcpy_chk and the
- * rest, given no bound: the same code behind a bounds compare, and symbols the dynamic linker binds
- * at load time like any other. So they work before main, in constructors, inside dlsym and in
+ * rest, given no bound: the same code behind a bounds compare, and symbols the dynamic linker
+ * binds at load time like any other. So they work before main, in constructors, inside dlsym and in
  * signal handlers: no dlsym(RTLD_NEXT) to call first (it may allocate, and is not
  * async-signal-safe), and no IFUNC resolver of our own (it would run before the options that
  * say whether secure mode is on are read). __memcpy_chk itself is not replaced.
@@ -100,7 +100,9 @@ void *__wrap_mempcpy(void *restrict dst, const void *restrict src, size_t n);
 void *__wrap_memcpy(void *restrict dst, const void *restrict src, size_t n) {
     return OPAQUE(sx_libc_memcpy)(dst, src, n, NO_BOUND);
 }
-void *__wrap_memmove(void *dst, const void *src, size_t n) { return OPAQUE(sx_libc_memmove)(dst, src, n, NO_BOUND); }
+void *__wrap_memmove(void *dst, const void *src, size_t n) {
+    return OPAQUE(sx_libc_memmove)(dst, src, n, NO_BOUND);
+}
 void *__wrap_memset(void *dst, int c, size_t n) { return OPAQUE(sx_libc_memset)(dst, c, n, NO_BOUND); }
 void *__wrap_mempcpy(void *restrict dst, const void *restrict src, size_t n) {
     return OPAQUE(sx_libc_mempcpy)(dst, src, n, NO_BOUND);

@@ -34,7 +34,8 @@ typedef struct {
  * 15: sizeclass.h cuts each doubling into 8 steps) and x below 2^28 (x * (the rounding error,
  * below 15) stays under 2^32, so the quotient is exact): no divide on the path. */
 #define RECIP(d) ((((uint64_t)1 << 32) + (d) - 1) / (d))
-static const uint64_t odd_recip[8] = {RECIP(1), RECIP(3), RECIP(5), RECIP(7), RECIP(9), RECIP(11), RECIP(13), RECIP(15)};
+static const uint64_t odd_recip[8] = {RECIP(1), RECIP(3),  RECIP(5),  RECIP(7),
+                                      RECIP(9), RECIP(11), RECIP(13), RECIP(15)};
 
 /* The index of the block of page pg that byte `off` of it lies in. */
 static inline size_t block_index(const sx_page *pg, size_t off) {
@@ -76,11 +77,12 @@ static place locate(const uint8_t *a) {
     return (place){NO_BLOCK, NULL, 0};
 }
 
-sx_cold _Noreturn static void out_of_bounds(const uint8_t *a, size_t n, bool write, const char *fn, place s) {
+sx_cold _Noreturn static void out_of_bounds(const uint8_t *a, size_t n, bool write, const char *fn,
+                                            place s) {
     const char *op = write ? "write" : "read";
     if (s.kind == LIVE && a < s.block + s.size)
-        sx_fatal("%s(): %s of %zu bytes at %p overflows the %zu-byte block at %p", fn, op, n, (const void *)a,
-                 s.size, (const void *)s.block);
+        sx_fatal("%s(): %s of %zu bytes at %p overflows the %zu-byte block at %p", fn, op, n,
+                 (const void *)a, s.size, (const void *)s.block);
     /* It starts in bytes no program owns: the slack or tail of a block, a free block, strata's
      * own memory. If it reaches into a block after them, or stops right at one's start, it is
      * that block's underflow. */
@@ -91,12 +93,12 @@ sx_cold _Noreturn static void out_of_bounds(const uint8_t *a, size_t n, bool wri
         if (e.block != last + 1) e.kind = NOT_OURS;
     }
     if (e.kind == LIVE)
-        sx_fatal("%s(): %s of %zu bytes at %p underflows the %zu-byte block at %p", fn, op, n, (const void *)a,
-                 e.size, (const void *)e.block);
+        sx_fatal("%s(): %s of %zu bytes at %p underflows the %zu-byte block at %p", fn, op, n,
+                 (const void *)a, e.size, (const void *)e.block);
     switch (s.kind) {
     case LIVE: /* it starts past the end of s */
-        sx_fatal("%s(): %s of %zu bytes at %p overflows the %zu-byte block at %p", fn, op, n, (const void *)a,
-                 s.size, (const void *)s.block);
+        sx_fatal("%s(): %s of %zu bytes at %p overflows the %zu-byte block at %p", fn, op, n,
+                 (const void *)a, s.size, (const void *)s.block);
     case FREE:
         sx_fatal("%s(): %s of %zu bytes at %p is in the free block at %p", fn, op, n, (const void *)a,
                  (const void *)s.block);
@@ -112,7 +114,8 @@ sx_cold _Noreturn static void out_of_bounds(const uint8_t *a, size_t n, bool wri
 /* The whole check, for any address (out of line: the common case is below). */
 sx_noinline static void check_any(const uint8_t *a, size_t n, bool write, const char *fn) {
     place s = locate(a);
-    if (s.kind == LIVE && a >= s.block && a < s.block + s.size && n <= (size_t)(s.block + s.size - a)) return;
+    if (s.kind == LIVE && a >= s.block && a < s.block + s.size && n <= (size_t)(s.block + s.size - a))
+        return;
     if (s.kind == NOT_OURS) return;
     out_of_bounds(a, n, write, fn, s);
 }

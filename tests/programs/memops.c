@@ -39,7 +39,8 @@ static void must_be_strata(const char *name) {
     Dl_info info;
     void *f = dlsym(RTLD_DEFAULT, name);
     if (!f || !dladdr(f, &info) || !info.dli_fname || !strstr(info.dli_fname, "libstrata-secure.so")) {
-        fprintf(stderr, "%s is %s's, not libstrata-secure.so's\n", name, f && info.dli_fname ? info.dli_fname : "nobody");
+        fprintf(stderr, "%s is %s's, not libstrata-secure.so's\n", name,
+                f && info.dli_fname ? info.dli_fname : "nobody");
         _exit(91);
     }
 }
@@ -131,7 +132,8 @@ static void expect_abort(const char *what, const char *size, const char *head, c
     th_result r = run_case("libstrata-secure.so", "", what, size);
     CHECKF(th_aborted_with(&r, head), "%s %s: expected an abort saying '%s'; got exit %d signal %d: %.300s",
            what, size, head, r.code, r.sig, r.err);
-    CHECKF(!want || strstr(r.err, want), "%s %s: the message does not say '%s': %.300s", what, size, want, r.err);
+    CHECKF(!want || strstr(r.err, want), "%s %s: the message does not say '%s': %.300s", what, size, want,
+           r.err);
 }
 
 static void overflows_abort(void) {
@@ -185,8 +187,8 @@ static void reads_and_other_functions_abort(void) {
 static void in_bounds_copies_work(void) {
     for (int s = 0; s < 3; s++) {
         th_result r = run_case("libstrata-secure.so", "", "work", sizes[s]);
-        CHECKF(r.exited && r.code == 0 && !r.err[0], "%s: exit %d signal %d: %.300s", sizes[s], r.code, r.sig,
-               r.err);
+        CHECKF(r.exited && r.code == 0 && !r.err[0], "%s: exit %d signal %d: %.300s", sizes[s], r.code,
+               r.sig, r.err);
     }
 }
 
@@ -204,7 +206,8 @@ static void default_mode_does_not_check(void) {
                        modes[m].options, cases[c], sizes[s], r.code, r.sig, r.err);
             }
     th_result r = run_case("libstrata-secure.so", "secure=0", "work", "medium");
-    CHECKF(r.exited && r.code == 0, "secure=0, in-bounds copies: exit %d signal %d: %.300s", r.code, r.sig, r.err);
+    CHECKF(r.exited && r.code == 0, "secure=0, in-bounds copies: exit %d signal %d: %.300s", r.code, r.sig,
+           r.err);
 }
 
 int main(int argc, char **argv) {
