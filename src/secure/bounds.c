@@ -12,7 +12,8 @@
  * an underflow, found at the copy itself even when the block is never freed (free's canary
  * check never runs then). An address outside strata's segments (a stack, a global, another
  * mapping, the second and later 4 MiB of a huge block, malloc(0)'s inaccessible region) is not
- * checked.
+ * checked; nor is what follows a huge block's mapping in its 4 MiB, which the kernel may give
+ * to anyone.
  */
 #include "secure.h"
 
@@ -69,6 +70,8 @@ static place locate(const uint8_t *a) {
         if (a >= start && a < start + pg->block_size) return block_place(start, pg->block_size);
         break;
     case SX_SPAN_HUGE: { /* a below the block: its header (the whole 4 MiB, if segment-aligned) */
+        /* a mapping smaller than 4 MiB: the rest of them is anybody's (another mmap lands there) */
+        if ((size_t)(a - (const uint8_t *)seg) >= seg->size) return (place){NOT_OURS, NULL, 0};
         size_t bsize = sx_huge_usable(seg, start);
         if (a >= start && a < start + bsize) return block_place(start, bsize);
         break;

@@ -14,6 +14,7 @@
 #include "harness.h"
 
 #include <dlfcn.h>
+#include <sys/mman.h>
 
 static const char *root = STRATA_ROOT;
 
@@ -88,6 +89,17 @@ static void copies_that_work(size_t n) {
     memcpy(c, r, n);
     memcpy(a, c, n);
     memcpy(big, a, n);
+    /* memory of somebody else's in the 4 MiB where a huge block (a mapping of its own, smaller
+     * than 4 MiB) starts: not strata's, not checked */
+    char *h = block(200000);
+    char *hint = (char *)(((uintptr_t)h & ~(uintptr_t)((4 << 20) - 1)) + (2 << 20));
+    char *other = mmap(hint, 65536, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (other == hint) {
+        memset(other, 1, 65536);
+        memcpy(other + 100, h, 1000);
+        memmove(h, other, 1000);
+    }
     _exit(0);
 }
 
