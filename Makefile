@@ -30,7 +30,8 @@ DEBUGFLAGS := -std=gnu11 -g -O1 -fPIC -fvisibility=hidden -ftls-model=initial-ex
              -DSTRATA_DEBUG -fsanitize=undefined -fno-sanitize-recover=undefined \
              -Iinclude -Isrc $(WARN)
 
-LIB_SRC  := $(filter-out src/api/api.c src/diag/%,$(wildcard src/*/*.c))
+# src/api/memops.c (the guarded memcpy and friends) goes into libstrata-secure.so alone
+LIB_SRC  := $(filter-out src/api/api.c src/api/memops.c src/diag/%,$(wildcard src/*/*.c))
 DIAG_SRC := $(wildcard src/diag/*.c)
 LIB_HDR  := $(wildcard src/*.h src/*/*.h include/*.h)
 
@@ -87,11 +88,15 @@ lib/libstrata.a: $(REL_OBJ) build/rel/api/override.o
 	@echo "  AR      $@"
 	@rm -f $@ && ar rcs $@ $^
 # libstrata-secure.so: the same library with secure mode on unless STRATA_OPTIONS says secure=0,
-# and its free-list links encoded (STRATA_HARDEN=2)
-lib/libstrata-secure.so: $(SECURE_OBJ) build/secure/api/override.o
+# its free-list links encoded (STRATA_HARDEN=2), and the guarded memcpy, memmove, memset and
+# mempcpy (src/api/memops.c); --wrap sends strata's own calls of them to the C library's,
+# unchecked (MEMOPS_WRAP)
+MEMOPS_WRAP := -Wl,--wrap=memcpy,--wrap=memmove,--wrap=memset,--wrap=mempcpy
+lib/libstrata-secure.so: $(SECURE_OBJ) build/secure/api/override.o build/secure/api/memops.o
 	@mkdir -p lib
 	@echo "  CC      $@"
-	@$(CC) -shared -static-libgcc -Wl,--exclude-libs,ALL -Wl,-soname,libstrata-secure.so -Wl,-z,now -o $@ $^ -lpthread
+	@$(CC) -shared -static-libgcc -Wl,--exclude-libs,ALL -Wl,-soname,libstrata-secure.so -Wl,-z,now $(MEMOPS_WRAP) \
+	    -o $@ $^ -lpthread
 # libstrata-diag.so: the same core with the diagnostic layer in front (strata leaks, guard, report)
 lib/libstrata-diag.so: $(REL_OBJ) $(DIAG_OBJ)
 	@mkdir -p lib
@@ -175,7 +180,7 @@ COMPILERS ?= gcc clang
 check-warnings:
 	@for cc in $(COMPILERS); do \
 	  command -v $$cc >/dev/null || { echo "missing compiler: $$cc"; exit 1; }; \
-	  for f in $(LIB_SRC) $(DIAG_SRC) src/api/api.c; do \
+	  for f in $(LIB_SRC) $(DIAG_SRC) src/api/api.c src/api/memops.c; do \
 	    $$cc $(LIBFLAGS) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  $$cc $(LIBFLAGS) -Werror -DSTRATA_OVERRIDE -c src/api/api.c -o /dev/null || exit 1; \
 	  for f in $(TOOLS_C) $(TOOLS_LIB); do \
@@ -186,7 +191,7 @@ check-warnings:
 	    $$cc $(EXAMPLES_CFLAGS) -Werror -Iexamples/memlog -c $$f -o /dev/null || exit 1; done; \
 	  for f in $(FUZZ_C); do \
 	    $$cc -std=gnu11 $(OPT) $(WARN) -Werror -Iinclude -c $$f -o /dev/null || exit 1; done; \
-	  for f in bench/driver.c bench/diag.c $(wildcard bench/workloads/*.c); do \
+	  for f in bench/driver.c bench/diag.c bench/memcopy.c $(wildcard bench/workloads/*.c); do \
 	    $$cc $(BENCH_CFLAGS) $(WARN) -Werror -c $$f -o /dev/null || exit 1; done; \
 	  echo "$$cc: no warnings"; \
 	done

@@ -63,6 +63,12 @@ build/bench/libbump.so: bench/bump.c
 
 bench-build: lib/libstrata.so $(BENCH_WORK) build/bench/driver build/bench/libbump.so
 
+# what the guarded copies of libstrata-secure.so cost (bench/memcopy.c says how it is run)
+build/bench/memcopy: bench/memcopy.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(BENCH_CFLAGS) -fno-builtin $< -o $@
+
 build/bench/explicit: bench/explicit.c include/strata.h lib/libstrata-api.so
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"

@@ -33,10 +33,10 @@ $(A64)/lib/libstrata-api.so: $(A64_OBJ) $(A64)/api/prefixed.o
 A64_SECURE_OBJ := $(patsubst src/%.c,$(A64)/secure/%.o,$(LIB_SRC))
 A64_DIAG_OBJ   := $(patsubst src/%.c,$(A64)/%.o,$(DIAG_SRC))
 $(eval $(call variant,$(A64)/secure,$$(ARM64_CC),$$(LIBFLAGS) -DSTRATA_HARDEN=2,-DSTRATA_SECURE_DEFAULT))
-$(A64)/lib/libstrata-secure.so: $(A64_SECURE_OBJ) $(A64)/secure/api/override.o
+$(A64)/lib/libstrata-secure.so: $(A64_SECURE_OBJ) $(A64)/secure/api/override.o $(A64)/secure/api/memops.o
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"
-	@$(ARM64_CC) $(A64_SO_FLAGS) -Wl,-soname,libstrata-secure.so -o $@ $^ -lpthread
+	@$(ARM64_CC) $(A64_SO_FLAGS) $(MEMOPS_WRAP) -Wl,-soname,libstrata-secure.so -o $@ $^ -lpthread
 $(A64)/lib/libstrata-diag.so: $(A64_OBJ) $(A64_DIAG_OBJ)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"

@@ -64,6 +64,7 @@ build/tests/programs/libbroken.so: tests/programs/broken_alloc.c
 	@$(CC) -std=gnu11 -O1 -fPIC -shared $< -o $@
 build/tests/programs/bench: bench-build build/tests/programs/libbroken.so
 build/tests/programs/secure_units: $(REL_TESTS)
+build/tests/programs/memops: lib/libstrata-secure.so
 build/tests/runner: tests/runner.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $@"

@@ -559,6 +559,14 @@ size_t sx_secure_usable(void *p) {
     return checked_size(p, bsize, "malloc_usable_size"); /* exactly what was asked for */
 }
 
+size_t sx_secure_requested(void *p, size_t bsize) {
+    uintptr_t raw = tail_load(p, bsize), v = tail_value(p, raw);
+    if (sx_likely(v <= bsize - 8)) return (size_t)v;
+    /* a 16-byte block's tail is its free key while it is free, 0 just after the pop */
+    if (v == FREED || raw == 0 || (bsize == 16 && raw == (sx_secret ^ (uintptr_t)p))) return SX_SECURE_FREE;
+    return SX_SECURE_BROKEN;
+}
+
 /* A page's next n blocks (heap/page.c asks): a page's block 0 is never handed out, so that every
  * block has one before it whose tail an underflow breaks (pages of fewer than 8 blocks rely on the
  * guard page before them); the others zeroed, marked free, linked in random order. */

@@ -20,6 +20,17 @@ size_t sx_secure_usable(void *p);
 uint64_t sx_secure_random(void);
 void sx_secure_flush(sx_heap *h); /* empty its quarantine (malloc_trim) */
 size_t sx_secure_release_held(void); /* unmap every held mapping; bytes */
+/* What the block at p (bsize bytes, its tail included) holds for the program, from its tail:
+ * the size asked for; SX_SECURE_FREE if the block is free (or quarantined, or never handed out);
+ * SX_SECURE_BROKEN if its tail was overwritten (bounds.c, the guarded copies' check) */
+#define SX_SECURE_FREE SIZE_MAX
+#define SX_SECURE_BROKEN (SIZE_MAX - 1)
+size_t sx_secure_requested(void *p, size_t bsize);
+/* bounds.c: [p, p + n) (n > 0) against the blocks it touches; aborts, naming fn, if it leaves the
+ * bytes of the block it starts in (or lies before the one it ends in); write: a store, else a
+ * load. Addresses outside strata's memory pass. */
+void sx_secure_check_range(const void *p, size_t n, bool write, const char *fn);
+void sx_secure_check_copy(void *dst, const void *src, size_t n, const char *fn); /* both ends of a copy */
 
 #pragma GCC visibility pop
 

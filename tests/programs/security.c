@@ -153,6 +153,11 @@ static void real_programs_in_secure_mode(void) {
         {{"perl", "-e", "my %h; $h{\"k$_\"} = [$_] for 1 .. 50000; print scalar(keys %h), qq{\n}", NULL}, "50000\n"},
         {{"sh", "-c", "seq 20000 | sort -r | head -1", NULL}, "9999\n"},
         {{"git", "--version", NULL}, "git version"},
+        /* cc1plus maps memory of its own, which can land in the 4 MiB of a huge block's mapping:
+         * the guarded copies must leave it alone */
+        {{"sh", "-c", "printf '#include <vector>\\n#include <map>\\n#include <string>\\n#include <algorithm>\\n"
+                      "int main() { std::vector<std::string> v; std::sort(v.begin(), v.end()); }\\n' | "
+                      "g++ -x c++ -O2 -c - -o /dev/null && echo compiled", NULL}, "compiled\n"},
     };
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         th_result r = th_exec((char *const *)runs[i].argv, (char *[]){pre, "PYTHONMALLOC=malloc", NULL});

@@ -36,11 +36,12 @@
 #include <unistd.h>
 
 #define SEC_SIZES {"small", "medium", "large"}
+#define SEC_MAX_VARIANTS 9
 
 typedef struct {
     const char *name;        /* the row of the table */
     const char *program;     /* build/security/PROGRAM */
-    const char *variants[8]; /* NULL-terminated */
+    const char *variants[SEC_MAX_VARIANTS + 1]; /* NULL-terminated */
     const char *sizes[3];    /* small medium large, or the category's own third words */
     bool signal_catches;     /* a fault or abort counts as caught */
 } sec_category;
@@ -51,10 +52,10 @@ static const sec_category sec_categories[] = {
      {"stack", "global", "interior", "unaligned", "before", "far"}, SEC_SIZES, true},
     {"overflow", "overflow",
      {"over-1-direct", "over-1-memcpy", "over-32-direct", "over-32-memcpy", "over-1m-direct",
-      "over-1m-memcpy"}, SEC_SIZES, true},
+      "over-1m-memcpy", "over-1-memcpy-kept", "over-32-memcpy-kept"}, SEC_SIZES, true},
     {"underflow", "overflow",
      {"under-1-direct", "under-1-memcpy", "under-32-direct", "under-32-memcpy", "under-1m-direct",
-      "under-1m-memcpy"}, SEC_SIZES, true},
+      "under-1m-memcpy", "under-1-memcpy-kept", "under-32-memcpy-kept"}, SEC_SIZES, true},
     {"zero-size access", "zero_size", {"read", "write"}, {"malloc", "calloc", "memalign"}, true},
     {"read after free", "use_after_free", {"read", "read-reuse"}, SEC_SIZES, true},
     {"write after free", "use_after_free", {"write", "write-reuse"}, SEC_SIZES, true},
@@ -279,7 +280,7 @@ __attribute__((unused)) static sec_outcome sec_run(const char *bindir, const sec
 /* Number of variants and sizes of a category. */
 static inline int sec_nvariants(const sec_category *c) {
     int n = 0;
-    while (n < 8 && c->variants[n]) n++;
+    while (n < SEC_MAX_VARIANTS && c->variants[n]) n++;
     return n;
 }
 __attribute__((unused)) static const sec_category *sec_find(const char *name) {

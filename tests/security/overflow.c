@@ -2,12 +2,14 @@
  * overflow — writes past either end of a block.
  *
  * VARIANT is DIRECTION-BYTES-HOW: DIRECTION over (after the end) or under (before the start),
- * BYTES 1, 32 or 1m (1 MiB), HOW direct (a store loop) or memcpy. "The end" is what
- * malloc_usable_size says the block holds: bytes up to there are the program's to use, so the
- * first byte past it is the first one an allocator could object to.
+ * BYTES 1, 32 or 1m (1 MiB), HOW direct (a store loop), memcpy, or memcpy-kept. "The end" is
+ * what malloc_usable_size says the block holds: bytes up to there are the program's to use, so
+ * the first byte past it is the first one an allocator could object to.
  *
  * The block sits between two neighbours of its size; after the write all three are freed and
- * the size is allocated again. Caught: the process dies (abort or fault) before the marker.
+ * the size is allocated again — but for memcpy-kept, where the program ends right after the
+ * copy with every block still allocated: only a check at the copy (or a fault) sees it. Caught:
+ * the process dies (abort or fault) before the marker.
  */
 #include "case.h"
 
@@ -23,7 +25,8 @@ int main(int argc, char **argv) {
     amount[d2 - d1 - 1] = '\0';
     strcpy(how, d2 + 1);
     size_t k = !strcmp(amount, "1") ? 1 : !strcmp(amount, "32") ? 32 : !strcmp(amount, "1m") ? 1 << 20 : 0;
-    int over = !strcmp(dir, "over"), memcpy_way = !strcmp(how, "memcpy");
+    int over = !strcmp(dir, "over"), kept = !strcmp(how, "memcpy-kept");
+    int memcpy_way = kept || !strcmp(how, "memcpy");
     if (!k || (!over && strcmp(dir, "under")) || (!memcpy_way && strcmp(how, "direct")))
         case_broken("bad variant");
 
@@ -40,6 +43,7 @@ int main(int argc, char **argv) {
         char *src = case_malloc(usable + k);
         memset(src, 'A', usable + k);
         memcpy(p, src, usable + k);
+        if (kept) case_missed("overflow unnoticed (no block freed)");
         free(src);
     } else if (over) {
         volatile char *end = p + usable;
@@ -48,6 +52,7 @@ int main(int argc, char **argv) {
         char *src = case_malloc(k);
         memset(src, 'A', k);
         memcpy(p - k, src, k);
+        if (kept) case_missed("underflow unnoticed (no block freed)");
         free(src);
     } else {
         volatile char *start = p - k;

@@ -60,7 +60,7 @@ test-security: security-build bench-peers
 	@build/security/runner $(SEC_PEERS) $(if $(SEC_ONLY),--only $(SEC_ONLY)) $(if $(V),-v)
 
 # make test: the regression test runs the corpus under strata
-build/tests/programs/security: $(SEC_CASES)
+build/tests/programs/security: $(SEC_CASES) tests/security/corpus.h
 
 # the runner is checked by make check-warnings with the library
 SEC_CHECKED  := tests/security/runner.c
