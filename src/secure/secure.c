@@ -142,6 +142,11 @@ static bool page_guard(const sx_page *pg, bool on) {
  * allocating big blocks does not pay for fresh pages each time. Up to HOLD_RESIDENT bytes are kept
  * zeroed in place; past that the pages go back to the kernel (which zeroes them when touched). */
 #define HOLD 4
+/* Huge blocks this big or bigger get transparent huge pages (MADV_HUGEPAGE): zeroing, guarding
+ * (mprotect) and faulting in a freed mapping again then work on 2 MiB pages, not 4 KiB ones
+ * (malloc-large, 5 to 25 MiB blocks: 13 s -> 7 s), at the price of memory for one the program
+ * touches sparsely (its pages come 2 MiB at a time). */
+#define THP_FROM ((size_t)4 << 20)
 #define HOLD_RESIDENT ((size_t)64 << 20)
 static struct {
     uint8_t *map;
@@ -623,4 +628,5 @@ static void set_hooks(void) {
     sx_huge_hook.reuse = huge_reuse;
     sx_huge_hook.hold = huge_hold;
     sx_huge_hook.purge = sx_secure_release_held;
+    sx_huge_hook.thp_from = THP_FROM;
 }
