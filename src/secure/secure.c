@@ -484,43 +484,38 @@ static uint64_t line_or(const uint8_t *s) {
 }
 
 /* A block leaving the quarantine must be as free() left it, zero, its tail saying freed. All of it
- * is checked when asked (malloc_trim, a heap given back), when the block is small, or one time in
+ * is checked when `r` is 0 (malloc_trim, a heap given back), the block is small, or one time in
  * secure_verify at random; otherwise its first, middle and last 64 bytes and one 64-byte line
- * picked at random: a write after free there is always caught, one elsewhere one time in N at
+ * picked with r: a write after free there is always caught, one elsewhere one time in N at
  * each block's release (and always at malloc_trim). */
-static inline void check_released(uint8_t *q, size_t bs, bool whole, const char *when) {
+static inline void check_released(uint8_t *q, size_t bs, uint64_t r, const char *when) {
     size_t end = bs - 8;
     unsigned n = (unsigned)sx_opt.secure_verify;
-    if (bs <= VERIFY_WHOLE || whole || n <= 1) {
+    if (bs <= VERIFY_WHOLE || !r || n <= 1 || (uint32_t)(r >> 32) % n == 0) {
         check_zero(q, 0, end, bs, when);
         return;
     }
-    uint64_t r = sx_secure_random();
-    if ((uint32_t)(r >> 32) % n == 0) {
-        check_zero(q, 0, end, bs, when);
-        return;
-    }
-    size_t mid = ((end / 2) & ~(size_t)7) - 32, any = ((size_t)(uint32_t)r % (end / 64)) * 64;
+    size_t mid = ((end / 2) & ~(size_t)7) - 32, any = ((size_t)(r >> 8) % (end / 64)) * 64;
     if (sx_unlikely(line_or(q) | line_or(q + mid) | line_or(q + end - 64) | line_or(q + any)))
         check_zero(q, 0, end, bs, when); /* finds it, and says where */
 }
 
 /* A block leaves the quarantine: it must be as free() left it (check_released); then it is free
  * for malloc (its page's list, or its owner's). */
-static void release(uint8_t *q, bool whole, const char *when) {
+static void release(uint8_t *q, uint64_t r, const char *when) {
     sx_segment *seg = sx_segment_of(q);
     sx_page *pg = sx_page_of(seg, q);
     size_t bs = pg->block_size;
     if (tail_load(q, bs) != freed_word)
         sx_fatal("%s: write after free at the end of the %zu-byte block at %p", when, bs - 8, (void *)q);
-    check_released(q, bs, whole, when);
+    check_released(q, bs, r, when);
     ((sx_block *)q)->key = sx_secret ^ (uintptr_t)q;
     sx_free_block(seg, pg, (sx_block *)q);
 }
 
-/* Blocks leaving a full quarantine at once, picked at random: released grouped by the 64 KiB they
- * lie in (in the order they were picked within it), so that blocks of one page sent back to
- * another thread go as one run, which its owner puts back without reading each cold block. */
+/* Blocks leaving a full quarantine at once, picked at random: released grouped by page (in the
+ * order they were picked within a page), so that the blocks of one page sent back to another
+ * thread go as one run, which its owner puts back without reading each cold block. */
 #define BATCH 8
 
 /* A block of a page, checked: zeroed, marked freed, and into the heap's quarantine, which lets
@@ -530,7 +525,7 @@ static void quarantine(uint8_t *p, size_t bsize) {
     memset(p, 0, bsize - 8);
     sx_heap *h = sx_tls_heap;
     if (h == &sx_heap_empty) { /* an exiting thread: no quarantine */
-        release(p, true, "free()");
+        release(p, 0, "free()");
         return;
     }
     if (h->nquarantined < SX_QUARANTINE) {
@@ -538,30 +533,30 @@ static void quarantine(uint8_t *p, size_t bsize) {
         return;
     }
     uint8_t *out[BATCH];
+    uint64_t r[BATCH];
+    uintptr_t key[BATCH];
     void **q = h->quarantine;
-    uint64_t x = 0;
     for (unsigned k = 0; k < BATCH; k++) { /* the last BATCH slots get a random pick each */
         unsigned last = SX_QUARANTINE - 1 - k;
-        if (k % 4 == 0) x = sx_secure_random();
-        unsigned i = (unsigned)(((x & 0xffff) * (last + 1)) >> 16); /* 16 random bits each */
-        x >>= 16;
+        uint64_t x = sx_secure_random() | 1; /* never 0: that would ask for a whole check */
+        unsigned i = (unsigned)((x >> 1) % (last + 1));
         uint8_t *b = q[i];
         q[i] = q[last];
-        /* an insertion (stable: picks of one 64 KiB keep their random order) */
+        /* an insertion by page (stable: picks of one page keep their random order) */
+        uintptr_t pk = (uintptr_t)sx_page_of(sx_segment_of(b), b);
         unsigned j = k;
-        for (; j > 0 && (uintptr_t)out[j - 1] >> SX_SLICE_SHIFT > (uintptr_t)b >> SX_SLICE_SHIFT; j--)
-            out[j] = out[j - 1];
-        out[j] = b;
+        for (; j > 0 && key[j - 1] > pk; j--) out[j] = out[j - 1], r[j] = r[j - 1], key[j] = key[j - 1];
+        out[j] = b, r[j] = x, key[j] = pk;
     }
     q[SX_QUARANTINE - BATCH] = p;
     h->nquarantined = SX_QUARANTINE - BATCH + 1;
-    for (unsigned k = 0; k < BATCH; k++) release(out[k], false, "free()");
+    for (unsigned k = 0; k < BATCH; k++) release(out[k], r[k], "free()");
 }
 
 /* malloc_trim, and a thread's heap given back: the quarantine is emptied, each block checked. */
 void sx_secure_flush(sx_heap *h) {
     if (!sx_secure_on || h == &sx_heap_empty) return;
-    while (h->nquarantined) release(h->quarantine[--h->nquarantined], true, "malloc_trim()");
+    while (h->nquarantined) release(h->quarantine[--h->nquarantined], 0, "malloc_trim()");
 }
 
 void sx_secure_free(void *p, const char *fn, size_t size, bool sized) {
