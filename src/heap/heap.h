@@ -113,8 +113,7 @@ typedef struct sx_heap_hooks {
     /* What the layer above holds of a heap's blocks goes back to it (thread exit, malloc_trim,
      * reclaim: secure mode's quarantine). */
     void (*release)(sx_heap *h);
-    /* Freed blocks' bytes past their link and key are the layer above's: a run head there is
-     * cleared when its run is collected, and none goes in a block's last word. */
+    /* Freed blocks' bytes past their link and key are the layer above's: no run heads there. */
     bool whole_blocks;
 } sx_heap_hooks;
 extern sx_heap_hooks sx_heap_hook;

@@ -13,8 +13,7 @@
  * of its own), so the owner puts a whole run back on its page at once — one link, one subtraction —
  * without walking the blocks, which are cold by then, one by one. The second word of every block
  * keeps its free key all the way (a double free in transit is still caught). Secure mode checks
- * that freed blocks stay zero (whole_blocks): there the collector clears a run head's two words
- * again, and blocks whose last word (secure mode's tail) would be one of them are runs of their own.
+ * that freed blocks stay zero: there every block is a run of its own.
  *
  * A thread that frees before it ever allocates (a consumer) gets a heap at its first such free,
  * so that its frees are batched like anyone's; only an exiting thread, which can have no heap,
@@ -37,11 +36,8 @@ typedef struct {
     uintptr_t count;     /* blocks in the run */
 } run_head;
 
-/* Do blocks of this page carry a run's tail and length in their head? (With whole_blocks, only
- * blocks whose last word lies past the run head: the collector clears it again.) */
-static inline bool runs_of(const sx_page *pg) {
-    return pg->block_size >= sizeof(run_head) + (sx_heap_hook.whole_blocks ? 8 : 0);
-}
+/* Do blocks of this page carry a run's tail and length in their head? */
+static inline bool runs_of(const sx_page *pg) { return pg->block_size >= sizeof(run_head) && !sx_heap_hook.whole_blocks; }
 
 static inline void run_close(sx_block *head, sx_block *tail, uint32_t n, const sx_page *pg) {
     if (runs_of(pg)) {
@@ -237,7 +233,6 @@ void sx_remote_collect(sx_heap *h) {
         if (runs_of(pg)) {
             tail = ((run_head *)b)->tail;
             n = (uint32_t)((run_head *)b)->count;
-            if (sx_heap_hook.whole_blocks) ((run_head *)b)->tail = NULL, ((run_head *)b)->count = 0;
         }
         sx_block *next = sx_block_next(tail);
         sx_page_free_run(h, pg, b, tail, n);

@@ -15,9 +15,9 @@
  *   - a double free: the tail already says freed;
  *   - a wrong size given to free_sized or C++'s sized delete: it is not the size asked for.
  * A freed block of a page is zeroed and waits in its heap's quarantine (SX_QUARANTINE blocks,
- * BATCH at random leave when it is full); when it leaves it must still be zero (all of it, or for
- * a big block a sample: check_released), when malloc_trim empties the quarantine all of it, and
- * when malloc hands it out its first words: a write after free is caught there. New blocks of a page are linked in
+ * one leaves at random when another comes in); when it leaves (or malloc_trim empties the
+ * quarantine) it must still be zero, and when malloc hands it out its first words must: a write
+ * after free is caught there. New blocks of a page are linked in
  * random order, so neither reuse nor the placement of neighbours can be predicted. malloc(0)
  * returns an address in a region nobody may touch. Large and huge blocks get the same canaries
  * and are zeroed at free; the last four freed huge blocks' mappings are held inaccessible (a
@@ -513,13 +513,8 @@ static void release(uint8_t *q, uint64_t r, const char *when) {
     sx_free_block(seg, pg, (sx_block *)q);
 }
 
-/* Blocks leaving a full quarantine at once, picked at random: released grouped by page (in the
- * order they were picked within a page), so that the blocks of one page sent back to another
- * thread go as one run, which its owner puts back without reading each cold block. */
-#define BATCH 8
-
 /* A block of a page, checked: zeroed, marked freed, and into the heap's quarantine, which lets
- * BATCH at random go when it is full. */
+ * one at random go when it is full. */
 static void quarantine(uint8_t *p, size_t bsize) {
     tail_store(p, bsize, freed_word);
     memset(p, 0, bsize - 8);
@@ -532,25 +527,11 @@ static void quarantine(uint8_t *p, size_t bsize) {
         h->quarantine[h->nquarantined++] = p;
         return;
     }
-    uint8_t *out[BATCH];
-    uint64_t r[BATCH];
-    uintptr_t key[BATCH];
-    void **q = h->quarantine;
-    for (unsigned k = 0; k < BATCH; k++) { /* the last BATCH slots get a random pick each */
-        unsigned last = SX_QUARANTINE - 1 - k;
-        uint64_t x = sx_secure_random() | 1; /* never 0: that would ask for a whole check */
-        unsigned i = (unsigned)((x >> 1) % (last + 1));
-        uint8_t *b = q[i];
-        q[i] = q[last];
-        /* an insertion by page (stable: picks of one page keep their random order) */
-        uintptr_t pk = (uintptr_t)sx_page_of(sx_segment_of(b), b);
-        unsigned j = k;
-        for (; j > 0 && key[j - 1] > pk; j--) out[j] = out[j - 1], r[j] = r[j - 1], key[j] = key[j - 1];
-        out[j] = b, r[j] = x, key[j] = pk;
-    }
-    q[SX_QUARANTINE - BATCH] = p;
-    h->nquarantined = SX_QUARANTINE - BATCH + 1;
-    for (unsigned k = 0; k < BATCH; k++) release(out[k], r[k], "free()");
+    uint64_t r = sx_secure_random() | 1; /* never 0: that would ask for a whole check */
+    unsigned i = (unsigned)((r >> 1) % SX_QUARANTINE);
+    uint8_t *old = h->quarantine[i];
+    h->quarantine[i] = p;
+    release(old, r, "free()");
 }
 
 /* malloc_trim, and a thread's heap given back: the quarantine is emptied, each block checked. */
