@@ -186,7 +186,8 @@ void *sx_huge_alloc(size_t size, size_t align, bool zero) {
     if (!seg && (sx_hugecache_purge() || sx_segcache_purge())) /* address space full: */
         seg = sx_os_map_aligned(total, align, align > SX_SEG_SIZE ? off : 0); /* make room */
     if (!seg) return NULL;
-    else if (sx_opt.huge_pages != SX_HUGE_OFF) sx_os_advise_huge(seg, total);
+    else if (sx_opt.huge_pages != SX_HUGE_OFF || (sx_huge_hook.thp_from && total >= sx_huge_hook.thp_from))
+        sx_os_advise_huge(seg, total);
     sx_limit_take(total);
     if (((uintptr_t)seg + total - 1) >> SX_ADDR_BITS) {
         sx_os_unmap(seg, total);

@@ -174,6 +174,8 @@ typedef struct sx_huge_hooks {
     void (*hold)(void *map, size_t size, size_t from); /* keep a freed block's mapping instead of
                                                           unmapping it (from: offset of the block) */
     size_t (*purge)(void);             /* unmap every mapping held; bytes (sx_reclaim) */
+    size_t thp_from;                   /* new mappings this big or bigger are advised for
+                                          transparent huge pages whatever huge_pages says (0: none) */
 } sx_huge_hooks;
 extern sx_huge_hooks sx_huge_hook;
 

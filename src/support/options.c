@@ -32,6 +32,7 @@ sx_options sx_opt = {
     .guard_align = 16,
     .quarantine = (size_t)256 << 20,
     .high_water = 90,
+    .secure_verify = 8,
 #ifdef STRATA_SECURE_DEFAULT /* lib/libstrata-secure.so */
     .secure = true,
 #endif
@@ -77,6 +78,10 @@ static const option_t options[] = {
              "(reserved pages for big blocks where the kernel has them, else thp)"},
     {.name = "secure", .type = OPT_BOOL, .value = &sx_opt.secure, .max = 1,
      .help = "secure mode: canaries, zero-on-free, quarantine, random order (see SECURITY.md)"},
+    {.name = "secure_verify", .type = OPT_INT, .value = &sx_opt.secure_verify, .max = 1000000,
+     .help = "secure mode: a freed block over 512 bytes leaving the quarantine has all its bytes "
+             "checked for writes after free one time in N at random (1: always), else its first, "
+             "middle and last 64 bytes and one other 64-byte line; malloc_trim checks all"},
     {.name = "memory_limit", .type = OPT_SIZE, .value = &sx_opt.memory_limit,
      .set = &sx_opt.memory_limit_set, .max = SIZE_MAX,
      .help = "live within this much memory (default: the cgroup's memory.max/memory.high or "

@@ -91,6 +91,7 @@ typedef struct sx_options {
     size_t memory_limit; /* a memory limit set by hand (0: none, not even the cgroup's) */
     int high_water;      /* percent of the memory limit past which cached memory goes back */
     bool secure; /* secure mode (secure/secure.c) */
+    int secure_verify; /* secure mode: a block leaving the quarantine is checked whole one time in N */
     bool pool_debug; /* strata_pool: destroyed pools' memory made inaccessible, their use caught */
     /* libstrata-diag.so only (diag/): what to record, and where to */
     int diag;            /* SX_DIAG_NONE, _LEAKS, _GUARD, _REPORT (diag/diag.h) */

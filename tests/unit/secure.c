@@ -1,7 +1,8 @@
 /*
  * secure.c — what secure mode does beyond the security corpus's single misuses: malloc(0)
  * addresses that never repeat, freed huge blocks zeroed, held inaccessible and reused, large
- * blocks zeroed at free. The program runs itself again with STRATA_OPTIONS=secure=1.
+ * blocks zeroed at free, writes after free into big blocks caught although the quarantine checks
+ * a sample of each. The program runs itself again with STRATA_OPTIONS=secure=1.
  */
 #include <malloc.h>
 #include <stdint.h>
@@ -101,6 +102,28 @@ static void large_blocks_are_zeroed_at_free(void) {
     CHECK(all_zero((unsigned char *)p + 16, 5000 - 16)); /* the span stays mapped */
 }
 
+/* A write after free into a big block (over 512 bytes: its release from the quarantine checks a
+ * sample of it, secure_verify) is caught wherever it lands once malloc_trim checks the quarantine,
+ * and in the block's first 64 bytes whenever the block leaves the quarantine. */
+static void write_freed_then_trim(void *arg) {
+    volatile unsigned char *p = malloc(4096);
+    free((void *)p);
+    p[(uintptr_t)arg] = 1;
+    malloc_trim(0);
+}
+static void write_freed_then_churn(void *arg) {
+    (void)arg;
+    volatile unsigned char *p = malloc(4096);
+    free((void *)p);
+    p[40] = 1;
+    for (int i = 0; i < 3000; i++) free(malloc(4096)); /* p leaves the quarantine, at random */
+}
+static void sampled_release_still_catches(void) {
+    for (uintptr_t at = 24; at < 4096; at += 1000)
+        CHECK_ABORTS(write_freed_then_trim, (void *)at, "malloc_trim(): write after free");
+    CHECK_ABORTS(write_freed_then_churn, NULL, "free(): write after free");
+}
+
 int main(int argc, char **argv) {
     const char *opt = getenv("STRATA_OPTIONS");
     if (!opt || !strstr(opt, "secure=1")) {
@@ -115,5 +138,6 @@ int main(int argc, char **argv) {
     RUN(huge_blocks_come_back_zeroed);
     RUN(freed_huge_blocks_are_held);
     RUN(large_blocks_are_zeroed_at_free);
+    RUN(sampled_release_still_catches);
     return 0;
 }
