@@ -296,6 +296,17 @@ static inline int th_aborted_with(const th_result *r, const char *what) {
            th_count_lines(r->err, "strata: ") == 1;
 }
 
+/* fn(arg), run in a child, must abort saying `what` in one "strata: " line, which names the
+ * address arg when `named`. */
+__attribute__((unused)) static void th_expect_abort(void (*fn)(void *), void *arg, const char *what, bool named) {
+    th_result r = th_child(fn, arg);
+    char addr[64] = "";
+    if (named) snprintf(addr, sizeof addr, "%p", arg);
+    CHECKF(th_aborted_with(&r, what), "expected an abort saying '%s'; got exit %d signal %d: %s",
+           what, r.code, r.sig, r.err);
+    CHECKF(!named || strstr(r.err, addr), "message does not name %s: %s", addr, r.err);
+}
+
 /* Is this process running under valgrind (its libraries in LD_PRELOAD)? Its memory and address
  * space are valgrind's too then: a check of RSS or of running out under RLIMIT_AS measures the
  * tool (memcheck's records of every block strata describes to it), not strata. */

@@ -15,12 +15,7 @@
 static char global_buf[64];
 
 static void expect_abort(void (*fn)(void *), void *arg, const char *what) {
-    th_result r = th_child(fn, arg);
-    char addr[64] = "";
-    if (arg) snprintf(addr, sizeof addr, "%p", arg);
-    CHECKF(th_aborted_with(&r, what), "expected an abort saying '%s'; got exit %d signal %d: %s",
-           what, r.code, r.sig, r.err);
-    CHECKF(!arg || strstr(r.err, addr), "message does not name %s: %s", addr, r.err);
+    th_expect_abort(fn, arg, what, arg != NULL);
 }
 
 /* ---- double free ---- */

@@ -14,16 +14,7 @@
 
 void free_sized(void *ptr, size_t size); /* C23; glibc 2.36's headers do not declare it yet */
 
-/* fn(arg) in a child must abort saying `what`, and name arg unless named is false */
-static void expect_abort_in(void (*fn)(void *), void *arg, const char *what, bool named) {
-    th_result r = th_child(fn, arg);
-    char addr[64] = "";
-    if (named) snprintf(addr, sizeof addr, "%p", arg);
-    CHECKF(th_aborted_with(&r, what), "expected an abort saying '%s'; got exit %d signal %d: %s",
-           what, r.code, r.sig, r.err);
-    CHECKF(!named || strstr(r.err, addr), "message does not name %s: %s", addr, r.err);
-}
-static void expect_abort(void (*fn)(void *), void *arg, const char *what) { expect_abort_in(fn, arg, what, true); }
+static void expect_abort(void (*fn)(void *), void *arg, const char *what) { th_expect_abort(fn, arg, what, true); }
 
 static const size_t padded_sizes[] = {1025, 1200, 2000, 4096, 5000, 8192, 20000, 65536, 100000};
 enum { NPADDED = sizeof padded_sizes / sizeof padded_sizes[0] };
@@ -126,7 +117,7 @@ static void write_after_free_then_free(void *size) {
 static void write_after_free_is_seen_at_the_next_free(void) {
     static const size_t sizes[] = {8, 64, 700, 4096};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        expect_abort_in(write_after_free_then_free, (void *)(uintptr_t)sizes[i], "free list corrupted at the", false);
+        th_expect_abort(write_after_free_then_free, (void *)(uintptr_t)sizes[i], "free list corrupted at the", false);
         if (th_failed) return;
     }
 }
