@@ -926,8 +926,9 @@ static int run_harden(const char *unchecked, int runs) {
     md = open_out("harden.md");
     say("Machine: %s. Every workload at %d× its --quick scale, %d runs interleaved, medians of the time "
         "each reports (threaded ones with %d threads%s). *unchecked*: the default build with its checks "
-        "compiled out (`-DSTRATA_HARDEN=0`: free-list links checked when popped, the double-free key, the "
-        "block-start test on free); *secure*: %s.\n\n"
+        "compiled out (`-DSTRATA_HARDEN=0`: free-list links checked when popped and the last freed one at "
+        "free, the double-free key, the block-start test on free, the pad's canary past blocks above 1 KiB, "
+        "the sized-free check); *secure*: %s.\n\n"
         "| workload | strata s | unchecked s | strata / unchecked | secure s | secure / strata |",
         machine, HARDEN_SCALE, runs, threads, fixed_note(),
         variants[2].options ? "`STRATA_OPTIONS=secure=1`" : "`lib/libstrata-secure.so`");

@@ -75,7 +75,7 @@ static inline sx_block *sx_block_pop(const sx_page *pg, const sx_block *b) {
 #endif
 #define SX_PAD_BIN 32u /* the first padded class: the one after 1 KiB (SX_DIRECT_MAX) */
 _Static_assert(SX_STASH_BINS <= SX_PAD_BIN, "stashed blocks are never padded");
-static inline size_t sx_bin_pad(unsigned bin) { return bin >= SX_PAD_BIN && bin < SX_BINS ? SX_PAD : 0; }
+static inline size_t sx_bin_pad(unsigned bin) { return bin >= SX_PAD_BIN ? SX_PAD : 0; }
 /* The class of a request of `size` bytes, the pad included. */
 static inline unsigned sx_bin_for(size_t size) {
     return sx_bin_of(size > SX_DIRECT_MAX ? size + SX_PAD : size);
