@@ -3,8 +3,8 @@
 # tests/valgrind/planted.c (a pool block read after reset, a cache object overflowed, pages written
 # after they were freed, ...), run under `valgrind --error-exitcode=9`, is reported with its kind
 # and the block it hit; the clean run, which works pools, caches and pages hard, is reported
-# nothing (strata's own reads of its free lists are not the program's). The bugs run linked with
-# libstrata (memcheck's malloc in front of strata's), the clean run with libstrata-api as well.
+# nothing (strata's own reads of its free lists are not the program's). Every run is made linked
+# with libstrata (memcheck's malloc in front of strata's) and with libstrata-api (glibc's malloc).
 cd "$(dirname "$0")/.." || exit 1
 unset STRATA_OPTIONS LD_PRELOAD
 if ! command -v valgrind >/dev/null 2>&1; then echo "skip valgrind: valgrind is not installed"; exit 0; fi
@@ -31,8 +31,14 @@ report() { grep -v '^==[0-9]*== *$' "$tmp/err" | head -n 6 | sed 's/^==[0-9]*== 
 bug() {
   case_=$1 kind=$2
   shift 2
-  name=valgrind_$(printf '%s' "$case_" | tr '-' '_')
-  valgrind -q --error-exitcode=9 "$tmp/planted-strata" "$case_" >"$tmp/out" 2>"$tmp/err"
+  for lib in strata strata-api; do
+    name=valgrind_$(printf '%s' "$case_" | tr '-' '_')
+    [ "$lib" = strata ] || name=${name}_api
+    bug_in "$@"
+  done
+}
+bug_in() {
+  valgrind -q --error-exitcode=9 "$tmp/planted-$lib" "$case_" >"$tmp/out" 2>"$tmp/err"
   code=$?
   if [ "$code" != 9 ] || ! grep -q "$kind" "$tmp/err"; then
     echo "not ok $name: exit $code, want 9 and '$kind': $(report)"; return
@@ -56,6 +62,14 @@ bug cache-overflow "Invalid write of size 1" "0 bytes after a block of size 20 "
 bug cache-uninitialised "Conditional jump or move depends on uninitialised value"
 bug pages-write-after-free "Invalid write of size 1" "100 bytes inside a block of size " "free'd"
 bug pages-read-past-end "Invalid read of size 1" "0 bytes after a block of size " "alloc'd"
+bug pool-write-after-reset "Invalid write of size 1" "5 bytes inside a block of size 24 " "free'd"
+bug pool-child-read-after-parent-reset "Invalid read of size 1" "3 bytes inside a block of size 24 " "free'd"
+bug pool-aligned-overflow "Invalid read of size 1" "0 bytes after a block of size 100 "
+bug pool-uninitialised "Conditional jump or move depends on uninitialised value"
+bug cache-underflow "Invalid read of size 1" "1 bytes before a block of size 20 " "alloc'd"
+bug cache-constructed-read-after-free "Invalid read of size 1" "3 bytes inside a block of size 40 " "free'd"
+bug pages-underflow "Invalid write of size 1" "1 bytes before a "
+bug pages-uninitialised "Conditional jump or move depends on uninitialised value"
 
 for lib in strata strata-api; do
   valgrind -q --error-exitcode=9 "$tmp/planted-$lib" clean >"$tmp/out" 2>"$tmp/err"

@@ -162,6 +162,43 @@ int main(int argc, char **argv) {
         char *p = strata_pages_alloc(NULL, 0);
         memset(p, 1, page);
         sink = p[page];
+    } else if (!strcmp(bug, "pool-write-after-reset")) {
+        char *q = strata_pool_alloc(pool, 24);
+        strata_pool_reset(pool);
+        q[5] = 1;
+    } else if (!strcmp(bug, "pool-child-read-after-parent-reset")) { /* the reset destroys the child */
+        strata_pool *child = strata_pool_create(pool);
+        char *q = strata_pool_alloc(child, 24);
+        memset(q, 1, 24);
+        strata_pool_reset(pool);
+        sink = q[3];
+    } else if (!strcmp(bug, "pool-aligned-overflow")) {
+        char *q = strata_pool_aligned_alloc(pool, 64, 100);
+        memset(q, 1, 100);
+        sink = q[100];
+    } else if (!strcmp(bug, "pool-uninitialised")) { /* strata_pool_alloc does not zero */
+        char *q = strata_pool_alloc(pool, 100);
+        if (q[50] == 42) printf("42\n");
+    } else if (!strcmp(bug, "cache-underflow")) { /* the byte before the object */
+        char *o = strata_cache_alloc(cache);
+        sink = o[-1];
+    } else if (!strcmp(bug, "cache-constructed-read-after-free")) { /* constructed state is not usable */
+        strata_cache *c = strata_cache_create("constructed", 40, 0, ctor, NULL);
+        char *o = strata_cache_alloc(c);
+        strata_cache_free(c, o);
+        sink = o[3];
+    } else if (!strcmp(bug, "pages-underflow")) { /* the page before is its freed buddy */
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        char *a = strata_pages_alloc(NULL, 0), *b = strata_pages_alloc(NULL, 0);
+        if (b != a + page) { printf("not caught: pages-underflow (no buddy below)\n"); return 0; }
+        strata_pages_free(NULL, a, 0);
+        b[-1] = 1;
+    } else if (!strcmp(bug, "pages-uninitialised")) { /* a page given again is undefined */
+        char *p = strata_pages_alloc(NULL, 0);
+        memset(p, 1, 64);
+        strata_pages_free(NULL, p, 0);
+        p = strata_pages_alloc(NULL, 0);
+        if (p[10] == 1) printf("1\n");
     } else {
         fprintf(stderr, "planted: no bug '%s'\n", bug);
         return 2;
