@@ -6,11 +6,13 @@
  * Each program prints "ok NAME", "not ok NAME: why" or "skip NAME: why" lines (tests/harness.h).
  * The runner echoes them with the program's name (its directory and file name, as in
  * "debug/test_malloc"), counts them, and counts a program
- * that crashes, exits non-zero or outlives its time limit as one more failure. The last line is
+ * that crashes, exits non-zero or outlives its time limit as one more failure; what the program
+ * leaves running is killed 10 s after it ends. The last line is
  * "N passed, N failed"; the exit status is 1 if anything failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +29,84 @@ static const char *short_name(const char *path) {
     int slashes = 0;
     while (s > path && !(s[-1] == '/' && ++slashes == 2)) s--;
     return s;
+}
+
+/* One line of the program's output: echoed with the program's name, and counted. */
+static void take_line(const char *name, const char *line, int *lines, int *prog_failed) {
+    if (!strncmp(line, "ok ", 3)) {
+        passed++, ++*lines;
+        printf("ok %s: %s\n", name, line + 3);
+    } else if (!strncmp(line, "not ok ", 7)) {
+        failed++, ++*lines, *prog_failed = 1;
+        printf("not ok %s: %s\n", name, line + 7);
+    } else if (!strncmp(line, "skip ", 5)) {
+        skipped++, ++*lines;
+        printf("skip %s: %s\n", name, line + 5);
+    } else {
+        printf("   %s\n", line);
+    }
+    fflush(stdout);
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Reads the program's output until the pipe's end. What is left of its process group 10 s after
+ * the program itself has ended is killed, and 5 s after that the pipe is given up on: a descendant
+ * that hangs holding it (a forked child stuck in an emulator, say) cannot keep the runner waiting.
+ * Returns the program's wait status. */
+static int read_output(pid_t pid, int fd, const char *name, int *lines, int *prog_failed) {
+    static char buf[65536];
+    size_t have = 0;
+    int st = 0, ended = 0, killed = 0;
+    double since = 0;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, 200);
+        if (r < 0 && errno != EINTR) break;
+        if (r > 0) {
+            ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            have += (size_t)n;
+            char *line = buf, *nl;
+            while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+                *nl = '\0';
+                take_line(name, line, lines, prog_failed);
+                line = nl + 1;
+            }
+            have -= (size_t)(line - buf);
+            memmove(buf, line, have);
+            if (have == sizeof buf - 1) { /* a line longer than the buffer: take it as it is */
+                buf[have] = '\0';
+                take_line(name, buf, lines, prog_failed);
+                have = 0;
+            }
+        }
+        if (!ended && waitpid(pid, &st, WNOHANG) == pid) {
+            ended = 1;
+            since = now();
+        } else if (ended && !killed && now() - since > 10) {
+            killed = 1;
+            since = now();
+            kill(-pid, SIGKILL); /* leftovers of the program's own children */
+        } else if (killed && now() - since > 5) {
+            printf("   %s: something outside its process group still holds its output; not waiting\n", name);
+            break;
+        }
+    }
+    if (have) {
+        buf[have] = '\0';
+        take_line(name, buf, lines, prog_failed);
+    }
+    if (!ended)
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
+    kill(-pid, SIGKILL);
+    return st;
 }
 
 static void run_one(const char *prog, int timeout) {
@@ -48,32 +128,12 @@ static void run_one(const char *prog, int timeout) {
         fprintf(stderr, "runner: cannot run %s: %s\n", prog, strerror(errno));
         _exit(127);
     }
+    setpgid(pid, pid); /* as the child does: the group exists before either kills it */
     close(pfd[1]);
-    FILE *in = fdopen(pfd[0], "r");
-    char line[8192];
     int lines = 0, prog_failed = 0;
     const char *name = short_name(prog);
-    while (fgets(line, sizeof line, in)) {
-        line[strcspn(line, "\n")] = '\0';
-        if (!strncmp(line, "ok ", 3)) {
-            passed++, lines++;
-            printf("ok %s: %s\n", name, line + 3);
-        } else if (!strncmp(line, "not ok ", 7)) {
-            failed++, lines++, prog_failed = 1;
-            printf("not ok %s: %s\n", name, line + 7);
-        } else if (!strncmp(line, "skip ", 5)) {
-            skipped++, lines++;
-            printf("skip %s: %s\n", name, line + 5);
-        } else {
-            printf("   %s\n", line);
-        }
-        fflush(stdout);
-    }
-    fclose(in);
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    kill(-pid, SIGKILL); /* leftovers of the program's own children */
+    int st = read_output(pid, pfd[0], name, &lines, &prog_failed);
+    close(pfd[0]);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     if (WIFSIGNALED(st)) {
