@@ -319,12 +319,14 @@ static inline int th_under_valgrind(void) {
  * STRATA_TEST_EMULATOR) some of what a test measures is the emulator's, not strata's: the resident
  * set holds its translated code, RLIMIT_AS is not passed on to the kernel, the program break is its
  * own (no [heap] mapping), and a forked child of a threaded process cannot start threads (qemu 7.2
- * asserts, with glibc's malloc too). Checks of those skip there, after running what they can. */
+ * asserts, with glibc's malloc too) and can hang translating code, when another thread held the
+ * translator's allocator lock (glib's g_slice) at the fork. Checks of those skip there, after
+ * running what they can. */
 static inline int th_emulated(void) { return getenv("STRATA_TEST_EMULATOR") != NULL; }
 #define TH_EMU_RSS "under qemu-user, whose translated code counts in the resident set"
 #define TH_EMU_AS "under qemu-user, which does not pass RLIMIT_AS on to the kernel"
 #define TH_EMU_BRK "under qemu-user, whose program break is its own (no [heap] mapping)"
-#define TH_EMU_FORK "under qemu-user 7.2, which asserts when a forked child of a threaded process starts a thread"
+#define TH_EMU_FORK "under qemu-user 7.2, whose forked child of a busy threaded process can assert or hang in the emulator itself"
 #define SKIP_IF_EMULATED(why)                                                        \
     do {                                                                             \
         if (th_emulated()) SKIP("%s", why);                                          \

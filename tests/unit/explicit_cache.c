@@ -5,6 +5,7 @@
  * shrink giving memory back, misuse caught with a message, out of memory.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -152,12 +153,13 @@ static void cache_many_threads_one_cache(void) {
 }
 
 /* fork while another thread works the cache: the child must find its lock free */
-static _Atomic int stop;
+static _Atomic int stop, rounds;
 static void *spin(void *arg) {
     void *objs[40];
     while (!stop) { /* past the magazines (8 objects of 5000 bytes): the depot, under the lock */
         for (int k = 0; k < 40; k++) objs[k] = strata_cache_alloc(shared);
         for (int k = 0; k < 40; k++) strata_cache_free(shared, objs[k]);
+        rounds++;
     }
     return NULL;
 }
@@ -166,7 +168,11 @@ static void cache_fork_while_busy(void) {
     shared = strata_cache_create("forked", 5000, 0, NULL, NULL); /* small magazines: the lock is hot */
     pthread_t t;
     stop = 0;
+    rounds = 0;
     pthread_create(&t, NULL, spin, NULL);
+    /* forks begin once the thread is in its stride: under qemu-user, a fork while the thread is
+     * still having its code translated can leave the child hung in the emulator (TH_EMU_FORK) */
+    while (rounds < 50) sched_yield();
     int failures = 0;
     for (int i = 0; i < 50; i++) {
         pid_t pid = fork();

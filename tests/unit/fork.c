@@ -343,6 +343,7 @@ static void *forker(void *unused) {
 }
 
 static void fork_from_another_thread(void) {
+    SKIP_IF_EMULATED(TH_EMU_FORK);
     start_workers();
     atomic_store(&thread_bad, -1);
     pthread_t t;
