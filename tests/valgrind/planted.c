@@ -176,9 +176,6 @@ int main(int argc, char **argv) {
         char *q = strata_pool_aligned_alloc(pool, 64, 100);
         memset(q, 1, 100);
         sink = q[100];
-    } else if (!strcmp(bug, "pool-uninitialised")) { /* strata_pool_alloc does not zero */
-        char *q = strata_pool_alloc(pool, 100);
-        if (q[50] == 42) printf("42\n");
     } else if (!strcmp(bug, "cache-underflow")) { /* the byte before the object */
         char *o = strata_cache_alloc(cache);
         sink = o[-1];
