@@ -65,6 +65,8 @@ bug pages-read-past-end "Invalid read of size 1" "0 bytes after a block of size 
 bug pool-write-after-reset "Invalid write of size 1" "5 bytes inside a block of size 24 " "free'd"
 bug pool-child-read-after-parent-reset "Invalid read of size 1" "3 bytes inside a block of size 24 " "free'd"
 bug pool-aligned-overflow "Invalid read of size 1" "0 bytes after a block of size 100 "
+bug cache-exact-overflow "Invalid read of size 1" "0 bytes after a block of size 32 " "alloc'd"
+bug pool-strdup-overflow "Invalid read of size 1" "0 bytes after a block of size 6 "
 bug cache-underflow "Invalid read of size 1" "1 bytes before a block of size 20 " "alloc'd"
 bug cache-constructed-read-after-free "Invalid read of size 1" "3 bytes inside a block of size 40 " "free'd"
 bug pages-underflow "Invalid write of size 1" "1 bytes before a "

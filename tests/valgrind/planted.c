@@ -176,6 +176,14 @@ int main(int argc, char **argv) {
         char *q = strata_pool_aligned_alloc(pool, 64, 100);
         memset(q, 1, 100);
         sink = q[100];
+    } else if (!strcmp(bug, "cache-exact-overflow")) { /* no slack: into the next, free slot */
+        strata_cache *c = strata_cache_create("exact", 32, 16, NULL, NULL);
+        char *o = strata_cache_alloc(c);
+        memset(o, 1, 32);
+        sink = o[32];
+    } else if (!strcmp(bug, "pool-strdup-overflow")) {
+        char *q = strata_pool_strdup(pool, "hello");
+        sink = q[6];
     } else if (!strcmp(bug, "cache-underflow")) { /* the byte before the object */
         char *o = strata_cache_alloc(cache);
         sink = o[-1];
