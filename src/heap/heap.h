@@ -210,6 +210,14 @@ static inline void sx_page_set_trigger(sx_page *pg, uint16_t trigger) {
     pg->trigger = trigger;
 }
 
+/* Link a block onto its page's local free list; the page is empty, or was full, when its count
+ * comes down to 0. */
+static inline void sx_page_push_block(sx_heap *h, sx_page *pg, sx_block *b) {
+    sx_block_link(b, pg->local_free);
+    pg->local_free = b;
+    if (sx_unlikely(--pg->used == 0)) sx_page_free_slow(h, pg); /* empty, or was full */
+}
+
 /* Put a block back on its page; the owner heap does this, for its own frees and for frees that
  * other threads sent it. */
 static inline void sx_page_free_block(sx_heap *h, sx_page *pg, sx_block *b) {
@@ -224,9 +232,7 @@ static inline void sx_page_free_block(sx_heap *h, sx_page *pg, sx_block *b) {
         return;
     }
 #endif
-    sx_block_link(b, pg->local_free);
-    pg->local_free = b;
-    if (sx_unlikely(--pg->used == 0)) sx_page_free_slow(h, pg); /* empty, or was full */
+    sx_page_push_block(h, pg, b);
 }
 
 /* Put n blocks, linked from head to tail, back on their page at once (other threads' frees). */

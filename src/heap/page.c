@@ -27,10 +27,8 @@ sx_block *sx_block_next_far(const sx_page *pg, const sx_block *b, sx_block *next
 
 sx_noinline void sx_page_free_far(sx_heap *h, sx_page *pg, sx_block *b) {
     sx_block *last = pg->local_free;
-    (void)sx_block_next_far(pg, last, sx_block_next(last));
-    sx_block_link(b, last);
-    pg->local_free = b;
-    if (sx_unlikely(--pg->used == 0)) sx_page_free_slow(h, pg);
+    (void)sx_block_next_far(pg, last, sx_block_next(last)); /* aborts unless the list ends there */
+    sx_page_push_block(h, pg, b);
 }
 
 void sx_page_set_block_size(sx_page *pg, size_t bsize) {

@@ -50,9 +50,6 @@ static void threads_that_never_allocate(void) {
            heaps1 - heaps0);
 }
 
-/* A thread that only frees gets a heap at its first free of another heap's block (its frees are
- * batched like anyone's, and sent when it exits); the owner takes them back on its next slow-path
- * allocation. */
 /* What block p adds to the bytes in use (its class's whole block, the pad past its usable bytes
  * included): a second block of its size, measured while nothing else is pending. */
 static size_t footprint(void *p) {
@@ -63,6 +60,9 @@ static size_t footprint(void *p) {
     return grown;
 }
 
+/* A thread that only frees gets a heap at its first free of another heap's block (its frees are
+ * batched like anyone's, and sent when it exits); the owner takes them back on its next slow-path
+ * allocation. */
 static void thread_that_only_frees(void) {
     reset_failures();
     enum { N = 200, SIZE = 80 };
