@@ -64,7 +64,7 @@ static inline sx_block *sx_block_pop(const sx_page *pg, const sx_block *b) {
  * Blocks of the classes past the direct table's (above 1 KiB) end in SX_PAD bytes the program is
  * not given: a request takes the class that holds it and the pad, and malloc_usable_size is the
  * class size less the pad. malloc writes a canary there (the block's address xor a secret, twice,
- * its edge bytes marked: sx_pad_word) and free checks it (core.h): a write past the block's end,
+ * its edge bytes marked: sx_canary) and free checks it (core.h): a write past the block's end,
  * or before the start of the block after it, by 1 byte or more, changes it. 16 bytes cost under
  * 1.4% of those classes, nothing to their alignment (the block starts where it did); the classes
  * up to 1 KiB, where they would cost up to half a block, have no pad. The unchecked build
@@ -81,12 +81,7 @@ static inline size_t sx_bin_pad(unsigned bin) { return bin >= SX_PAD_BIN ? SX_PA
 static inline unsigned sx_bin_for(size_t size) {
     return sx_bin_of(size > SX_DIRECT_MAX ? size + SX_PAD : size);
 }
-/* The canary of block b. Its edge bytes (the first, which an overflow by 1 reaches, and the last,
- * which an underflow by 1 of the next block reaches) have their top bit set and are never 0xff, so
- * that a stray NUL, text byte or 0xff always breaks them; the others are the secret's. */
-static inline uintptr_t sx_pad_word(const void *b) {
-    return ((sx_secret ^ (uintptr_t)b ^ 0x6a09e667f3bcc909ull) & 0x7effffffffffff7eull) | 0x8000000000000080ull;
-}
+static inline uintptr_t sx_pad_word(const void *b) { return sx_canary(b, 0x6a09e667f3bcc909ull); }
 /* Write the canary of block b of class bin (a no-op for classes without a pad, and in secure
  * mode, whose blocks come to it zeroed and which keeps its own canary at their end). */
 static inline void sx_pad_arm(void *b, unsigned bin) {

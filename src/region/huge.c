@@ -132,10 +132,20 @@ static void unpublish(sx_segment *seg) {
 }
 
 /* Describe the mapping: every slice points back to slice 0, the block's page. */
+/* The canary at the end of descriptor d (or a copy of it), right below the block at `at` when that
+ * is at the default offset: its last byte is the one an underflow by 1 writes, and no stray NUL or
+ * text byte matches it (sx_canary). */
+static void set_below(sx_page *d, const void *at) {
+    _Static_assert(offsetof(sx_page, prev) + sizeof d->prev + 16 <= sizeof(sx_page), "padding at the end");
+    uintptr_t *w = (uintptr_t *)(d + 1) - 2;
+    w[0] = w[1] = sx_canary(at, 0xbb67ae8584caa73bull);
+}
+
 static void set_block(sx_segment *seg, size_t size, size_t off, unsigned align_log) {
     seg->size = size;
     atomic_store_explicit(&seg->commit_end, (uintptr_t)seg + size, memory_order_relaxed);
     for (unsigned i = 0; i <= SX_SLICES; i++) sx_slice_set_back(&seg->slices[i], i);
+    set_below(&seg->slices[SX_SLICES], &seg->slices[SX_SLICES + 1]); /* below a block at the default offset */
     sx_page *pg = &seg->slices[0];
     pg->start = (uint8_t *)seg + off;
     pg->bin = (uint8_t)align_log;
@@ -203,13 +213,15 @@ size_t sx_huge_usable(sx_segment *seg, const void *p) {
 }
 
 /* A block at the default offset lies right after its segment's last descriptor, which only ever
- * holds its slice_back: 128 bytes that an underflow of 1 to 128 bytes rewrites. */
+ * holds its slice_back and, in its last 16 bytes (padding), a canary: 128 bytes that an underflow
+ * of 1 to 128 bytes rewrites. */
 void sx_huge_check_below(const void *p, const char *fn) {
     const sx_page *last = &sx_segment_of(p)->slices[SX_SLICES];
     if ((const uint8_t *)(last + 1) != (const uint8_t *)p) return;
     sx_page want;
     memset(&want, 0, sizeof want);
     want.slice_back = last->slice_back;
+    set_below(&want, p);
     if (memcmp(last, &want, sizeof want))
         sx_fatal("%s(): heap underflow before the block at %p: the bytes before it were overwritten",
                  fn, p);

@@ -150,6 +150,13 @@ static inline sx_counters *sx_counters_now(void) {
 extern uintptr_t sx_secret;   /* free keys (secret ^ address: the double-free check) */
 extern uintptr_t sx_list_key; /* apart: free-list links in libstrata-secure.so */
 void sx_secret_init(void);    /* once, at start-up, before any block is freed */
+/* A canary for the memory at `at` (salt tells uses apart): the secret's, but for its edge bytes,
+ * the first (which an overflow by 1 of what lies below reaches) and the last (which an underflow
+ * by 1 of what lies above reaches): their top bit is set and they are never 0xff, so that a stray
+ * NUL, text byte or 0xff always breaks them, not 255 times in 256. */
+static inline uintptr_t sx_canary(const void *at, uintptr_t salt) {
+    return ((sx_secret ^ (uintptr_t)at ^ salt) & 0x7effffffffffff7eull) | 0x8000000000000080ull;
+}
 bool sx_getrandom(void *buf, size_t n);
 
 /* ---- report.c: sums and prints snapshots (shared with the strata command) ---- */

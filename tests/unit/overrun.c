@@ -132,7 +132,7 @@ static void usable_bytes_are_the_programs(void) {
 /* ---- below a huge block ---- */
 
 static void write_before_huge(void *p) {
-    ((char *)p)[-1] = 'A';
+    ((char *)p)[-1] = (char)stray;
     free(p);
 }
 static void write_32_before_huge(void *p) {
@@ -141,7 +141,10 @@ static void write_32_before_huge(void *p) {
 }
 static void underflow_of_a_huge_block(void) {
     void *p = malloc(1 << 20);
-    expect_abort(write_before_huge, p, "free(): heap underflow before the block at ");
+    for (int v = 0; v < NSTRAY && !th_failed; v++) {
+        stray = stray_bytes[v];
+        expect_abort(write_before_huge, p, "free(): heap underflow before the block at ");
+    }
     expect_abort(write_32_before_huge, p, "free(): heap underflow before the block at ");
     free(p);
 }
