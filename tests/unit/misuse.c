@@ -48,11 +48,18 @@ static void double_free_each_kind(void) {
 
 /* ---- a free block's link overwritten ---- */
 
-/* Overflow from a block into the free block after it (a fresh page hands blocks out in address
- * order), then allocate until the list reaches the rewritten link. */
+/* Overflow from a block into the free block after it (found among a batch: the next block malloc
+ * returns may be on another page), then allocate until the list reaches the rewritten link. */
 static void overflow_into_free_block(void *byte) {
-    char *a = malloc(200), *b = malloc(200);
-    if (b != a + 208) _exit(3); /* not neighbours: nothing to test */
+    char *blocks[64], *a = NULL, *b = NULL;
+    for (int i = 0; i < 64 && !b; i++) {
+        blocks[i] = malloc(200);
+        for (int j = 0; j < i && !b; j++) {
+            if (blocks[i] == blocks[j] + 208) a = blocks[j], b = blocks[i];
+            if (blocks[j] == blocks[i] + 208) a = blocks[i], b = blocks[j];
+        }
+    }
+    if (!b) _exit(3); /* no neighbours: nothing to test */
     free(b);
     memset(a + 200, (int)(uintptr_t)byte, 16); /* 8 bytes too far: b's link */
     for (int i = 0; i < 1000; i++) (void)malloc(200);
