@@ -13,7 +13,8 @@
  *   pad         the last 16 bytes of a block of a class above 1 KiB, not the program's (past
  *               malloc_usable_size): malloc writes its canary there and free checks it.
  *   canary      a value made from a block's address and a secret, where the program never writes:
- *               in the pad (default mode), in every block's tail word (secure mode).
+ *               in the pad (default mode), below a huge block, in every block's tail word
+ *               (secure mode). Its edge bytes are never NUL, text or 0xff (sx_canary).
  *   size class  the block sizes a page may have ("bin" in code, as ptmalloc calls its lists).
  *   large block one block that is a whole span (up to 63 slices).
  *   huge block  one block with a mapping of its own (at or above the mmap threshold).
