@@ -170,8 +170,12 @@ static bool within_budget(uint64_t now) {
     return spent * 100 <= (now - start_ns) * (uint64_t)sx_opt.guard_sample_cost + 100000000u;
 }
 
+/* A sample's cost is the CPU time its thread spent on it: a thread that lost its CPU in the middle
+ * of one (to another process, on a busy machine) would otherwise be charged that wait, up to a
+ * scheduler's time slice, and the samples would stop for a hundred times as long. */
+static uint64_t spend_start(void) { return sx_opt.guard_sample_cost ? sx_thread_cpu_ns() : 0; }
 static void spend(uint64_t since) {
-    if (since) atomic_fetch_add_explicit(&spent_ns, sx_now_ns() - since, memory_order_relaxed);
+    if (since) atomic_fetch_add_explicit(&spent_ns, sx_thread_cpu_ns() - since, memory_order_relaxed);
 }
 
 void *sx_sampled_alloc(size_t size, size_t align, bool zero) {
@@ -181,8 +185,8 @@ void *sx_sampled_alloc(size_t size, size_t align, bool zero) {
     bool ready = pool_ready();
     tls_sampling = false;
     if (!ready) return NULL;
-    uint64_t t0 = sx_opt.guard_sample_cost ? sx_now_ns() : 0;
-    if (t0 && !within_budget(t0)) return NULL;
+    if (sx_opt.guard_sample_cost && !within_budget(sx_now_ns())) return NULL;
+    uint64_t t0 = spend_start();
     void *p = sample(size, align, zero);
     spend(t0);
     return p;
@@ -270,7 +274,7 @@ size_t sx_sampled_size(const void *p, const char *fn) {
 }
 
 void sx_sampled_free(void *ptr, const char *fn) {
-    uint64_t t0 = sx_opt.guard_sample_cost ? sx_now_ns() : 0;
+    uint64_t t0 = spend_start();
     uintptr_t p = (uintptr_t)ptr;
     uint32_t i;
     slot_rec *r = slot_checked(ptr, fn, &i);

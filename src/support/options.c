@@ -107,8 +107,9 @@ static const option_t options[] = {
              "overflow or use after free of a sampled block is reported with its stacks, and the "
              "process dies of it. libstrata-diag.so, diag=guard: guard one block in N (0, 1: all)"},
     {.name = "guard_sample_cost", .type = OPT_INT, .value = &sx_opt.guard_sample_cost, .max = 100,
-     .help = "percent of the time since start the sampled guard's samples may take (guard_sample): "
-             "one that would go past it is not taken, whatever N says (0: no limit)"},
+     .help = "percent of the time since start the sampled guard's samples may take (guard_sample), "
+             "in CPU time of the threads that take them: one that would go past it is not taken, "
+             "whatever N says (0: no limit)"},
     {.name = "profile_rate", .type = OPT_SIZE, .value = &sx_opt.profile_rate, .max = (size_t)1 << 40,
      .help = "the heap profile that strata profile PID reads: one allocation sampled, with its "
              "call stack, per this many bytes allocated on average (0: off)"},

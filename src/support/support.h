@@ -57,6 +57,13 @@ static inline uint64_t sx_now_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
+/* The calling thread's CPU time in nanoseconds: what a piece of work cost it, not counting the
+ * time it waited for a CPU (a system call, where CLOCK_MONOTONIC is a vDSO read). */
+static inline uint64_t sx_thread_cpu_ns(void) {
+    struct timespec t = {0, 0};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
 /* The next of a xorshift sequence (*x not 0). */
 static inline uint64_t sx_xorshift(uint64_t *x) {
     *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
