@@ -131,7 +131,6 @@ static void unpublish(sx_segment *seg) {
     sx_unlock(&sx_region_lock);
 }
 
-/* Describe the mapping: every slice points back to slice 0, the block's page. */
 /* The canary at the end of descriptor d (or a copy of it), right below the block at `at` when that
  * is at the default offset: its last byte is the one an underflow by 1 writes, and no stray NUL or
  * text byte matches it (sx_canary). */
@@ -141,6 +140,7 @@ static void set_below(sx_page *d, const void *at) {
     w[0] = w[1] = sx_canary(at, 0xbb67ae8584caa73bull);
 }
 
+/* Describe the mapping: every slice points back to slice 0, the block's page. */
 static void set_block(sx_segment *seg, size_t size, size_t off, unsigned align_log) {
     seg->size = size;
     atomic_store_explicit(&seg->commit_end, (uintptr_t)seg + size, memory_order_relaxed);

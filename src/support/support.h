@@ -51,19 +51,16 @@ typedef struct {
 void sx_modules_each(size_t page, void (*fn)(const sx_module *m, void *arg), void *arg);
 
 /* ---- for the samplers (region/sampled.c, heap/profile.c) ---- */
-/* CLOCK_MONOTONIC in nanoseconds. */
-static inline uint64_t sx_now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
-/* The calling thread's CPU time in nanoseconds: what a piece of work cost it, not counting the
- * time it waited for a CPU (a system call, where CLOCK_MONOTONIC is a vDSO read). */
-static inline uint64_t sx_thread_cpu_ns(void) {
+/* A clock in nanoseconds (0 if it cannot be read). */
+static inline uint64_t sx_clock_ns(clockid_t clock) {
     struct timespec t = {0, 0};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    clock_gettime(clock, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
+static inline uint64_t sx_now_ns(void) { return sx_clock_ns(CLOCK_MONOTONIC); }
+/* The calling thread's CPU time: what a piece of work cost it, not counting the time it waited
+ * for a CPU (a system call, where CLOCK_MONOTONIC is a vDSO read). */
+static inline uint64_t sx_thread_cpu_ns(void) { return sx_clock_ns(CLOCK_THREAD_CPUTIME_ID); }
 /* The next of a xorshift sequence (*x not 0). */
 static inline uint64_t sx_xorshift(uint64_t *x) {
     *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
